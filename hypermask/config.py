@@ -1,0 +1,233 @@
+"""params.yaml -> a validated, typed experiment configuration.
+
+params.yaml holds `defaults` (deep-merged under every experiment), `experiments`
+(name -> settings) and `suites` (name -> list of experiment names). Every key is
+checked: an unknown key, a wrong type or range, or an unknown experiment stops with
+one message that names the key, before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
+
+
+class ConfigError(ValueError):
+    """A problem with params.yaml or with what it points to; the message names the key or path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+class DataConfig(_Strict):
+    source: Literal["digits", "mnist", "fashion_mnist", "cifar100", "tinyimagenet"]
+    root: str | None = None  # raw data directory (IDX .gz files, CIFAR-100, tiny-imagenet-200)
+    download: bool = False  # let torchvision download into `root` (needs the internet)
+    scenario: Literal["permuted", "split"]
+    n_tasks: Positive
+    padding: NonNegative = 0  # permuted: zero padding on each side before permuting
+    classes_per_task: Positive | list[Positive] | None = None  # split only
+    class_order: Literal["natural", "seeded"] | list[NonNegative] = "natural"
+    validation_size: NonNegative = 0  # per task: the first N training samples (reference)
+    validation_per_class: NonNegative | None = None  # per task: this many x classes in the task
+    augmentation: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        n_cls = N_CLASSES[self.source]
+        if self.source in ("mnist", "cifar100", "tinyimagenet") and self.root is None:
+            raise ValueError(f"root: source {self.source!r} needs the directory of its raw data")
+        if self.scenario == "permuted":
+            if self.classes_per_task is not None:
+                raise ValueError("classes_per_task: not used by the permuted scenario")
+        else:
+            if self.classes_per_task is None:
+                raise ValueError("classes_per_task: required by the split scenario")
+            sizes = self.task_sizes()
+            if len(sizes) != self.n_tasks:
+                raise ValueError(
+                    f"classes_per_task: {len(sizes)} entries but n_tasks is {self.n_tasks}"
+                )
+            if sum(sizes) > n_cls:
+                raise ValueError(f"classes_per_task: {sum(sizes)} classes but {self.source} has {n_cls}")
+            if isinstance(self.class_order, list):
+                order = self.class_order
+                if len(set(order)) != len(order) or any(c >= n_cls for c in order):
+                    raise ValueError(f"class_order: must list distinct classes in 0..{n_cls - 1}")
+                if len(order) < sum(sizes):
+                    raise ValueError(f"class_order: lists {len(order)} classes, the tasks need {sum(sizes)}")
+        if self.scenario == "permuted" and self.padding and self.source not in ("digits", "mnist", "fashion_mnist"):
+            raise ValueError("padding: only for the grey-scale sources")
+        return self
+
+    def task_sizes(self) -> list[int]:
+        if self.classes_per_task is None:
+            return [N_CLASSES[self.source]] * self.n_tasks
+        if isinstance(self.classes_per_task, int):
+            return [self.classes_per_task] * self.n_tasks
+        return list(self.classes_per_task)
+
+
+class TargetConfig(_Strict):
+    kind: Literal["mlp", "resnet20", "zenkenet"]
+    hidden: list[Positive] = [100, 100]  # mlp
+    width: Positive = 2  # resnet20 width factor
+    batch_norm: Literal["batch_stats", "per_task"] = "batch_stats"  # resnet20
+    # zenkenet: "reference" trains in eval mode after the first validation check of a task,
+    # as the reference does (dropout effectively off); "train" keeps dropout on.
+    dropout: Literal["reference", "train"] = "reference"
+
+
+class HyperMaskConfig(_Strict):
+    hnet_hidden: list[Positive] = [100, 100]
+    embedding_dim: Positive = 24
+    beta: Annotated[float, Field(ge=0)] = 5e-4
+    lambda_: Annotated[float, Field(ge=0, alias="lambda")] = 1e-3
+    sparsity: Annotated[float, Field(ge=0, le=100)] = 0.0
+    adaptive_sparsity: bool = True
+    masked_l1: bool = True
+    # "reference": beta / t * (1/t) * sum_j ||H(e_j) - H*_j||^2 ; "single": beta * (1/t) * sum
+    hnet_reg_normalisation: Literal["reference", "single"] = "reference"
+
+
+class TrainConfig(_Strict):
+    iterations: Positive | None = None  # per task
+    epochs: Positive | None = None  # per task (exclusive with iterations)
+    batch_size: Positive = 128
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    selection: Literal["last", "best_val"] = "last"
+    val_every: Positive = 100
+    lr_scheduler: bool = True  # ReduceLROnPlateau on val accuracy, epoch budgets only
+    log_every: Positive = 100  # MLflow: training loss every N iterations
+    eval_batch_size: Positive | None = None  # None: a task's whole test set in one batch (reference)
+    keep_checkpoints: Literal["all", "last"] = "all"  # "last": delete a task's checkpoint once the next is written
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if (self.iterations is None) == (self.epochs is None):
+            raise ValueError("iterations: give exactly one of iterations or epochs")
+        return self
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    description: str = ""
+    method: Literal["hypermask", "finetune"] = "hypermask"
+    data: DataConfig
+    target: TargetConfig
+    hypermask: HyperMaskConfig = HyperMaskConfig()
+    train: TrainConfig
+    seeds: list[int] = Field(min_length=1)
+    reference: dict[str, float] = {}  # published figures (average accuracy ...), for tables
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: duplicated seed in {self.seeds}")
+        no_val = self.data.validation_size == 0 and not self.data.validation_per_class
+        if no_val and self.train.selection == "best_val":
+            raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")
+        if no_val and self.train.epochs is not None and self.train.lr_scheduler:
+            raise ValueError("train.lr_scheduler: needs a validation set (data.validation_size > 0)")
+        if self.target.kind != "mlp" and self.data.source in ("digits", "mnist", "fashion_mnist"):
+            raise ValueError(f"target.kind: {self.target.kind} needs colour images, not {self.data.source}")
+        if self.target.kind == "zenkenet" and self.data.source not in ("cifar100", "tinyimagenet"):
+            raise ValueError("target.kind: zenkenet exists for cifar100 (32x32) and tinyimagenet (64x64)")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class ParamsFile(_Strict):
+    defaults: dict[str, Any] = {}
+    experiments: dict[str, dict[str, Any]] = Field(min_length=1)
+    suites: dict[str, list[str]] = {}
+    suite: str | None = None  # the suite the pipeline builds by default
+    sweeps: dict[str, Any] = {}  # read by the pipeline (sweep spaces and budgets)
+    pipeline: dict[str, Any] = {}  # read by the pipeline (paths, tracking)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _format(err: ValidationError, prefix: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        msg = e["msg"].removeprefix("Value error, ")
+        # model validators put the offending key first in their message: "key: why"
+        if ": " in msg and e["type"] == "value_error":
+            key, why = msg.split(": ", 1)
+            loc = f"{loc}.{key}" if loc else key
+            msg = why
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{prefix}{'.' + loc if loc else ''}: {msg}")
+    return "\n".join(lines)
+
+
+def read_params(path: str | Path) -> ParamsFile:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (params.yaml holds every experiment)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with an `experiments` key")
+    try:
+        params = ParamsFile.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format(e, str(path))) from None
+    for suite, names in params.suites.items():
+        if not names:
+            raise ConfigError(f"{path}.suites.{suite}: empty suite")
+        for n in names:
+            if n not in params.experiments:
+                raise ConfigError(f"{path}.suites.{suite}: unknown experiment {n!r}")
+    if params.suite is not None and params.suite not in params.suites:
+        raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
+    return params
+
+
+def experiment_config(params: ParamsFile, name: str, path: str | Path = "params.yaml") -> ExperimentConfig:
+    if name not in params.experiments:
+        known = ", ".join(sorted(params.experiments))
+        raise ConfigError(f"{path}: unknown experiment {name!r} (known: {known})")
+    merged = _deep_merge(params.defaults, params.experiments[name] or {})
+    merged["name"] = name
+    try:
+        return ExperimentConfig.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(_format(e, f"{path}: experiments.{name}")) from None
+
+
+def load_all(path: str | Path) -> dict[str, ExperimentConfig]:
+    """Validate every experiment of the file (so one bad entry is found before any run)."""
+    params = read_params(path)
+    return {n: experiment_config(params, n, path) for n in params.experiments}
+
+
+def load_experiment(path: str | Path, name: str) -> ExperimentConfig:
+    params = read_params(path)
+    return experiment_config(params, name, path)

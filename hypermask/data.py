@@ -1,0 +1,369 @@
+"""Sources (raw datasets) + scenarios (permuted, split) -> a stream of tasks.
+
+Every task of every benchmark here fits in device memory (the largest, a TinyImageNet
+task, is 2,250 training images of 64x64), so a task's tensors live on the training device
+and batches are cut by indexing, with augmentation done on the device for the whole batch.
+No DataLoader, no per-sample Python.
+
+Reference behaviour reproduced (METHOD.md section 8): validation = the first N training
+samples of a task; Permuted MNIST pads 28x28 to 32x32 and permutes all tasks (task 0
+included); inputs are in [0, 1] unless the source's reference pipeline normalises them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import ConfigError, DataConfig
+
+MNIST_STATS = ((0.1307,), (0.3081,))
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass
+class RawData:
+    """A whole source: uint8 images (N, C, H, W) and integer labels, train and test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+# --------------------------------------------------------------------------- sources
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (gzip or plain), checking its header against its size."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise ConfigError(f"{path}: unreadable IDX file ({e})") from None
+    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise ConfigError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    expected = int(np.prod(dims))
+    if len(raw) - offset != expected:
+        raise ConfigError(f"{path}: truncated or corrupt IDX file ({len(raw) - offset} bytes, header says {expected})")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def _find_idx(root: Path, stem: str) -> Path | None:
+    for d in (root, root / "raw", root / "MNIST" / "raw", root / "FashionMNIST" / "raw"):
+        for name in (stem + ".gz", stem):
+            if (d / name).is_file():
+                return d / name
+    return None
+
+
+def load_idx_source(cfg: DataConfig) -> RawData:
+    root = Path(cfg.root) if cfg.root else Path("/usr/share/datasets/fashion-mnist")
+    missing = [s for s in IDX_FILES.values() if _find_idx(root, s) is None]
+    if missing and cfg.download:
+        from torchvision import datasets
+
+        cls = datasets.MNIST if cfg.source == "mnist" else datasets.FashionMNIST
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+        missing = [s for s in IDX_FILES.values() if _find_idx(root, s) is None]
+    if missing:
+        hint = (
+            "install Debian's package dataset-fashion-mnist (files under /usr/share/datasets/fashion-mnist)"
+            if cfg.source == "fashion_mnist"
+            else "put the four MNIST IDX .gz files there, or set data.download: true on a machine with internet"
+        )
+        raise ConfigError(f"data.root: {root} lacks {', '.join(m + '.gz' for m in missing)}; {hint}")
+    arr = {k: read_idx(_find_idx(root, s)) for k, s in IDX_FILES.items()}
+    for split in ("train", "test"):
+        if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):
+            raise ConfigError(f"data.root: {root}: {split} images and labels differ in count")
+    return RawData(
+        arr["train_x"][:, None], arr["train_y"].astype(np.int64), arr["test_x"][:, None], arr["test_y"].astype(np.int64)
+    )
+
+
+def load_digits_source(cfg: DataConfig) -> RawData:
+    """scikit-learn's bundled 8x8 digits (0..16), scaled to 0..255; fixed 1347/450 split."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    y = d.target.astype(np.int64)
+    n_train = 1347
+    return RawData(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def load_cifar100_source(cfg: DataConfig) -> RawData:
+    from torchvision import datasets
+
+    root = Path(cfg.root)
+    if not cfg.download and not (root / "cifar-100-python").is_dir():
+        raise ConfigError(
+            f"data.root: {root} has no cifar-100-python/ folder; put the extracted CIFAR-100 "
+            "(python version) there, or set data.download: true on a machine with internet"
+        )
+    try:
+        tr = datasets.CIFAR100(str(root), train=True, download=cfg.download)
+        te = datasets.CIFAR100(str(root), train=False, download=cfg.download)
+    except RuntimeError as e:
+        raise ConfigError(f"data.root: {root}: {e}") from None
+    return RawData(
+        tr.data.transpose(0, 3, 1, 2).copy(),
+        np.asarray(tr.targets, np.int64),
+        te.data.transpose(0, 3, 1, 2).copy(),
+        np.asarray(te.targets, np.int64),
+    )
+
+
+def load_tinyimagenet_source(cfg: DataConfig) -> RawData:
+    """tiny-imagenet-200 (folder or zip): train/<wnid>/images, val/ with val_annotations.txt.
+
+    Classes are the sorted wnids of wnids.txt; the labelled val folder is the test set.
+    """
+    from PIL import Image
+
+    root = Path(cfg.root)
+    candidates = [root, root / "tiny-imagenet-200"]
+    base = next((c for c in candidates if (c / "wnids.txt").is_file()), None)
+    zpath = next((p for p in (root / "tiny-imagenet-200.zip", root) if p.is_file() and p.suffix == ".zip"), None)
+    if base is None and zpath is None:
+        raise ConfigError(f"data.root: {root} holds neither tiny-imagenet-200/ nor tiny-imagenet-200.zip")
+    if base is None:
+        with zipfile.ZipFile(zpath) as z:
+            z.extractall(zpath.parent)
+        base = zpath.parent / "tiny-imagenet-200"
+    wnids = sorted((base / "wnids.txt").read_text().split())
+    index = {w: i for i, w in enumerate(wnids)}
+
+    def load(paths: list[Path]) -> np.ndarray:
+        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]).transpose(0, 3, 1, 2).copy()
+
+    train_paths, train_y = [], []
+    for w in wnids:
+        files = sorted((base / "train" / w / "images").glob("*.JPEG"))
+        train_paths += files
+        train_y += [index[w]] * len(files)
+    test_paths, test_y = [], []
+    for line in (base / "val" / "val_annotations.txt").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            test_paths.append(base / "val" / "images" / parts[0])
+            test_y.append(index[parts[1]])
+    return RawData(load(train_paths), np.asarray(train_y), load(test_paths), np.asarray(test_y))
+
+
+SOURCES = {
+    "digits": load_digits_source,
+    "mnist": load_idx_source,
+    "fashion_mnist": load_idx_source,
+    "cifar100": load_cifar100_source,
+    "tinyimagenet": load_tinyimagenet_source,
+}
+
+
+def check_source_available(cfg: DataConfig) -> None:
+    """Cheap check, before any work, that the raw data is where the config says."""
+    if cfg.source == "digits":
+        return
+    if cfg.source in ("mnist", "fashion_mnist"):
+        root = Path(cfg.root) if cfg.root else Path("/usr/share/datasets/fashion-mnist")
+        missing = [s for s in IDX_FILES.values() if _find_idx(root, s) is None]
+        if missing and not cfg.download:
+            load_idx_source(cfg)  # raises the detailed message
+        for s in IDX_FILES.values():
+            p = _find_idx(root, s)
+            if p is not None and not os.access(p, os.R_OK):
+                raise ConfigError(f"data.root: {p}: not readable")
+        return
+    root = Path(cfg.root)
+    if not root.exists() and not cfg.download:
+        raise ConfigError(f"data.root: {root}: no such directory")
+
+
+# --------------------------------------------------------------------------- tasks
+@dataclass
+class Split:
+    x: Tensor  # raw images, float32 in [0, 1], (N, C, H, W); Task.inputs makes model inputs
+    y: Tensor  # int64 labels local to the task, 0..k-1
+
+
+@dataclass
+class Task:
+    index: int
+    classes: list[int]  # the source's class ids, in the order of the local labels
+    train: Split
+    val: Split
+    test: Split
+    perm: Tensor | None = None  # permuted scenario: pixel permutation of the flattened padded image
+    augment: str | None = None  # None, "crop" (grey) or "crop_flip" (colour)
+    mean: Tensor | None = None  # normalisation after augmentation, shape (1, C, 1, 1)
+    std: Tensor | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def inputs(self, x: Tensor, train: bool = False, gen: torch.Generator | None = None) -> Tensor:
+        """Model inputs from raw [0,1] images: augment (train only), normalise, permute."""
+        if train and self.augment is not None:
+            x = random_crop(x, 4, gen)
+            if self.augment == "crop_flip":
+                x = random_hflip(x, gen)
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        if self.perm is not None:
+            x = x.flatten(1)[:, self.perm]
+        return x
+
+
+def random_crop(x: Tensor, pad: int, gen: torch.Generator | None) -> Tensor:
+    """torchvision's RandomCrop(size, padding=pad) for a whole batch: zero padding, one offset per image."""
+    b, c, h, w = x.shape
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    off = torch.randint(0, 2 * pad + 1, (b, 2), generator=gen, device=x.device)
+    rows = (off[:, 0:1] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (off[:, 1:2] + torch.arange(w, device=x.device))[:, None, None, :]
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return xp[bi, ci, rows, cols]
+
+
+def random_hflip(x: Tensor, gen: torch.Generator | None) -> Tensor:
+    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def _class_order(cfg: DataConfig, seed: int) -> list[int]:
+    from .config import N_CLASSES
+
+    n = N_CLASSES[cfg.source]
+    if isinstance(cfg.class_order, list):
+        return list(cfg.class_order)
+    if cfg.class_order == "seeded":
+        return np.random.default_rng(seed).permutation(n).tolist()
+    return list(range(n))
+
+
+def _val_size(cfg: DataConfig, n_classes: int) -> int:
+    if cfg.validation_per_class is not None:
+        return cfg.validation_per_class * n_classes
+    return cfg.validation_size
+
+
+def build_tasks(cfg: DataConfig, seed: int, device: torch.device | str = "cpu", raw: RawData | None = None) -> list[Task]:
+    """The task stream of an experiment; the seed fixes permutations and class orders."""
+    raw = raw if raw is not None else SOURCES[cfg.source](cfg)
+    device = torch.device(device)
+    x_train = torch.from_numpy(raw.x_train).to(device=device, dtype=torch.float32).div_(255.0)
+    x_test = torch.from_numpy(raw.x_test).to(device=device, dtype=torch.float32).div_(255.0)
+    y_train = torch.from_numpy(raw.y_train).to(device)
+    y_test = torch.from_numpy(raw.y_test).to(device)
+    channels = x_train.shape[1]
+
+    mean = std = None
+    normalise = cfg.augmentation or cfg.source == "tinyimagenet"
+    if normalise:
+        m, s = MNIST_STATS if channels == 1 else IMAGENET_STATS
+        mean = torch.tensor(m, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(s, device=device).view(1, -1, 1, 1)
+    augment = None
+    if cfg.augmentation:
+        augment = "crop" if channels == 1 else "crop_flip"
+
+    tasks: list[Task] = []
+    if cfg.scenario == "permuted":
+        if cfg.padding:
+            p = cfg.padding
+            x_train = torch.nn.functional.pad(x_train, (p, p, p, p))
+            x_test = torch.nn.functional.pad(x_test, (p, p, p, p))
+        dim = x_train[0].numel()
+        rng = np.random.default_rng(seed)
+        n_val = cfg.validation_size
+        if n_val >= len(x_train):
+            raise ConfigError(f"data.validation_size: {n_val} >= {len(x_train)} training samples")
+        for t in range(cfg.n_tasks):
+            perm = torch.from_numpy(rng.permutation(dim)).to(device)
+            tasks.append(
+                Task(
+                    t,
+                    list(range(10)),
+                    Split(x_train[n_val:], y_train[n_val:]),
+                    Split(x_train[:n_val], y_train[:n_val]),
+                    Split(x_test, y_test),
+                    perm=perm,
+                    augment=augment,
+                    mean=mean,
+                    std=std,
+                )
+            )
+        return tasks
+
+    order = _class_order(cfg, seed)
+    start = 0
+    for t, k in enumerate(cfg.task_sizes()):
+        classes = order[start : start + k]
+        start += k
+        lut = torch.full((int(max(order)) + 1,), -1, dtype=torch.int64, device=device)
+        lut[torch.tensor(classes, device=device)] = torch.arange(k, device=device)
+        tr = torch.isin(y_train, torch.tensor(classes, device=device)).nonzero().squeeze(1)
+        te = torch.isin(y_test, torch.tensor(classes, device=device)).nonzero().squeeze(1)
+        n_val = _val_size(cfg, k)
+        if n_val >= len(tr):
+            raise ConfigError(f"data.validation_size: {n_val} >= {len(tr)} training samples of task {t}")
+        tr_x, tr_y = x_train[tr], lut[y_train[tr]]
+        tasks.append(
+            Task(
+                t,
+                classes,
+                Split(tr_x[n_val:], tr_y[n_val:]),
+                Split(tr_x[:n_val], tr_y[:n_val]),
+                Split(x_test[te], lut[y_test[te]]),
+                augment=augment,
+                mean=mean,
+                std=std,
+            )
+        )
+    return tasks
+
+
+class BatchStream:
+    """The reference's batch generator: an endless stream of per-epoch permutations, cut into
+    full batches (a batch may straddle two epochs). Indices are drawn on the data's device."""
+
+    def __init__(self, n: int, batch_size: int, gen: torch.Generator):
+        self.n, self.bs, self.gen = n, batch_size, gen
+        self.device = gen.device
+        self.perm = torch.randperm(n, generator=gen, device=self.device)
+        self.pos = 0
+
+    def next(self) -> Tensor:
+        if self.pos + self.bs <= self.n:
+            idx = self.perm[self.pos : self.pos + self.bs]
+            self.pos += self.bs
+            return idx
+        parts = [self.perm[self.pos :]]
+        need = self.bs - (self.n - self.pos)
+        while need > 0:
+            self.perm = torch.randperm(self.n, generator=self.gen, device=self.device)
+            take = min(need, self.n)
+            parts.append(self.perm[:take])
+            self.pos = take
+            need -= take
+        return torch.cat(parts)

@@ -1,0 +1,47 @@
+"""Continual-learning metrics from an accuracy matrix A (METHOD.md section 5).
+
+A[t, j]: test accuracy (%) on task j after learning task t, for every j (tasks not yet
+learned included). R[j]: accuracy of the randomly initialised model on task j.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def average_accuracy(A: np.ndarray) -> float:
+    """mean_j A[T-1, j]: the headline number."""
+    return float(np.mean(A[-1]))
+
+
+def backward_transfer(A: np.ndarray) -> float:
+    """1/(T-1) sum_{j<T-1} (A[T-1, j] - A[j, j])."""
+    T = A.shape[0]
+    if T < 2:
+        return 0.0
+    return float(np.mean([A[T - 1, j] - A[j, j] for j in range(T - 1)]))
+
+
+def forward_transfer(A: np.ndarray, R: np.ndarray) -> float:
+    """1/(T-1) sum_{j>=1} (A[j-1, j] - R[j])."""
+    T = A.shape[0]
+    if T < 2:
+        return 0.0
+    return float(np.mean([A[j - 1, j] - R[j] for j in range(1, T)]))
+
+
+def forgetting(A: np.ndarray) -> float:
+    """1/(T-1) sum_{j<T-1} (max_{t<T-1} A[t, j] - A[T-1, j])."""
+    T = A.shape[0]
+    if T < 2:
+        return 0.0
+    return float(np.mean([A[: T - 1, j].max() - A[T - 1, j] for j in range(T - 1)]))
+
+
+def summary(A: np.ndarray, R: np.ndarray) -> dict[str, float]:
+    return {
+        "average_accuracy": average_accuracy(A),
+        "bwt": backward_transfer(A),
+        "fwt": forward_transfer(A, R),
+        "forgetting": forgetting(A),
+    }

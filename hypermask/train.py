@@ -1,0 +1,457 @@
+"""The continual loop: tasks one after another, evaluation on every task after each,
+a checkpoint after each task, resume from the last completed task, final outputs.
+
+One run = one (experiment, seed) and writes results/runs/EXPERIMENT/seed_N/:
+metrics.json, accuracy_matrix.csv, accuracy_matrix.png, checkpoints/task_XXX.pt.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import metrics as M
+from .config import ExperimentConfig
+from .data import BatchStream, Task, build_tasks
+from .evaluate import evaluate_tasks, split_accuracy
+from .learners import build_learner
+from .method import sparsity_at
+from .nets import build_target, set_train_mode
+from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, safe_torch_load
+from .tracking import Tracker, flatten
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged loss, a foreign checkpoint, a run held by another process)."""
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def matrix_csv(self) -> Path:
+        return self.root / "accuracy_matrix.csv"
+
+    @property
+    def heatmap(self) -> Path:
+        return self.root / "accuracy_matrix.png"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+    def checkpoint(self, t: int) -> Path:
+        return self.checkpoints / f"task_{t:03d}.pt"
+
+
+def run_dir(results: Path, experiment: str, seed: int) -> RunPaths:
+    return RunPaths(results / "runs" / experiment / f"seed_{seed}")
+
+
+def is_finished(paths: RunPaths) -> bool:
+    try:
+        return json.loads(paths.metrics.read_text()).get("status") == "finished"
+    except (OSError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------- reproducibility
+def task_seed(seed: int, t: int) -> int:
+    """Each task draws its batches, augmentation and dropout from its own seed, so a run resumed
+    at a task boundary continues exactly as an uninterrupted one."""
+    return seed * 1_000_003 + t
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_determinism(device: torch.device) -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    torch.backends.cudnn.benchmark = False
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --------------------------------------------------------------------------- one task
+def iterations_for(cfg: ExperimentConfig, task: Task) -> tuple[int, int | None]:
+    """(iterations, iterations per epoch or None) as the reference counts them."""
+    tc = cfg.train
+    if tc.epochs is None:
+        return tc.iterations, None
+    per_epoch = math.ceil(len(task.train.y) / tc.batch_size)
+    return per_epoch * tc.epochs, per_epoch
+
+
+def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: Tracker, step0: int, quiet: bool) -> dict:
+    """Learn task t: a fresh Adam over hypernetwork and target, the task's iteration or epoch
+    budget, periodic validation, optional ReduceLROnPlateau and best-validation selection."""
+    t, tc, hm = task.index, cfg.train, cfg.hypermask
+    device = task.train.y.device
+    n_iter, per_epoch = iterations_for(cfg, task)
+    gen = torch.Generator(device=device).manual_seed(task_seed(seed, t))  # batches, augmentation
+    torch.manual_seed(task_seed(seed, t))  # dropout
+
+    learner.start_task(t)
+    opt = torch.optim.Adam(learner.parameters(), lr=tc.lr, **_adam_kwargs(device))
+    sched = None
+    if per_epoch is not None and tc.lr_scheduler:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=math.sqrt(0.1), patience=5, min_lr=5e-7, cooldown=0
+        )
+    stream = BatchStream(len(task.train.y), tc.batch_size, gen)
+    has_val = len(task.val.y) > 0
+    best_acc, best_state = -1.0, None
+    loss_sum = torch.zeros((), device=device)
+    n_loss = 0
+    val_seconds = 0.0
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=n_iter,
+        desc=f"{cfg.name} task {t + 1}/{cfg.data.n_tasks}",
+        disable=quiet or not sys.stderr.isatty(),
+        leave=False,
+        dynamic_ncols=True,
+    )
+    set_train_mode(learner, dropout=True)
+    _sync(device)
+    start = time.perf_counter()
+    for i in range(n_iter):
+        idx = stream.next()
+        x = task.inputs(task.train.x[idx], train=True, gen=gen)
+        y = task.train.y[idx]
+        p = sparsity_at(i, n_iter, hm.sparsity, t == 0, hm.adaptive_sparsity)
+        loss, _ = learner.loss(x, y, t, p)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+        n_loss += 1
+
+        last = i == n_iter - 1
+        if (i + 1) % tc.log_every == 0 or last:
+            mean_loss = (loss_sum / n_loss).item()
+            if not math.isfinite(mean_loss):
+                bar.close()
+                raise TrainingError(f"task {t}, iteration {i}: training loss is {mean_loss}; stopped")
+            tracker.metric("train_loss", mean_loss, step0 + i)
+            bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+            loss_sum.zero_()
+            n_loss = 0
+        epoch_end = per_epoch is not None and (i + 1) % per_epoch == 0
+        if has_val and (i % tc.val_every == 0 or last or epoch_end):
+            v0 = time.perf_counter()
+            learner.eval()
+            with torch.no_grad():
+                ctx = learner.eval_context([t], p)
+                acc = split_accuracy(learner, ctx, task, task.val, tc.eval_batch_size).item()
+            tracker.metric("val_accuracy", acc, step0 + i)
+            if tc.selection == "best_val" and acc > best_acc:
+                best_acc = acc
+                best_state = {k: v.detach().clone() for k, v in learner.state_dict().items()}
+            if sched is not None and epoch_end:
+                sched.step(acc)
+            # The reference never switches back to training mode after its first check:
+            # dropout stays off for the rest of the task (METHOD.md 8) unless corrected.
+            set_train_mode(learner, dropout=cfg.target.dropout == "train")
+            _sync(device)
+            val_seconds += time.perf_counter() - v0
+        bar.update(1)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    bar.close()
+    if best_state is not None:
+        learner.load_state_dict(best_state)
+    return {
+        "iterations": n_iter,
+        "train_seconds": seconds - val_seconds,
+        "validation_seconds": val_seconds,
+        "best_val_accuracy": best_acc if best_state is not None else None,
+    }
+
+
+def _adam_kwargs(device: torch.device) -> dict:
+    # foreach Adam: one kernel per group of tensors instead of one per tensor.
+    return {"foreach": True}
+
+
+# --------------------------------------------------------------------------- outputs
+def write_heatmap(path: Path, A: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    T = A.shape[0]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * A.shape[1], 0.8 + 0.5 * T))
+    im = ax.imshow(A, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    if A.size <= 400:
+        for (r, c), v in np.ndenumerate(A):
+            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+    ax.set_xlabel("tested task")
+    ax.set_ylabel("after learning task")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def matrix_csv(A: np.ndarray) -> str:
+    header = "after_task," + ",".join(f"task_{j}" for j in range(A.shape[1]))
+    rows = [f"{t}," + ",".join(f"{v:.4f}" for v in row) for t, row in enumerate(A)]
+    return "\n".join([header, *rows]) + "\n"
+
+
+# --------------------------------------------------------------------------- lock
+class RunLock:
+    """One process per run directory: a lock file created exclusively, holding the pid."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                return self
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or "0")
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _alive(pid):
+                    raise TrainingError(
+                        f"{self.path}: run is being trained by process {pid}; wait for it or stop it"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+        raise TrainingError(f"{self.path}: could not take the run lock")
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- a whole run
+def latest_checkpoint(paths: RunPaths, config_json: str) -> dict | None:
+    """The newest checkpoint that loads and belongs to this configuration."""
+    if not paths.checkpoints.is_dir():
+        return None
+    for ckpt in sorted(paths.checkpoints.glob("task_*.pt"), reverse=True):
+        try:
+            state = safe_torch_load(ckpt)
+        except Exception as e:  # truncated or foreign: report and fall back to the previous one
+            print(f"warning: {ckpt}: unreadable checkpoint ({type(e).__name__}); ignoring it", file=sys.stderr)
+            continue
+        if state.get("config") != config_json:
+            raise TrainingError(
+                f"{ckpt}: checkpoint was written with a different configuration; "
+                "rerun with --force to start this run again"
+            )
+        return state
+    return None
+
+
+def run(
+    cfg: ExperimentConfig,
+    seed: int,
+    results: Path,
+    device: str | torch.device,
+    tracker: Tracker,
+    *,
+    force: bool = False,
+    quiet: bool = False,
+    stop_after_task: int | None = None,
+    repo_root: Path | None = None,
+) -> dict | None:
+    """Train one (experiment, seed); resume if checkpoints exist; return metrics.json's dict.
+    Returns None when stopped early by `stop_after_task` (tests, interruption drills)."""
+    device = torch.device(device)
+    paths = run_dir(results, cfg.name, seed)
+    if is_finished(paths) and not force:
+        if not quiet:
+            print(f"{paths.metrics}: run already finished; nothing to do (use --force to train it again)")
+        return json.loads(paths.metrics.read_text())
+    with RunLock(paths.lock):
+        if force:
+            for p in sorted(paths.checkpoints.glob("task_*.pt")) if paths.checkpoints.is_dir() else []:
+                p.unlink()
+            paths.metrics.unlink(missing_ok=True)
+        return _run_locked(cfg, seed, paths, device, tracker, quiet, stop_after_task, repo_root or Path.cwd())
+
+
+def _run_locked(cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, stop_after_task, repo_root) -> dict | None:
+    wall0 = time.perf_counter()
+    set_determinism(device)
+    seed_everything(seed)
+    config_json = json.dumps(cfg.as_dict(), sort_keys=True)
+    tasks = build_tasks(cfg.data, seed, device)
+    T = len(tasks)
+    input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
+    n_out = max(t.n_classes for t in tasks)
+
+    torch.manual_seed(seed)
+    target = build_target(cfg.target, input_shape, n_out, T)
+    learner = build_learner(cfg, target).to(device)
+    p_eval = cfg.hypermask.sparsity
+    eval_bs = cfg.train.eval_batch_size
+
+    state = latest_checkpoint(paths, config_json)
+    if state is None:
+        random_init = evaluate_tasks(learner, tasks, p_eval, eval_bs)
+        rows: list[np.ndarray] = []
+        per_task: list[dict] = []
+        done, wall_before, run_id = 0, 0.0, None
+    else:
+        learner.load_state_dict(state["learner"])
+        random_init = state["random_init"].numpy().astype(float)
+        rows = [r for r in state["acc_rows"].numpy().astype(float)]
+        per_task = json.loads(state["per_task"])
+        done, wall_before = int(state["completed_tasks"]), float(state["wall_seconds"])
+        run_id = state["mlflow_run_id"] or None
+        torch.set_rng_state(state["rng_torch"])
+        if not quiet:
+            print(f"resuming {cfg.name} seed {seed} after task {done - 1} from {paths.checkpoint(done - 1)}")
+
+    commit = git_commit(repo_root)
+    tracker.start(
+        experiment=cfg.name,
+        run_name=f"seed_{seed}",
+        tags={"experiment": cfg.name, "seed": str(seed), "method": cfg.method, "git_commit": commit},
+        params=flatten(cfg.as_dict()),
+        run_id=run_id,
+    )
+    try:
+        step0 = sum(p["iterations"] for p in per_task)
+        for t in range(done, T):
+            info = train_task(learner, tasks[t], cfg, seed, tracker, step0, quiet)
+            step0 += info["iterations"]
+            e0 = time.perf_counter()
+            row = evaluate_tasks(learner, tasks, p_eval, eval_bs)
+            info["eval_seconds"] = time.perf_counter() - e0
+            rows.append(row)
+            per_task.append(info)
+            for j, acc in enumerate(row):
+                tracker.metric(f"test_accuracy_task_{j}", acc, t)
+            tracker.metric("test_accuracy_mean_seen", float(np.mean(row[: t + 1])), t)
+            tracker.flush()
+            wall = wall_before + time.perf_counter() - wall0
+            atomic_torch_save(
+                paths.checkpoint(t),
+                {
+                    "completed_tasks": t + 1,
+                    "learner": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
+                    "acc_rows": torch.tensor(np.stack(rows)),
+                    "random_init": torch.tensor(random_init),
+                    "per_task": json.dumps(per_task),
+                    "wall_seconds": wall,
+                    "mlflow_run_id": tracker.run_id or "",
+                    "config": config_json,
+                    "rng_torch": torch.get_rng_state(),
+                },
+            )
+            if cfg.train.keep_checkpoints == "last" and t > 0:
+                paths.checkpoint(t - 1).unlink(missing_ok=True)
+            if not quiet:
+                seen = np.mean(row[: t + 1])
+                print(f"{cfg.name} seed {seed}: after task {t}: mean accuracy on tasks 0..{t} = {seen:.2f}%")
+            if stop_after_task is not None and t + 1 >= stop_after_task and t + 1 < T:
+                tracker.end(status="KILLED")
+                return None
+    except BaseException:
+        tracker.end(status="FAILED")
+        raise
+
+    A = np.stack(rows)
+    summary = M.summary(A, random_init)
+    iters = sum(p["iterations"] for p in per_task)
+    train_s = sum(p["train_seconds"] for p in per_task)
+    out = {
+        "experiment": cfg.name,
+        "seed": seed,
+        "status": "finished",
+        "method": cfg.method,
+        **summary,
+        "accuracy_matrix": A.round(4).tolist(),
+        "random_init_accuracy": random_init.round(4).tolist(),
+        "wall_seconds": round(wall_before + time.perf_counter() - wall0, 3),
+        "train_seconds": round(train_s, 3),
+        "seconds_per_iteration": train_s / max(1, iters),
+        "eval_seconds": round(sum(p["eval_seconds"] for p in per_task), 3),
+        "iterations": iters,
+        "per_task": per_task,
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "git_commit": commit,
+        "host": socket.gethostname(),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "mlflow_run_id": tracker.run_id,
+        "config": cfg.as_dict(),
+    }
+    atomic_write_text(paths.matrix_csv, matrix_csv(A))
+    write_heatmap(paths.heatmap, A, f"{cfg.name} seed {seed}: avg {summary['average_accuracy']:.2f}%, BWT {summary['bwt']:.2f}")
+    atomic_write_json(paths.metrics, out)
+    for k, v in summary.items():
+        tracker.metric(k, v, T - 1)
+    tracker.metric("seconds_per_iteration", out["seconds_per_iteration"], T - 1)
+    tracker.metric("wall_seconds", out["wall_seconds"], T - 1)
+    tracker.artifact(paths.metrics)
+    tracker.artifact(paths.heatmap)
+    tracker.artifact(paths.matrix_csv)
+    tracker.end()
+    return out
