@@ -62,7 +62,7 @@ def read_idx(path: Path) -> np.ndarray:
     expected = int(np.prod(dims))
     if len(raw) - offset != expected:
         raise ConfigError(f"{path}: truncated or corrupt IDX file ({len(raw) - offset} bytes, header says {expected})")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims).copy()
 
 
 def _find_idx(root: Path, stem: str) -> Path | None:

@@ -6,6 +6,9 @@ import io
 import json
 import os
 import tempfile
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

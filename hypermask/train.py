@@ -120,6 +120,23 @@ def iterations_for(cfg: ExperimentConfig, task: Task) -> tuple[int, int | None]:
     return per_epoch * tc.epochs, per_epoch
 
 
+def training_step(learner, opt: torch.optim.Optimizer, task: Task, stream: BatchStream, gen: torch.Generator, p: float):
+    """One optimisation step on one batch of the task; returns the detached loss (no host sync)."""
+    idx = stream.next()
+    x = task.inputs(task.train.x[idx], train=True, gen=gen)
+    loss, _ = learner.loss(x, task.train.y[idx], task.index, p)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def make_optimizer(learner, lr: float) -> torch.optim.Optimizer:
+    """A fresh Adam over hypernetwork (embeddings included) and target together, foreach
+    implementation (one kernel per group of tensors)."""
+    return torch.optim.Adam(learner.parameters(), lr=lr, foreach=True)
+
+
 def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: Tracker, step0: int, quiet: bool) -> dict:
     """Learn task t: a fresh Adam over hypernetwork and target, the task's iteration or epoch
     budget, periodic validation, optional ReduceLROnPlateau and best-validation selection."""
@@ -130,7 +147,7 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: T
     torch.manual_seed(task_seed(seed, t))  # dropout
 
     learner.start_task(t)
-    opt = torch.optim.Adam(learner.parameters(), lr=tc.lr, **_adam_kwargs(device))
+    opt = make_optimizer(learner, tc.lr)
     sched = None
     if per_epoch is not None and tc.lr_scheduler:
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -156,15 +173,9 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: T
     _sync(device)
     start = time.perf_counter()
     for i in range(n_iter):
-        idx = stream.next()
-        x = task.inputs(task.train.x[idx], train=True, gen=gen)
-        y = task.train.y[idx]
         p = sparsity_at(i, n_iter, hm.sparsity, t == 0, hm.adaptive_sparsity)
-        loss, _ = learner.loss(x, y, t, p)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach()
+        loss = training_step(learner, opt, task, stream, gen, p)
+        loss_sum += loss
         n_loss += 1
 
         last = i == n_iter - 1
@@ -207,11 +218,6 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: T
         "validation_seconds": val_seconds,
         "best_val_accuracy": best_acc if best_state is not None else None,
     }
-
-
-def _adam_kwargs(device: torch.device) -> dict:
-    # foreach Adam: one kernel per group of tensors instead of one per tensor.
-    return {"foreach": True}
 
 
 # --------------------------------------------------------------------------- outputs

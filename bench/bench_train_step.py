@@ -1,0 +1,156 @@
+"""Seconds per HyperMask training iteration and peak memory, printed as JSON.
+
+Times the exact step the trainer runs (`hypermask.train.training_step`) on a task after
+the first (so both regularizers are active), median over repeats after warm-up, and the
+evaluation of all tasks' masks on their test sets. Each configuration runs in its own
+process so that peak memory is its own.
+
+    python bench/bench_train_step.py                       # fmnist_permuted, digits_permuted, permuted_mnist
+    python bench/bench_train_step.py --configs fmnist_permuted --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ["fmnist_permuted", "digits_permuted", "permuted_mnist"]
+
+
+def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int, task_index: int) -> dict:
+    import torch
+
+    from hypermask.config import load_experiment
+    from hypermask.data import BatchStream, Split, Task, build_tasks, check_source_available
+    from hypermask.evaluate import evaluate_tasks
+    from hypermask.learners import build_learner
+    from hypermask.nets import build_target
+    from hypermask.train import make_optimizer, set_determinism, training_step
+
+    cfg = load_experiment(ROOT / "params.yaml", name)
+    dev = torch.device(device)
+    set_determinism(dev)
+    try:
+        check_source_available(cfg.data)
+        tasks = build_tasks(cfg.data, seed=1, device=dev)
+        data = "real"
+    except Exception:  # raw data absent here: random inputs of the right shape
+        g = torch.Generator().manual_seed(0)
+        side = 28 + 2 * cfg.data.padding if cfg.data.source in ("mnist", "fashion_mnist") else 32
+        ch = 1 if cfg.data.source in ("mnist", "fashion_mnist") else 3
+        n_cls = cfg.data.task_sizes()[0]
+
+        def split(n):
+            return Split(torch.rand(n, ch, side, side, generator=g).to(dev), torch.randint(0, n_cls, (n,), generator=g).to(dev))
+
+        perm = cfg.data.scenario == "permuted"
+        tasks = [
+            Task(t, list(range(n_cls)), split(10_000), split(1000), split(10_000),
+                 perm=torch.randperm(ch * side * side, generator=g).to(dev) if perm else None)
+            for t in range(cfg.data.n_tasks)
+        ]
+        data = "random"
+    T = len(tasks)
+    task = tasks[min(task_index, T - 1)]
+    shape = tuple(task.inputs(task.train.x[:1]).shape[1:])
+    torch.manual_seed(1)
+    learner = build_learner(cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T)).to(dev)
+    learner.start_task(task.index)
+    learner.train()
+    opt = make_optimizer(learner, cfg.train.lr)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    stream = BatchStream(len(task.train.y), cfg.train.batch_size, gen)
+    p = cfg.hypermask.sparsity
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        training_step(learner, opt, task, stream, gen, p)
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(per_repeat):
+            loss = training_step(learner, opt, task, stream, gen, p)
+        sync()
+        times.append((time.perf_counter() - t0) / per_repeat)
+    loss.item()
+    t0 = time.perf_counter()
+    evaluate_tasks(learner, tasks, p, cfg.train.eval_batch_size)
+    sync()
+    eval_s = time.perf_counter() - t0
+    n_hnet = sum(p.numel() for p in learner.hnet.parameters()) if hasattr(learner, "hnet") else 0
+    return {
+        "config": name,
+        "data": data,
+        "device": str(dev) + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "task": task.index,
+        "batch_size": cfg.train.batch_size,
+        "hnet_parameters": n_hnet,
+        "target_parameters": sum(p.numel() for p in learner.target.parameters()),
+        "sec_per_iter_median": statistics.median(times),
+        "sec_per_iter_min": min(times),
+        "sec_per_iter_max": max(times),
+        "repeats": repeats,
+        "iters_per_repeat": per_repeat,
+        "eval_all_tasks_seconds": eval_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="*", default=DEFAULT)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--per-repeat", type=int, default=None)
+    ap.add_argument("--task", type=int, default=1, help="which task's step (>=1: both regularizers on)")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    import torch
+
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if a.one:
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        big = a.configs[0] == "permuted_mnist" and device == "cpu"
+        res = bench_one(
+            a.configs[0], device,
+            a.warmup if a.warmup is not None else (2 if big else 20),
+            a.repeats if a.repeats is not None else (3 if big else 5),
+            a.per_repeat if a.per_repeat is not None else (2 if big else 50),
+            a.task,
+        )
+        print(json.dumps(res))
+        return
+    results = []
+    for name in a.configs:
+        cmd = [sys.executable, __file__, "--one", "--configs", name, "--device", device, "--task", str(a.task)]
+        for flag in ("threads", "warmup", "repeats", "per_repeat"):
+            v = getattr(a, flag)
+            if v is not None:
+                cmd += [f"--{flag.replace('_', '-')}", str(v)]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if out.returncode != 0:
+            results.append({"config": name, "error": out.stderr.strip().splitlines()[-1:]})
+        else:
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Every bad input stops before any work with a message naming the key or path."""
+
+import copy
+import gzip
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FMNIST, TINY, write_params
+from hypermask.cli import main
+from hypermask.config import load_experiment
+
+
+def _set(d, dotted, value):
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    if value is _DEL:
+        del d[keys[-1]]
+    else:
+        d[keys[-1]] = value
+
+
+_DEL = object()
+E = "experiments.tiny"
+
+# (id, edits, expected fragment of the message)
+BAD = [
+    ("unknown key", [(f"{E}.train.iteratons", 5)], "train.iteratons: unknown key"),
+    ("unknown top key", [("experimentz", {})], "experimentz: unknown key"),
+    ("wrong type", [(f"{E}.train.batch_size", "big")], "train.batch_size"),
+    ("negative budget", [(f"{E}.train.iterations", -5)], "train.iterations"),
+    ("zero budget", [(f"{E}.train.iterations", 0)], "train.iterations"),
+    ("both budgets", [(f"{E}.train.epochs", 2)], "train.iterations"),
+    ("sparsity > 100", [(f"{E}.hypermask.sparsity", 150)], "hypermask.sparsity"),
+    ("sparsity < 0", [(f"{E}.hypermask.sparsity", -1)], "hypermask.sparsity"),
+    ("negative beta", [(f"{E}.hypermask.beta", -0.1)], "hypermask.beta"),
+    ("negative lr", [(f"{E}.train.lr", -1e-3)], "train.lr"),
+    ("unknown target", [(f"{E}.target.kind", "vgg")], "target.kind"),
+    ("unknown method", [(f"{E}.method", "ewc")], "method"),
+    ("unknown source", [(f"{E}.data.source", "imagenet")], "data.source"),
+    ("unknown scenario", [(f"{E}.data.scenario", "rotated")], "data.scenario"),
+    ("empty suite", [("suites.demo", [])], "suites.demo: empty suite"),
+    ("suite with unknown experiment", [("suites.demo", ["nope"])], "suites.demo: unknown experiment"),
+    ("duplicate seeds", [(f"{E}.seeds", [1, 1])], "seeds: duplicated"),
+    ("no seeds", [(f"{E}.seeds", [])], "seeds"),
+    ("split without classes", [(f"{E}.data.scenario", "split")], "data.classes_per_task"),
+    ("too many classes", [(f"{E}.data.scenario", "split"), (f"{E}.data.classes_per_task", 4)], "data.classes_per_task"),
+    ("bad class order", [(f"{E}.data.scenario", "split"), (f"{E}.data.classes_per_task", 2), (f"{E}.data.class_order", [0, 0, 1, 2, 3, 4])], "data.class_order"),
+    ("mnist without root", [(f"{E}.data.source", "mnist")], "data.root"),
+    ("zenkenet on digits", [(f"{E}.target.kind", "zenkenet")], "target.kind"),
+    ("best_val without validation", [(f"{E}.data.validation_size", 0), (f"{E}.train.selection", "best_val")], "train.selection"),
+    ("missing data directory", [(f"{E}.data.source", "mnist"), (f"{E}.data.root", "/nonexistent/mnist")], "/nonexistent/mnist"),
+    ("unknown suite", [("suite", "huge")], "suite: unknown suite"),
+    ("validation bigger than the data", [(f"{E}.data.validation_size", 5000)], "data.validation_size"),
+]
+
+
+@pytest.mark.parametrize("name,edits,fragment", BAD, ids=[b[0] for b in BAD])
+def test_bad_params_stop_with_the_key(tmp_path, capsys, name, edits, fragment):
+    params = copy.deepcopy(TINY)
+    for k, v in edits:
+        _set(params, k, v)
+    p = write_params(tmp_path / "params.yaml", params)
+    rc = main(["--params", str(p), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "res"), "--no-tracking", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert fragment in err, err
+    assert not list((tmp_path / "res").rglob("metrics.json"))
+
+
+def test_yaml_syntax_error(tmp_path, capsys):
+    p = tmp_path / "params.yaml"
+    p.write_text("experiments:\n  tiny: {data: [unclosed\n")
+    assert main(["--params", str(p), "train", "tiny", "--seed", "1", "--no-tracking"]) != 0
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_unknown_experiment_and_unlisted_seed(tiny_params, capsys):
+    assert main(["--params", str(tiny_params), "train", "nope", "--seed", "1", "--no-tracking"]) != 0
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
+    assert main(["--params", str(tiny_params), "train", "tiny", "--seed", "9", "--no-tracking"]) != 0
+    assert "seeds: seed 9 is not listed" in capsys.readouterr().err
+
+
+def test_missing_params_file(tmp_path, capsys):
+    assert main(["--params", str(tmp_path / "none.yaml"), "train", "tiny", "--seed", "1"]) != 0
+    assert "none.yaml: no such file" in capsys.readouterr().err
+
+
+def test_corrupt_data_file_is_named(tmp_path, capsys):
+    """A truncated IDX file in the data directory is detected and named, before training."""
+    if not FMNIST.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    root = tmp_path / "fm"
+    root.mkdir()
+    for f in FMNIST.iterdir():
+        (root / f.name).symlink_to(f)
+    bad = root / "t10k-labels-idx1-ubyte.gz"
+    bad.unlink()
+    bad.write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x27\x10" + b"\x01" * 100))  # header says 10000
+    params = copy.deepcopy(TINY)
+    _set(params, f"{E}.data.source", "fashion_mnist")
+    _set(params, f"{E}.data.root", str(root))
+    p = write_params(tmp_path / "params.yaml", params)
+    rc = main(["--params", str(p), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "res"), "--no-tracking", "--quiet"])
+    assert rc != 0
+    assert "t10k-labels-idx1-ubyte.gz: truncated or corrupt" in capsys.readouterr().err
+    assert not list((tmp_path / "res").rglob("metrics.json"))
+
+
+def test_cli_exit_status_through_the_console_script(tmp_path):
+    params = copy.deepcopy(TINY)
+    _set(params, f"{E}.hypermask.sparsity", 101)
+    p = write_params(tmp_path / "params.yaml", params)
+    out = subprocess.run(
+        [sys.executable, "-m", "hypermask.cli", "--params", str(p), "train", "tiny", "--seed", "1"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2
+    assert "experiments.tiny.hypermask.sparsity" in out.stderr
+
+
+def test_repository_params_are_valid():
+    from conftest import ROOT
+    from hypermask.config import load_all
+
+    configs = load_all(ROOT / "params.yaml")
+    assert {"digits_permuted", "digits_split", "fmnist_permuted", "fmnist_split", "permuted_mnist"} <= set(configs)
+    pm = configs["permuted_mnist"]
+    assert (pm.hypermask.beta, pm.hypermask.lambda_, pm.train.iterations) == (5e-4, 1e-3, 5000)
+
+
+def test_lambda_alias(tiny_params):
+    cfg = load_experiment(tiny_params, "tiny")
+    assert cfg.hypermask.lambda_ == 1e-2
+    assert cfg.as_dict()["hypermask"]["lambda"] == 1e-2

@@ -1,0 +1,78 @@
+"""Sources and scenarios on real data."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FMNIST
+from hypermask.config import ConfigError, DataConfig
+from hypermask.data import BatchStream, build_tasks, random_crop, read_idx
+
+
+@pytest.mark.skipif(not FMNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)")
+def test_fashion_mnist_reader_on_debian_data():
+    tr = read_idx(FMNIST / "train-images-idx3-ubyte.gz")
+    ty = read_idx(FMNIST / "train-labels-idx1-ubyte.gz")
+    te = read_idx(FMNIST / "t10k-images-idx3-ubyte.gz")
+    assert tr.shape == (60000, 28, 28) and te.shape == (10000, 28, 28) and tr.dtype == np.uint8
+    assert np.bincount(ty).tolist() == [6000] * 10
+    cfg = DataConfig(source="fashion_mnist", root=str(FMNIST), scenario="split", n_tasks=5, classes_per_task=2, validation_size=1000)
+    tasks = build_tasks(cfg, seed=1)
+    assert [t.classes for t in tasks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert len(tasks[0].train.y) == 12000 - 1000 and len(tasks[0].val.y) == 1000 and len(tasks[0].test.y) == 2000
+    assert set(tasks[3].test.y.tolist()) == {0, 1}  # local labels
+
+
+def test_truncated_idx_file_is_detected(tmp_path):
+    import gzip
+
+    p = tmp_path / "x.gz"
+    p.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2 + b"\x00" * 7))
+    with pytest.raises(ConfigError, match="truncated"):
+        read_idx(p)
+    p.write_bytes(b"garbage")
+    with pytest.raises(ConfigError, match=str(p)):
+        read_idx(p)
+
+
+def test_permuted_digits_tasks():
+    cfg = DataConfig(source="digits", scenario="permuted", n_tasks=3, padding=2, validation_size=100)
+    a = build_tasks(cfg, seed=1)
+    b = build_tasks(cfg, seed=1)
+    c = build_tasks(cfg, seed=2)
+    assert a[0].perm.shape == (144,)  # (8 + 2*2)^2
+    assert torch.equal(a[1].perm, b[1].perm) and not torch.equal(a[1].perm, c[1].perm)
+    assert not torch.equal(a[0].perm, torch.arange(144))  # the first task is permuted too (reference)
+    x = a[1].inputs(a[1].test.x[:5])
+    flat = a[1].test.x[:5].flatten(1)  # padded once at load: (N, 1, 12, 12)
+    assert torch.equal(x, flat[:, a[1].perm])
+    assert len(a[0].val.y) == 100 and len(a[0].train.y) == 1347 - 100
+
+
+def test_split_seeded_and_explicit_class_order():
+    cfg = DataConfig(source="digits", scenario="split", n_tasks=2, classes_per_task=[3, 2], class_order="seeded")
+    tasks = build_tasks(cfg, seed=5)
+    expected = np.random.default_rng(5).permutation(10).tolist()
+    assert tasks[0].classes == expected[:3] and tasks[1].classes == expected[3:5]
+    cfg = DataConfig(source="digits", scenario="split", n_tasks=2, classes_per_task=2, class_order=[9, 3, 4, 1])
+    tasks = build_tasks(cfg, seed=5)
+    assert tasks[0].classes == [9, 3]
+    assert set(tasks[0].train.y.tolist()) == {0, 1}
+
+
+def test_batch_stream_is_endless_epochs_of_full_batches():
+    g = torch.Generator().manual_seed(0)
+    s = BatchStream(10, 4, g)
+    idx = torch.cat([s.next() for _ in range(5)])  # 20 indices = two epochs
+    assert all(len(i) == 4 for i in [idx[k : k + 4] for k in range(0, 20, 4)])
+    assert sorted(idx[:10].tolist()) == list(range(10)) and sorted(idx[10:].tolist()) == list(range(10))
+
+
+def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 8, 8)
+    out = random_crop(x, 4, g)
+    xp = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for b in range(16):
+        found = any(torch.equal(out[b], xp[b, :, i : i + 8, j : j + 8]) for i in range(9) for j in range(9))
+        assert found

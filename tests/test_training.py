@@ -1,0 +1,153 @@
+"""End-to-end runs on real data (scikit-learn's digits): accuracy, forgetting, determinism,
+resume, finished-run handling, MLflow."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, TINY, write_params
+from hypermask.cli import main
+from hypermask.config import ExperimentConfig, load_experiment
+from hypermask.data import Split, Task
+from hypermask.learners import build_learner
+from hypermask.nets import build_target
+from hypermask.tracking import Tracker
+from hypermask.train import run, train_task
+
+
+def _metrics(results, exp, seed):
+    return json.loads((results / "runs" / exp / f"seed_{seed}" / "metrics.json").read_text())
+
+
+def _train(params, results, exp="tiny", seed=1, *extra):
+    rc = main(["--params", str(params), "train", exp, "--seed", str(seed), "--results", str(results), "--quiet", *extra])
+    assert rc == 0
+
+
+@pytest.mark.slow
+def test_digits_permuted_remembers_and_finetune_forgets(tmp_path):
+    """The repository's digits_permuted experiment (real data, 5 tasks x 500 iterations)."""
+    params = ROOT / "params.yaml"
+    _train(params, tmp_path, "digits_permuted", 1, "--no-tracking")
+    _train(params, tmp_path, "digits_permuted_finetune", 1, "--no-tracking")
+    hm = _metrics(tmp_path, "digits_permuted", 1)
+    ft = _metrics(tmp_path, "digits_permuted_finetune", 1)
+    A, F = np.array(hm["accuracy_matrix"]), np.array(ft["accuracy_matrix"])
+    assert A.shape == (5, 5)
+    assert hm["average_accuracy"] >= 85.0, hm["average_accuracy"]
+    assert hm["bwt"] >= -3.0, hm["bwt"]
+    assert F[0, 0] - F[-1, 0] >= 10.0, F[:, 0]  # fine-tuning forgets the first task
+    assert hm["bwt"] > ft["bwt"] + 10
+    # the four metrics agree with the stored matrix
+    T = 5
+    assert hm["bwt"] == pytest.approx(np.mean([A[-1, j] - A[j, j] for j in range(T - 1)]), abs=1e-3)
+    R = np.array(hm["random_init_accuracy"])
+    assert hm["fwt"] == pytest.approx(np.mean([A[j - 1, j] - R[j] for j in range(1, T)]), abs=1e-3)
+    assert 0 < R.mean() < 30  # an untrained model is near chance (10 classes)
+    run_dir = tmp_path / "runs" / "digits_permuted" / "seed_1"
+    assert (run_dir / "accuracy_matrix.csv").read_text().startswith("after_task,task_0")
+    assert (run_dir / "accuracy_matrix.png").stat().st_size > 1000
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [f"task_{t:03d}.pt" for t in range(5)]
+    for key in ("wall_seconds", "seconds_per_iteration", "device", "torch_version", "python_version", "git_commit", "config"):
+        assert key in hm
+
+
+def test_same_command_twice_gives_identical_metrics(tiny_params, tmp_path):
+    _train(tiny_params, tmp_path / "a", "tiny", 1, "--no-tracking")
+    _train(tiny_params, tmp_path / "b", "tiny", 1, "--no-tracking")
+    a, b = _metrics(tmp_path / "a", "tiny", 1), _metrics(tmp_path / "b", "tiny", 1)
+    assert a["accuracy_matrix"] == b["accuracy_matrix"]
+    assert a["random_init_accuracy"] == b["random_init_accuracy"]
+    _train(tiny_params, tmp_path / "c", "tiny", 2, "--no-tracking")
+    assert _metrics(tmp_path / "c", "tiny", 2)["accuracy_matrix"] != a["accuracy_matrix"]
+
+
+def test_resume_after_second_task_equals_uninterrupted(tiny_params, tmp_path, capsys):
+    _train(tiny_params, tmp_path / "full", "tiny", 1, "--no-tracking")
+    _train(tiny_params, tmp_path / "cut", "tiny", 1, "--no-tracking", "--stop-after-task", "2")
+    run_dir = tmp_path / "cut" / "runs" / "tiny" / "seed_1"
+    assert not (run_dir / "metrics.json").exists()
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["task_000.pt", "task_001.pt"]
+    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "cut"), "--no-tracking"])
+    assert rc == 0
+    assert "resuming tiny seed 1 after task 1" in capsys.readouterr().out
+    full, cut = _metrics(tmp_path / "full", "tiny", 1), _metrics(tmp_path / "cut", "tiny", 1)
+    assert full["accuracy_matrix"] == cut["accuracy_matrix"]
+    for k in ("average_accuracy", "bwt", "fwt", "forgetting"):
+        assert full[k] == cut[k]
+
+
+def test_finished_run_is_left_alone_unless_forced(tiny_params, tmp_path, capsys):
+    _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking")
+    m = tmp_path / "runs" / "tiny" / "seed_1" / "metrics.json"
+    before = m.stat().st_mtime_ns
+    _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking")
+    assert m.stat().st_mtime_ns == before
+    _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking", "--force")
+    assert m.stat().st_mtime_ns != before
+
+
+def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri, "--stop-after-task", "1")
+    _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    r = runs[0]
+    assert r.info.status == "FINISHED"
+    assert r.data.tags["seed"] == "1" and r.data.tags["method"] == "hypermask" and r.data.tags["experiment"] == "tiny"
+    assert "git_commit" in r.data.tags
+    assert r.data.params["hypermask.lambda"] == "0.01" and r.data.params["train.iterations"] == "60"
+    hist = client.get_metric_history(r.info.run_id, "test_accuracy_task_0")
+    assert [m.step for m in hist] == [0, 1, 2]  # one row per task, none duplicated by the resume
+    loss = client.get_metric_history(r.info.run_id, "train_loss")
+    assert [m.step for m in loss] == [19, 39, 59, 79, 99, 119, 139, 159, 179]  # every 20 iterations
+    assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) > 0
+    m = _metrics(tmp_path, "tiny", 1)
+    assert r.data.metrics["average_accuracy"] == pytest.approx(m["average_accuracy"])
+    arts = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"metrics.json", "accuracy_matrix.png"} <= arts
+
+
+def test_epoch_budget_best_val_and_scheduler(tiny_params, tmp_path):
+    cfg = load_experiment(tiny_params, "tiny").as_dict()
+    cfg["train"].update(iterations=None, epochs=2, selection="best_val", lr_scheduler=True)
+    cfg["method"] = "finetune"
+    cfg = ExperimentConfig.model_validate(cfg)
+    out = run(cfg, 1, tmp_path, "cpu", Tracker(False), quiet=True)
+    # 1347 - 50 validation = 1297 training samples / 32 per batch -> 41 iterations per epoch
+    assert [p["iterations"] for p in out["per_task"]] == [82, 82, 82]
+    assert all(p["best_val_accuracy"] is not None for p in out["per_task"])
+
+
+@pytest.mark.parametrize("kind,bn,side", [("resnet20", "per_task", 32), ("resnet20", "batch_stats", 64), ("zenkenet", "batch_stats", 32)])
+def test_conv_targets_train_a_few_steps(kind, bn, side):
+    """The conv targets through the whole HyperMask step (shapes of CIFAR-100 / TinyImageNet)."""
+    g = torch.Generator().manual_seed(0)
+    cfg = ExperimentConfig.model_validate({
+        "name": "conv", "seeds": [1],
+        "data": {"source": "cifar100", "root": "unused", "scenario": "split", "n_tasks": 2, "classes_per_task": 5, "validation_size": 8},
+        "target": {"kind": kind, "width": 1, "batch_norm": bn},
+        "hypermask": {"hnet_hidden": [8], "embedding_dim": 4, "sparsity": 30, "masked_l1": False},
+        "train": {"iterations": 3, "batch_size": 4, "val_every": 2},
+    })
+    def split(n):
+        return Split(torch.rand(n, 3, side, side, generator=g), torch.randint(0, 5, (n,), generator=g))
+    tasks = [Task(t, list(range(5)), split(16), split(8), split(8), augment="crop_flip") for t in range(2)]
+    torch.manual_seed(0)
+    learner = build_learner(cfg, build_target(cfg.target, (3, side, side), 5, 2))
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    for t in range(2):
+        info = train_task(learner, tasks[t], cfg, 1, Tracker(False), 0, True)
+        assert info["iterations"] == 3
+    after = learner.state_dict()
+    assert not torch.equal(before["hnet.out.weight"], after["hnet.out.weight"])
+    if bn == "per_task":
+        assert after["target.bns.0.running_mean"][1].abs().sum() > 0
