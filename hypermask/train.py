@@ -169,6 +169,7 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: T
         leave=False,
         dynamic_ncols=True,
     )
+    shown: dict[str, str] = {}
     set_train_mode(learner, dropout=True)
     _sync(device)
     start = time.perf_counter()
@@ -185,7 +186,8 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: T
                 bar.close()
                 raise TrainingError(f"task {t}, iteration {i}: training loss is {mean_loss}; stopped")
             tracker.metric("train_loss", mean_loss, step0 + i)
-            bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+            shown["loss"] = f"{mean_loss:.4f}"
+            bar.set_postfix(shown, refresh=False)
             loss_sum.zero_()
             n_loss = 0
         epoch_end = per_epoch is not None and (i + 1) % per_epoch == 0
@@ -196,6 +198,7 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: T
                 ctx = learner.eval_context([t], p)
                 acc = split_accuracy(learner, ctx, task, task.val, tc.eval_batch_size).item()
             tracker.metric("val_accuracy", acc, step0 + i)
+            shown["val"] = f"{acc:.1f}"
             if tc.selection == "best_val" and acc > best_acc:
                 best_acc = acc
                 best_state = {k: v.detach().clone() for k, v in learner.state_dict().items()}
@@ -292,6 +295,16 @@ def _alive(pid: int) -> bool:
 
 
 # --------------------------------------------------------------------------- a whole run
+def training_fingerprint(cfg: ExperimentConfig) -> str:
+    """The settings a checkpoint depends on (not the seed list, description or reference figures),
+    so that adding a seed or editing a description does not invalidate finished tasks."""
+    d = cfg.as_dict()
+    for k in ("seeds", "description", "reference"):
+        d.pop(k, None)
+    d["train"].pop("log_every", None)
+    return json.dumps(d, sort_keys=True)
+
+
 def latest_checkpoint(paths: RunPaths, config_json: str) -> dict | None:
     """The newest checkpoint that loads and belongs to this configuration."""
     if not paths.checkpoints.is_dir():
@@ -343,7 +356,7 @@ def _run_locked(cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, sto
     wall0 = time.perf_counter()
     set_determinism(device)
     seed_everything(seed)
-    config_json = json.dumps(cfg.as_dict(), sort_keys=True)
+    config_json = training_fingerprint(cfg)
     tasks = build_tasks(cfg.data, seed, device)
     T = len(tasks)
     input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])

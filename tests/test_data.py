@@ -44,7 +44,7 @@ def test_permuted_digits_tasks():
     assert torch.equal(a[1].perm, b[1].perm) and not torch.equal(a[1].perm, c[1].perm)
     assert not torch.equal(a[0].perm, torch.arange(144))  # the first task is permuted too (reference)
     x = a[1].inputs(a[1].test.x[:5])
-    flat = a[1].test.x[:5].flatten(1)  # padded once at load: (N, 1, 12, 12)
+    flat = a[1].test.x[:5].float().div(255).flatten(1)  # uint8, padded once at load: (N, 1, 12, 12)
     assert torch.equal(x, flat[:, a[1].perm])
     assert len(a[0].val.y) == 100 and len(a[0].train.y) == 1347 - 100
 

@@ -151,3 +151,19 @@ def test_conv_targets_train_a_few_steps(kind, bn, side):
     assert not torch.equal(before["hnet.out.weight"], after["hnet.out.weight"])
     if bn == "per_task":
         assert after["target.bns.0.running_mean"][1].abs().sum() > 0
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings_but_not_of_other_seeds(tiny_params, tmp_path, capsys):
+    import yaml
+
+    _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking", "--stop-after-task", "1")
+    params = yaml.safe_load(tiny_params.read_text())
+    params["experiments"]["tiny"]["seeds"] = [1, 2, 3]  # harmless edit: resumes
+    params["experiments"]["tiny"]["description"] = "edited"
+    tiny_params.write_text(yaml.safe_dump(params))
+    _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking", "--stop-after-task", "2")
+    params["experiments"]["tiny"]["hypermask"]["beta"] = 0.5  # a different training setting
+    tiny_params.write_text(yaml.safe_dump(params))
+    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path), "--no-tracking", "--quiet"])
+    assert rc != 0
+    assert "different configuration" in capsys.readouterr().err
