@@ -150,13 +150,57 @@ class ExperimentConfig(_Strict):
         return self.model_dump(mode="json", by_alias=True)
 
 
+class PipelineConfig(_Strict):
+    results: str = "results"  # runs/, sweeps/, tables/, figures/ go under it
+    data_cache: str = "data/prepared"  # prepared sources (SOURCE.npz), read by training when present
+    threads: Positive = 2  # CPU threads per training job
+    gpus: NonNegative = 0  # GPUs per training job (scheduling resource; cluster profiles)
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite at the repository root
+
+
+class SearchDim(_Strict):
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchDim:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("choices: a categorical dimension needs a non-empty list")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("low: give low < high")
+        elif self.log and self.low <= 0:
+            raise ValueError("low: must be > 0 on a log scale")
+        return self
+
+
+class SweepConfig(_Strict):
+    n_trials: Positive  # the study's budget (complete + pruned trials), shared by all workers
+    seed: int = 1  # the training seed of every trial
+    use_best: bool = False  # train the final seeds with the best trial's values (else params.yaml's)
+    enqueue_reference: bool = True  # the experiment's own values as the first trial
+    sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}  # TPESampler arguments
+    pruner: dict[str, Any] = {"n_startup_trials": 2, "n_warmup_steps": 1}  # MedianPruner arguments
+    space: dict[str, SearchDim] = Field(min_length=1)  # dotted experiment keys, e.g. hypermask.beta
+
+
+class SweepsConfig(_Strict):
+    # None: sqlite:///RESULTS/sweeps/EXP/study.db; "journal" for a journal file there (NFS-safe,
+    # for clusters); or any database URL (postgresql://..., mysql://...).
+    storage: str | None = None
+    experiments: dict[str, SweepConfig] = {}
+
+
 class ParamsFile(_Strict):
     defaults: dict[str, Any] = {}
     experiments: dict[str, dict[str, Any]] = Field(min_length=1)
     suites: dict[str, list[str]] = {}
     suite: str | None = None  # the suite the pipeline builds by default
-    sweeps: dict[str, Any] = {}  # read by the pipeline (sweep spaces and budgets)
-    pipeline: dict[str, Any] = {}  # read by the pipeline (paths, tracking)
+    sweeps: SweepsConfig = SweepsConfig()
+    pipeline: PipelineConfig = PipelineConfig()
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -207,19 +251,44 @@ def read_params(path: str | Path) -> ParamsFile:
                 raise ConfigError(f"{path}.suites.{suite}: unknown experiment {n!r}")
     if params.suite is not None and params.suite not in params.suites:
         raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
+    for name, sweep in params.sweeps.experiments.items():
+        if name not in params.experiments:
+            raise ConfigError(f"{path}.sweeps.experiments.{name}: unknown experiment {name!r}")
+        probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
+                 for k, d in sweep.space.items()}
+        experiment_config(params, name, path, overrides=probe, where=f"sweeps.experiments.{name}.space")
     return params
 
 
-def experiment_config(params: ParamsFile, name: str, path: str | Path = "params.yaml") -> ExperimentConfig:
+def apply_overrides(experiment: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (`hypermask.beta: 0.01`) in a copy of an experiment's raw settings."""
+    out = copy.deepcopy(experiment)
+    for dotted, value in overrides.items():
+        node = out
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{dotted}: {k} is not a mapping")
+        node[keys[-1]] = value
+    return out
+
+
+def experiment_config(
+    params: ParamsFile, name: str, path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None,
+    where: str | None = None,
+) -> ExperimentConfig:
     if name not in params.experiments:
         known = ", ".join(sorted(params.experiments))
         raise ConfigError(f"{path}: unknown experiment {name!r} (known: {known})")
     merged = _deep_merge(params.defaults, params.experiments[name] or {})
+    if overrides:
+        merged = apply_overrides(merged, overrides)
     merged["name"] = name
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as e:
-        raise ConfigError(_format(e, f"{path}: experiments.{name}")) from None
+        raise ConfigError(_format(e, f"{path}: {where or 'experiments.' + name}")) from None
 
 
 def load_all(path: str | Path) -> dict[str, ExperimentConfig]:
@@ -228,6 +297,18 @@ def load_all(path: str | Path) -> dict[str, ExperimentConfig]:
     return {n: experiment_config(params, n, path) for n in params.experiments}
 
 
-def load_experiment(path: str | Path, name: str) -> ExperimentConfig:
+def load_experiment(path: str | Path, name: str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     params = read_params(path)
-    return experiment_config(params, name, path)
+    return experiment_config(params, name, path, overrides)
+
+
+def read_overrides(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping of dotted experiment keys to values (e.g. a sweep's best_params.yaml)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read overrides ({e})") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ConfigError(f"{path}: overrides must be a mapping of dotted keys to values")
+    return data

@@ -36,6 +36,7 @@ class Tracker:
         self.enabled = enabled
         self.uri = uri
         self.run_id: str | None = None
+        self.parent_run_id: str | None = None  # set to nest this run under another (sweeps)
         self._buffer: list = []
         if enabled:
             import logging
@@ -54,6 +55,8 @@ class Tracker:
             return
         exp = self.client.get_experiment_by_name(experiment)
         exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
+        if self.parent_run_id is not None:
+            tags = {**tags, "mlflow.parentRunId": self.parent_run_id}
         run = self.client.create_run(exp_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         from mlflow.entities import Param

@@ -7,12 +7,12 @@ metrics.json, accuracy_matrix.csv, accuracy_matrix.png, checkpoints/task_XXX.pt.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import platform
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,12 +31,18 @@ from .evaluate import evaluate_tasks, split_accuracy
 from .learners import build_learner
 from .method import sparsity_at
 from .nets import build_target, set_train_mode
+from .plots import write_heatmap
+from .prepared import load_prepared
 from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, safe_torch_load
 from .tracking import Tracker, flatten
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged loss, a foreign checkpoint, a run held by another process)."""
+
+
+class StaleCheckpoint(TrainingError):
+    """A checkpoint written with other training settings."""
 
 
 @dataclass
@@ -225,29 +231,6 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: T
 
 
 # --------------------------------------------------------------------------- outputs
-def write_heatmap(path: Path, A: np.ndarray, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    T = A.shape[0]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * A.shape[1], 0.8 + 0.5 * T))
-    im = ax.imshow(A, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-    if A.size <= 400:
-        for (r, c), v in np.ndenumerate(A):
-            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
-    ax.set_xlabel("tested task")
-    ax.set_ylabel("after learning task")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="test accuracy (%)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def matrix_csv(A: np.ndarray) -> str:
     header = "after_task," + ",".join(f"task_{j}" for j in range(A.shape[1]))
     rows = [f"{t}," + ",".join(f"{v:.4f}" for v in row) for t, row in enumerate(A)]
@@ -317,7 +300,7 @@ def latest_checkpoint(paths: RunPaths, config_json: str) -> dict | None:
             print(f"warning: {ckpt}: unreadable checkpoint ({type(e).__name__}); ignoring it", file=sys.stderr)
             continue
         if state.get("config") != config_json:
-            raise TrainingError(
+            raise StaleCheckpoint(
                 f"{ckpt}: checkpoint was written with a different configuration; "
                 "rerun with --force to start this run again"
             )
@@ -336,9 +319,19 @@ def run(
     quiet: bool = False,
     stop_after_task: int | None = None,
     repo_root: Path | None = None,
+    data_cache: Path | None = None,
+    restart_on_change: bool = False,
+    on_task_end=None,
+    mlflow_experiment: str | None = None,
+    run_name: str | None = None,
 ) -> dict | None:
     """Train one (experiment, seed); resume if checkpoints exist; return metrics.json's dict.
-    Returns None when stopped early by `stop_after_task` (tests, interruption drills)."""
+    Returns None when stopped early by `stop_after_task` (tests, interruption drills).
+
+    data_cache: where prepared sources are (used when present). restart_on_change: checkpoints
+    of other settings are moved to checkpoints.stale/ and training starts over (the pipeline's
+    behaviour after an edit of params.yaml) instead of stopping. on_task_end(t, row): called
+    after each task's evaluation (sweeps report to the pruner there)."""
     device = torch.device(device)
     paths = run_dir(results, cfg.name, seed)
     if is_finished(paths) and not force:
@@ -350,15 +343,30 @@ def run(
             for p in sorted(paths.checkpoints.glob("task_*.pt")) if paths.checkpoints.is_dir() else []:
                 p.unlink()
             paths.metrics.unlink(missing_ok=True)
-        return _run_locked(cfg, seed, paths, device, tracker, quiet, stop_after_task, repo_root or Path.cwd())
+        return _run_locked(
+            cfg, seed, paths, device, tracker, quiet, stop_after_task, repo_root or Path.cwd(),
+            data_cache, restart_on_change, on_task_end, mlflow_experiment or cfg.name, run_name or f"seed_{seed}",
+        )
 
 
-def _run_locked(cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, stop_after_task, repo_root) -> dict | None:
+def _set_aside(paths: RunPaths, why: str, quiet: bool) -> None:
+    stale = paths.root / "checkpoints.stale"
+    if stale.exists():
+        shutil.rmtree(stale)
+    paths.checkpoints.rename(stale)
+    if not quiet:
+        print(f"{paths.checkpoints}: {why}; moved to {stale} and training from task 0")
+
+
+def _run_locked(
+    cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, stop_after_task, repo_root,
+    data_cache, restart_on_change, on_task_end, mlflow_experiment, run_name,
+) -> dict | None:
     wall0 = time.perf_counter()
     set_determinism(device)
     seed_everything(seed)
     config_json = training_fingerprint(cfg)
-    tasks = build_tasks(cfg.data, seed, device)
+    tasks = build_tasks(cfg.data, seed, device, raw=load_prepared(cfg.data, data_cache))
     T = len(tasks)
     input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
     n_out = max(t.n_classes for t in tasks)
@@ -369,7 +377,18 @@ def _run_locked(cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, sto
     p_eval = cfg.hypermask.sparsity
     eval_bs = cfg.train.eval_batch_size
 
-    state = latest_checkpoint(paths, config_json)
+    try:
+        state = latest_checkpoint(paths, config_json)
+    except StaleCheckpoint:
+        if not restart_on_change:
+            raise
+        _set_aside(paths, "written with other settings", quiet)
+        state = None
+    if state is not None and int(state["completed_tasks"]) >= T:
+        # Every task is done but metrics.json is gone: a pipeline tool deleted it to run this
+        # seed again (snakemake --forcerun, dvc repro -f). Train again rather than re-emit.
+        _set_aside(paths, "complete but metrics.json was removed (a forced rerun)", quiet)
+        state = None
     if state is None:
         random_init = evaluate_tasks(learner, tasks, p_eval, eval_bs)
         rows: list[np.ndarray] = []
@@ -388,8 +407,8 @@ def _run_locked(cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, sto
 
     commit = git_commit(repo_root)
     tracker.start(
-        experiment=cfg.name,
-        run_name=f"seed_{seed}",
+        experiment=mlflow_experiment,
+        run_name=run_name,
         tags={"experiment": cfg.name, "seed": str(seed), "method": cfg.method, "git_commit": commit},
         params=flatten(cfg.as_dict()),
         run_id=run_id,
@@ -425,6 +444,8 @@ def _run_locked(cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, sto
             )
             if cfg.train.keep_checkpoints == "last" and t > 0:
                 paths.checkpoint(t - 1).unlink(missing_ok=True)
+            if on_task_end is not None:
+                on_task_end(t, row)
             if not quiet:
                 seen = np.mean(row[: t + 1])
                 print(f"{cfg.name} seed {seed}: after task {t}: mean accuracy on tasks 0..{t} = {seen:.2f}%")

@@ -1,0 +1,159 @@
+"""The pipeline plan: which jobs a suite needs, their files and their commands.
+
+The one definition both orchestrators read: the Snakemake rules (workflow/rules/*.smk) take
+their paths and commands from here, and `hypermask dvc-yaml` writes dvc.yaml from here, so
+the two pipelines cannot drift (tests/test_pipeline.py checks that they agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, ExperimentConfig, ParamsFile, experiment_config, read_params
+
+CODE = "hypermask"  # code dependency of every stage
+RUN_FILES = ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png")
+SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
+TABLE_FILES = ("csv", "md", "tex")
+
+
+@dataclass
+class Plan:
+    params: ParamsFile
+    suite: str
+    params_path: str = "params.yaml"
+
+    @classmethod
+    def from_file(cls, path: str | Path = "params.yaml", suite: str | None = None) -> Plan:
+        params = read_params(path)
+        suite = suite or params.suite
+        if suite is None:
+            raise ConfigError(f"{path}: suite: no suite chosen (set `suite:` or pass one)")
+        if suite not in params.suites:
+            raise ConfigError(f"{path}: suite: unknown suite {suite!r} (known: {', '.join(params.suites)})")
+        return cls(params, suite, str(path))
+
+    # ------------------------------------------------------------------ what the suite holds
+    def tracking_uri(self) -> str:
+        """The one MLflow store of every job: pipeline.tracking_uri, or SQLite at the repository root."""
+        from .tracking import default_tracking_uri
+
+        return self.params.pipeline.tracking_uri or default_tracking_uri(Path(self.params_path).resolve().parent)
+
+    @property
+    def results(self) -> str:
+        return self.params.pipeline.results
+
+    def experiments(self) -> list[str]:
+        return list(self.params.suites[self.suite])
+
+    def config(self, exp: str) -> ExperimentConfig:
+        return experiment_config(self.params, exp, self.params_path)
+
+    def runs(self) -> list[tuple[str, int]]:
+        return [(e, s) for e in self.experiments() for s in self.config(e).seeds]
+
+    def sources(self) -> dict[str, str]:
+        """source -> the first experiment of the suite that reads it (its data settings)."""
+        out: dict[str, str] = {}
+        for e in self.experiments():
+            out.setdefault(self.config(e).data.source, e)
+        return out
+
+    def sweeps(self) -> list[str]:
+        return [e for e in self.experiments() if e in self.params.sweeps.experiments]
+
+    def uses_best(self, exp: str) -> bool:
+        sc = self.params.sweeps.experiments.get(exp)
+        return sc is not None and sc.use_best
+
+    # ------------------------------------------------------------------ files
+    def prepared(self, source: str) -> list[str]:
+        base = f"{self.params.pipeline.data_cache}/{source}"
+        return [f"{base}.npz", f"{base}.json"]
+
+    def run_dir(self, exp: str, seed: int | str) -> str:
+        return f"{self.results}/runs/{exp}/seed_{seed}"
+
+    def run_files(self, exp: str, seed: int | str) -> list[str]:
+        return [f"{self.run_dir(exp, seed)}/{f}" for f in RUN_FILES]
+
+    def sweep_files(self, exp: str) -> list[str]:
+        return [f"{self.results}/sweeps/{exp}/{f}" for f in SWEEP_FILES]
+
+    def table_files(self, suite: str | None = None) -> list[str]:
+        return [f"{self.results}/tables/{suite or self.suite}.{x}" for x in TABLE_FILES]
+
+    def figures_dir(self, suite: str | None = None) -> str:
+        return f"{self.results}/figures/{suite or self.suite}"
+
+    def train_inputs(self, exp: str) -> list[str]:
+        inputs = [self.prepared(self.config(exp).data.source)[0]]
+        if self.uses_best(exp):
+            inputs.append(self.sweep_files(exp)[0])
+        return inputs
+
+    # ------------------------------------------------------------------ commands
+    def prepare_cmd(self, source: str) -> str:
+        return f"hypermask prepare {self.sources()[source]}"
+
+    def sweep_cmd(self, exp: str) -> str:
+        return f"hypermask sweep {exp}"
+
+    def train_cmd(self, exp: str, seed: int | str) -> str:
+        cmd = f"hypermask train {exp} --seed {seed} --quiet --restart-on-change --threads {self.params.pipeline.threads}"
+        if self.uses_best(exp):
+            cmd += f" --override {self.sweep_files(exp)[0]}"
+        return cmd
+
+    def tables_cmd(self, suite: str | None = None) -> str:
+        return f"hypermask tables {suite or self.suite}"
+
+    # ------------------------------------------------------------------ DVC
+    def dvc_stages(self) -> dict[str, Any]:
+        stages: dict[str, Any] = {}
+        for source in self.sources():
+            npz, meta = self.prepared(source)
+            stages[f"prepare_{source}"] = {
+                "cmd": self.prepare_cmd(source),
+                "deps": [f"{CODE}/data.py", f"{CODE}/prepared.py"],
+                "params": [f"experiments.{self.sources()[source]}.data"],
+                "outs": [npz, {meta: {"cache": False}}],
+            }
+        for exp in self.sweeps():
+            best, trials, history = self.sweep_files(exp)
+            stages[f"sweep_{exp}"] = {
+                "cmd": self.sweep_cmd(exp),
+                "deps": [CODE, self.prepared(self.config(exp).data.source)[0]],
+                "params": ["defaults", f"experiments.{exp}", f"sweeps.experiments.{exp}", "sweeps.storage"],
+                "outs": [{best: {"cache": False}}, {trials: {"cache": False}}, {history: {"cache": False}}],
+            }
+        for exp, seed in self.runs():
+            metrics, csv, png = self.run_files(exp, seed)
+            stages[f"train_{exp}_{seed}"] = {
+                "cmd": self.train_cmd(exp, seed),
+                "deps": [CODE, *self.train_inputs(exp)],
+                "params": ["defaults", f"experiments.{exp}"],
+                "outs": [{f"{self.run_dir(exp, seed)}/checkpoints": {"persist": True}}, png],
+                "metrics": [{metrics: {"cache": False}}],
+                "plots": [{csv: {"cache": False, "x": "after_task"}}],
+            }
+        stages[f"tables_{self.suite}"] = {
+            "cmd": self.tables_cmd(),
+            "deps": [CODE, *[self.run_files(e, s)[0] for e, s in self.runs()]],
+            "params": [f"suites.{self.suite}"],
+            "outs": [*[{f: {"cache": False}} for f in self.table_files()], {self.figures_dir(): {"cache": False}}],
+        }
+        return stages
+
+    def dvc_yaml(self) -> str:
+        head = (
+            "# Generated by `hypermask dvc-yaml` from params.yaml and hypermask/pipeline.py (the plan the\n"
+            "# Snakemake rules read too). Do not edit: change params.yaml and regenerate.\n"
+            f"# Suite: {self.suite}\n"
+        )
+        return head + yaml.safe_dump({"stages": self.dvc_stages()}, sort_keys=False, width=200)

@@ -1,0 +1,60 @@
+"""Figures: accuracy-matrix heatmaps and accuracy-per-task curves, written atomically."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .storage import atomic_write_bytes
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    _plt().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_heatmap(path: Path, A: np.ndarray, title: str) -> None:
+    """A[t, j]: test accuracy on task j after learning task t."""
+    plt = _plt()
+    T = A.shape[0]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * A.shape[1], 0.8 + 0.5 * T))
+    im = ax.imshow(A, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    if A.size <= 400:
+        for (r, c), v in np.ndenumerate(A):
+            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+    ax.set_xlabel("tested task")
+    ax.set_ylabel("after learning task")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write_curves(path: Path, A: np.ndarray, title: str) -> None:
+    """Accuracy on each task j (one line) after learning each task t >= j."""
+    plt = _plt()
+    T = A.shape[0]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for j in range(A.shape[1]):
+        ts = np.arange(j, T)
+        ax.plot(ts, A[j:, j], marker="o", markersize=3, label=f"task {j}" if A.shape[1] <= 10 else None)
+    ax.plot(np.arange(T), [A[t, : t + 1].mean() for t in range(T)], "k--", lw=2, label="mean over seen tasks")
+    ax.set_xlabel("after learning task")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)

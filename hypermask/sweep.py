@@ -1,0 +1,192 @@
+"""Optuna sweeps: one persistent study per experiment under RESULTS/sweeps/EXPERIMENT/.
+
+- storage: SQLite (default), a journal file (`storage: journal`, safe on shared
+  filesystems) or any database URL; several worker processes may share one study;
+- a seeded TPE sampler with every argument written out; a median pruner fed with the
+  running average accuracy over the tasks seen so far, after each task;
+- the experiment's own (reference) values enqueued as the first trial;
+- resumable: the budget counts complete and pruned trials over all workers, so rerunning
+  adds only the missing ones; database storages keep a heartbeat, so a trial whose worker
+  was killed is marked FAILED and retried by another worker;
+- each trial is a nested MLflow run under one parent run per study;
+- outputs: best_params.yaml, trials.csv, optimisation_history.png (written atomically).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .config import ConfigError, ParamsFile, SweepConfig, experiment_config
+from .storage import atomic_write_bytes, atomic_write_text
+from .tracking import Tracker
+
+TPE_DEFAULTS = {
+    "seed": 0,
+    "n_startup_trials": 4,
+    "n_ei_candidates": 24,
+    "multivariate": True,
+    "group": False,
+    "constant_liar": True,  # workers sharing a study do not all propose the same point
+}
+PRUNER_DEFAULTS = {"n_startup_trials": 2, "n_warmup_steps": 1, "interval_steps": 1, "n_min_trials": 1}
+
+
+def sweep_dir(results: Path, experiment: str) -> Path:
+    return results / "sweeps" / experiment
+
+
+def storage_for(spec: str | None, directory: Path):
+    import optuna
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if spec == "journal":
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str((directory / "study.journal").resolve())))
+    url = spec or f"sqlite:///{(directory / 'study.db').resolve()}"
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+        heartbeat_interval=30,
+        grace_period=120,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+    )
+
+
+def _suggest(trial, space: dict) -> dict[str, Any]:
+    out = {}
+    for key, d in space.items():
+        if d.type == "categorical":
+            out[key] = trial.suggest_categorical(key, d.choices)
+        elif d.type == "int":
+            out[key] = trial.suggest_int(key, int(d.low), int(d.high), log=d.log)
+        else:
+            out[key] = trial.suggest_float(key, d.low, d.high, log=d.log)
+    return out
+
+
+def _reference_values(params: ParamsFile, name: str, space: dict) -> dict[str, Any]:
+    cfg = experiment_config(params, name).as_dict()
+    out = {}
+    for key in space:
+        node: Any = cfg
+        for k in key.split("."):
+            node = node[k]
+        out[key] = node
+    return out
+
+
+def run_sweep(
+    params: ParamsFile,
+    name: str,
+    results: Path,
+    device: str,
+    tracking_uri: str | None,
+    n_trials: int | None = None,
+    quiet: bool = True,
+    data_cache: Path | None = None,
+) -> dict[str, Any]:
+    """Run the study of `name` until it holds its budget of finished trials; write outputs."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from .train import run
+
+    sc: SweepConfig | None = params.sweeps.experiments.get(name)
+    if sc is None:
+        raise ConfigError(f"params.yaml: sweeps.experiments has no entry for {name!r}")
+    budget = n_trials or sc.n_trials
+    directory = sweep_dir(results, name)
+    storage = storage_for(params.sweeps.storage, directory)
+    sampler = optuna.samplers.TPESampler(**{**TPE_DEFAULTS, **sc.sampler})
+    pruner = optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    with open(directory / ".study.lock", "w") as lock:  # one worker at a time sets the study up
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        study = optuna.create_study(
+            study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
+        )
+        if sc.enqueue_reference and not study.trials:
+            study.enqueue_trial(_reference_values(params, name, sc.space), skip_if_exists=True)
+        tracker = Tracker(tracking_uri is not None, tracking_uri)
+        parent = study.user_attrs.get("mlflow_parent_run_id")
+        if tracker.enabled and parent is None:
+            tracker.start(f"sweep_{name}", f"study_{name}", {"experiment": name, "kind": "sweep"},
+                          {f"space.{k}": str(v.model_dump()) for k, v in sc.space.items()}, None)
+            parent = tracker.run_id
+            study.set_user_attr("mlflow_parent_run_id", parent)
+
+    def objective(trial: optuna.Trial) -> float:
+        values = _suggest(trial, sc.space)
+        cfg = experiment_config(params, name, overrides=values)
+        child = Tracker(tracking_uri is not None, tracking_uri)
+        child.parent_run_id = parent
+
+        def report(t: int, row: np.ndarray) -> None:
+            running = float(np.mean(row[: t + 1]))
+            trial.report(running, t)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        out = run(
+            cfg, sc.seed, directory / "trials" / f"trial_{trial.number:04d}", device, child,
+            quiet=quiet, on_task_end=report, data_cache=data_cache, restart_on_change=True,
+            mlflow_experiment=f"sweep_{name}", run_name=f"trial_{trial.number}",
+        )
+        return float(out["average_accuracy"])
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    remaining = budget - sum(t.state in done for t in study.get_trials(deepcopy=False))
+    if remaining > 0:
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            callbacks=[optuna.study.MaxTrialsCallback(budget, states=done)],
+            catch=(),
+        )
+    return write_outputs(study, directory, sc)
+
+
+def write_outputs(study, directory: Path, sc: SweepConfig) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+    atomic_write_text(directory / "trials.csv", df.to_csv(index=False))
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError(f"{directory}: the study has no complete trial")
+    best = study.best_trial
+    atomic_write_text(
+        directory / "best_params.yaml",
+        f"# best of {len(complete)} complete trials (trial {best.number}): average accuracy {best.value:.4f}\n"
+        + yaml.safe_dump(dict(best.params), sort_keys=True),
+    )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [t.number for t in complete]
+    ys = [t.value for t in complete]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(xs, ys, "o", label="trial")
+    ax.plot(xs, np.maximum.accumulate(ys), "-", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("average accuracy (%)")
+    ax.set_title(f"{study.study_name}: optimisation history", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(directory / "optimisation_history.png", buf.getvalue())
+    return {"best_value": best.value, "best_params": dict(best.params), "n_complete": len(complete)}

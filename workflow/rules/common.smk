@@ -1,0 +1,38 @@
+# Shared state of the workflow: params.yaml validated (JSON schema, then hypermask's own
+# checks of every experiment), and the plan of jobs, files and commands.
+import os
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from hypermask.config import ConfigError, load_all
+from hypermask.pipeline import Plan
+
+min_version("9.0")
+
+PARAMS_FILE = config.get("params", "params.yaml")
+try:
+    with open(PARAMS_FILE) as _f:
+        _RAW = yaml.safe_load(_f)
+except (OSError, yaml.YAMLError) as _e:
+    raise WorkflowError(f"{PARAMS_FILE}: {_e}")
+validate(_RAW, schema="../schemas/params.schema.json")
+try:
+    load_all(PARAMS_FILE)
+    PLAN = Plan.from_file(PARAMS_FILE, config.get("suite"))
+except ConfigError as _e:
+    raise WorkflowError(str(_e))
+
+# One tracking store for every job (and every node of a cluster).
+os.environ.setdefault("MLFLOW_TRACKING_URI", PLAN.tracking_uri())
+
+
+envvars:
+    "MLFLOW_TRACKING_URI",
+
+
+wildcard_constraints:
+    exp=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+    source=r"[a-z_0-9]+",
