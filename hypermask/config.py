@@ -254,6 +254,7 @@ def read_params(path: str | Path) -> ParamsFile:
     for name, sweep in params.sweeps.experiments.items():
         if name not in params.experiments:
             raise ConfigError(f"{path}.sweeps.experiments.{name}: unknown experiment {name!r}")
+        experiment_config(params, name, path)  # the experiment's own errors are reported as its own
         probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
                  for k, d in sweep.space.items()}
         experiment_config(params, name, path, overrides=probe, where=f"sweeps.experiments.{name}.space")

@@ -7,7 +7,7 @@ the two pipelines cannot drift (tests/test_pipeline.py checks that they agree).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class Plan:
     params: ParamsFile
     suite: str
     params_path: str = "params.yaml"
+    raw: dict = field(default_factory=dict)  # the file as written (DVC params must exist in it)
 
     @classmethod
     def from_file(cls, path: str | Path = "params.yaml", suite: str | None = None) -> Plan:
@@ -35,7 +36,18 @@ class Plan:
             raise ConfigError(f"{path}: suite: no suite chosen (set `suite:` or pass one)")
         if suite not in params.suites:
             raise ConfigError(f"{path}: suite: unknown suite {suite!r} (known: {', '.join(params.suites)})")
-        return cls(params, suite, str(path))
+        return cls(params, suite, str(path), yaml.safe_load(Path(path).read_text()))
+
+    def _keys(self, *dotted: str) -> list[str]:
+        """The params keys a DVC stage depends on, those present in the file (DVC requires them)."""
+        out = []
+        for key in dotted:
+            node: Any = self.raw
+            for k in key.split("."):
+                node = node.get(k) if isinstance(node, dict) else None
+            if node is not None:
+                out.append(key)
+        return out
 
     # ------------------------------------------------------------------ what the suite holds
     def tracking_uri(self) -> str:
@@ -121,7 +133,7 @@ class Plan:
             stages[f"prepare_{source}"] = {
                 "cmd": self.prepare_cmd(source),
                 "deps": [f"{CODE}/data.py", f"{CODE}/prepared.py"],
-                "params": [f"experiments.{self.sources()[source]}.data"],
+                "params": self._keys(f"experiments.{self.sources()[source]}.data"),
                 "outs": [npz, {meta: {"cache": False}}],
             }
         for exp in self.sweeps():
@@ -129,7 +141,7 @@ class Plan:
             stages[f"sweep_{exp}"] = {
                 "cmd": self.sweep_cmd(exp),
                 "deps": [CODE, self.prepared(self.config(exp).data.source)[0]],
-                "params": ["defaults", f"experiments.{exp}", f"sweeps.experiments.{exp}", "sweeps.storage"],
+                "params": self._keys("defaults", f"experiments.{exp}", f"sweeps.experiments.{exp}"),
                 "outs": [{best: {"cache": False}}, {trials: {"cache": False}}, {history: {"cache": False}}],
             }
         for exp, seed in self.runs():
@@ -137,7 +149,7 @@ class Plan:
             stages[f"train_{exp}_{seed}"] = {
                 "cmd": self.train_cmd(exp, seed),
                 "deps": [CODE, *self.train_inputs(exp)],
-                "params": ["defaults", f"experiments.{exp}"],
+                "params": self._keys("defaults", f"experiments.{exp}"),
                 "outs": [{f"{self.run_dir(exp, seed)}/checkpoints": {"persist": True}}, png],
                 "metrics": [{metrics: {"cache": False}}],
                 "plots": [{csv: {"cache": False, "x": "after_task"}}],
@@ -145,7 +157,7 @@ class Plan:
         stages[f"tables_{self.suite}"] = {
             "cmd": self.tables_cmd(),
             "deps": [CODE, *[self.run_files(e, s)[0] for e, s in self.runs()]],
-            "params": [f"suites.{self.suite}"],
+            "params": self._keys(f"suites.{self.suite}"),
             "outs": [*[{f: {"cache": False}} for f in self.table_files()], {self.figures_dir(): {"cache": False}}],
         }
         return stages

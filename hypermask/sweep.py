@@ -45,7 +45,6 @@ def sweep_dir(results: Path, experiment: str) -> Path:
 def storage_for(spec: str | None, directory: Path):
     import optuna
 
-    directory.mkdir(parents=True, exist_ok=True)
     if spec == "journal":
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -104,14 +103,16 @@ def run_sweep(
         raise ConfigError(f"params.yaml: sweeps.experiments has no entry for {name!r}")
     budget = n_trials or sc.n_trials
     directory = sweep_dir(results, name)
-    storage = storage_for(params.sweeps.storage, directory)
-    sampler = optuna.samplers.TPESampler(**{**TPE_DEFAULTS, **sc.sampler})
-    pruner = optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
+    directory.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sampler_seed = int({**TPE_DEFAULTS, **sc.sampler}["seed"])
+    sampler = optuna.samplers.TPESampler(**{**TPE_DEFAULTS, **sc.sampler})
+    pruner = optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
+    lock = StudyLock(directory / ".study.lock")
 
-    with open(directory / ".study.lock", "w") as lock:  # one worker at a time sets the study up
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock:  # one worker at a time creates the storage, the study and the parent run
+        storage = storage_for(params.sweeps.storage, directory)
         study = optuna.create_study(
             study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
         )
@@ -126,6 +127,7 @@ def run_sweep(
             study.set_user_attr("mlflow_parent_run_id", parent)
 
     def objective(trial: optuna.Trial) -> float:
+        lock.release()  # the trial exists (RUNNING): other workers may count it and go on
         values = _suggest(trial, sc.space)
         cfg = experiment_config(params, name, overrides=values)
         child = Tracker(tracking_uri is not None, tracking_uri)
@@ -144,16 +146,51 @@ def run_sweep(
         )
         return float(out["average_accuracy"])
 
-    done = (TrialState.COMPLETE, TrialState.PRUNED)
-    remaining = budget - sum(t.state in done for t in study.get_trials(deepcopy=False))
-    if remaining > 0:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            callbacks=[optuna.study.MaxTrialsCallback(budget, states=done)],
-            catch=(),
-        )
+    # Claim one trial at a time under the lock: count finished and running trials, stop at the
+    # budget, else start a trial (optimize releases the lock once the trial is RUNNING). So any
+    # number of workers ends with exactly `budget` complete or pruned trials. optimize() also
+    # keeps the heartbeat that lets a later worker fail and retry a killed worker's trial.
+    taken = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    while True:
+        lock.acquire()
+        if sum(t.state in taken for t in study.get_trials(deepcopy=False)) >= budget:
+            lock.release()
+            break
+        # The sampler's seed advances with the trial count: reproducible with one worker, and
+        # workers never draw the same "random" startup point.
+        n = len(study.get_trials(deepcopy=False))
+        study.sampler = optuna.samplers.TPESampler(**{**TPE_DEFAULTS, **sc.sampler, "seed": sampler_seed + n})
+        try:
+            study.optimize(objective, n_trials=1, catch=())
+        finally:
+            lock.release()
     return write_outputs(study, directory, sc)
+
+
+class StudyLock:
+    """An exclusive lock file shared by the workers of one study (flock: one machine, or a
+    filesystem with working POSIX locks)."""
+
+    def __init__(self, path: Path):
+        self.path, self._f = path, None
+
+    def acquire(self) -> None:
+        if self._f is None:
+            self._f = open(self.path, "w")
+            fcntl.flock(self._f, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._f is not None:
+            fcntl.flock(self._f, fcntl.LOCK_UN)
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> StudyLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def write_outputs(study, directory: Path, sc: SweepConfig) -> dict[str, Any]:

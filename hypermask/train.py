@@ -349,13 +349,12 @@ def run(
         )
 
 
-def _set_aside(paths: RunPaths, why: str, quiet: bool) -> None:
+def _set_aside(paths: RunPaths, why: str) -> None:
     stale = paths.root / "checkpoints.stale"
     if stale.exists():
         shutil.rmtree(stale)
     paths.checkpoints.rename(stale)
-    if not quiet:
-        print(f"{paths.checkpoints}: {why}; moved to {stale} and training from task 0")
+    print(f"{paths.checkpoints}: {why}; moved to {stale} and training from task 0", file=sys.stderr)
 
 
 def _run_locked(
@@ -382,12 +381,12 @@ def _run_locked(
     except StaleCheckpoint:
         if not restart_on_change:
             raise
-        _set_aside(paths, "written with other settings", quiet)
+        _set_aside(paths, "written with other settings")
         state = None
     if state is not None and int(state["completed_tasks"]) >= T:
         # Every task is done but metrics.json is gone: a pipeline tool deleted it to run this
         # seed again (snakemake --forcerun, dvc repro -f). Train again rather than re-emit.
-        _set_aside(paths, "complete but metrics.json was removed (a forced rerun)", quiet)
+        _set_aside(paths, "complete but metrics.json was removed (a forced rerun)")
         state = None
     if state is None:
         random_init = evaluate_tasks(learner, tasks, p_eval, eval_bs)

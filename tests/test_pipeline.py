@@ -1,0 +1,220 @@
+"""The pipeline for real: Snakemake and DVC runs of a tiny suite on real data (digits),
+their agreement, rerunning one seed with each tool, DVC push/pull, tables with a missing seed."""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, TINY, write_params
+from hypermask.cli import main
+from hypermask.pipeline import Plan
+
+BIN = Path(sys.executable).parent
+
+
+def tiny_suite() -> dict:
+    p = copy.deepcopy(TINY)
+    p["experiments"]["tiny"]["train"]["iterations"] = 40
+    p["experiments"]["tiny_ft"] = {**copy.deepcopy(p["experiments"]["tiny"]), "method": "finetune"}
+    p["suites"] = {"demo": ["tiny", "tiny_ft"]}
+    p["sweeps"] = {
+        "experiments": {
+            "tiny": {
+                "n_trials": 3,
+                "sampler": {"seed": 0, "n_startup_trials": 2},
+                "space": {"hypermask.beta": {"low": 1e-4, "high": 1e-1, "log": True}},
+            }
+        }
+    }
+    return p
+
+
+def _env(tmp: Path) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=_env(cwd))
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+def project(tmp: Path, params: dict) -> Path:
+    """A project folder: the workflow, the code (a DVC dependency) and a params.yaml."""
+    d = tmp / "proj"
+    d.mkdir()
+    shutil.copytree(ROOT / "workflow", d / "workflow")
+    shutil.copytree(ROOT / "hypermask", d / "hypermask", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / ".dvcignore", d / ".dvcignore")
+    write_params(d / "params.yaml", params)
+    return d
+
+
+def snakemake(d: Path, *args: str) -> subprocess.CompletedProcess:
+    return sh([str(BIN / "snakemake"), "--cores", "2", *args], d)
+
+
+@pytest.fixture(scope="module")
+def snake_run(tmp_path_factory):
+    d = project(tmp_path_factory.mktemp("snake"), tiny_suite())
+    snakemake(d, "all_tables")
+    return d
+
+
+def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
+    d = snake_run
+    table = (d / "results/tables/demo.csv").read_text()
+    assert "tiny," in table and "tiny_ft," in table and "2/2" in table
+    assert (d / "results/tables/demo.md").read_text().count("±") >= 8
+    assert "\\begin{tabular}" in (d / "results/tables/demo.tex").read_text()
+    for f in ("tiny_accuracy_matrix.png", "tiny_accuracy_curves.png", "tiny_ft_accuracy_matrix.png"):
+        assert (d / "results/figures/demo" / f).stat().st_size > 1000
+    best = yaml.safe_load((d / "results/sweeps/tiny/best_params.yaml").read_text())
+    assert set(best) == {"hypermask.beta"}
+    assert (d / "results/sweeps/tiny/trials.csv").read_text().count("COMPLETE") + \
+        (d / "results/sweeps/tiny/trials.csv").read_text().count("PRUNED") == 3
+    for rule, name in (("train", "tiny/seed_1"), ("prepare", "digits")):
+        assert (d / "logs" / rule / f"{name}.log").exists()
+        assert (d / "benchmarks" / rule / f"{name}.tsv").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
+    runs = {e.name: client.search_runs([e.experiment_id]) for e in client.search_experiments()}
+    assert len(runs["tiny"]) == 2 and len(runs["tiny_ft"]) == 2
+    sweep_runs = runs["sweep_tiny"]
+    parents = [r for r in sweep_runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in sweep_runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 3
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+
+
+def _snakemake_jobs(d: Path) -> dict[str, set[str]]:
+    """command -> outputs, from a forced dry run (what Snakemake would execute)."""
+    out = snakemake(d, "-n", "-p", "--forceall", "all_tables").stdout
+    jobs: dict[str, set[str]] = {}
+    for block in out.split("\nrule ")[1:] + out.split("\nlocalrule ")[1:]:
+        m_out = re.search(r"^\s+output: (.*)$", block, re.M)
+        m_cmd = re.search(r"^Shell command: (.*?)(?: > \S+ 2>&1)?$", block, re.M)
+        if m_out and m_cmd and m_cmd.group(1) != "None":
+            jobs[m_cmd.group(1).strip()] = {p.strip() for p in m_out.group(1).split(",")}
+    return jobs
+
+
+def _dvc_stages(d: Path) -> dict[str, set[str]]:
+    stages = yaml.safe_load((d / "dvc.yaml").read_text())["stages"]
+    out = {}
+    for st in stages.values():
+        files = set()
+        for key in ("outs", "metrics", "plots"):
+            for o in st.get(key, []):
+                files.add(o if isinstance(o, str) else next(iter(o)))
+        out[st["cmd"]] = files
+    return out
+
+
+def test_snakemake_and_dvc_declare_the_same_commands_and_outputs(tmp_path):
+    d = project(tmp_path, tiny_suite())
+    assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
+    snk, dvc = _snakemake_jobs(d), _dvc_stages(d)
+    assert set(snk) == set(dvc), (set(snk) ^ set(dvc))
+    for cmd, outs in snk.items():
+        extra = dvc[cmd] - outs
+        assert outs <= dvc[cmd], cmd
+        assert all(p.endswith("/checkpoints") for p in extra), extra  # DVC also caches checkpoints
+
+
+def test_committed_dvc_yaml_and_schema_are_generated_from_params():
+    plan = Plan.from_file(ROOT / "params.yaml")
+    assert (ROOT / "dvc.yaml").read_text() == plan.dvc_yaml(), "run: hypermask dvc-yaml -o dvc.yaml"
+    out = subprocess.run([str(BIN / "hypermask"), "schema"], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert (ROOT / "workflow/schemas/params.schema.json").read_text() == out.stdout, \
+        "run: hypermask schema > workflow/schemas/params.schema.json"
+
+
+def test_workflow_rejects_bad_params_before_any_job(tmp_path):
+    p = tiny_suite()
+    p["experiments"]["tiny"]["hypermask"]["sparsity"] = 120
+    d = project(tmp_path, p)
+    out = sh([str(BIN / "snakemake"), "--cores", "1", "-n", "all_tables"], d, check=False)
+    assert out.returncode != 0
+    assert "experiments.tiny.hypermask.sparsity" in out.stdout + out.stderr
+    p = tiny_suite()
+    p["pipeline"] = {"threads": "many"}
+    write_params(d / "params.yaml", p)
+    out = sh([str(BIN / "snakemake"), "--cores", "1", "-n", "all_tables"], d, check=False)
+    assert out.returncode != 0 and "threads" in out.stdout + out.stderr
+
+
+def test_rerun_one_seed_with_snakemake_retrains_it_alone(snake_run):
+    d = snake_run
+    m1 = d / "results/runs/tiny/seed_1/metrics.json"
+    m2 = d / "results/runs/tiny/seed_2/metrics.json"
+    before1, before2 = json.loads(m1.read_text()), m2.stat().st_mtime_ns
+    snakemake(d, "--force", str(m1.relative_to(d)))
+    after1 = json.loads(m1.read_text())
+    assert after1["finished_at"] >= before1["finished_at"] and after1["wall_seconds"] > 0
+    assert "forced rerun" in (d / "logs/train/tiny/seed_1.log").read_text()
+    assert after1["accuracy_matrix"] == before1["accuracy_matrix"]  # deterministic retraining
+    assert m2.stat().st_mtime_ns == before2  # the other seed untouched
+
+
+def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path):
+    d = project(tmp_path, tiny_suite())
+    sh(["git", "init", "-q"], d)
+    sh([str(BIN / "dvc"), "init", "-q"], d)
+    sh([str(BIN / "dvc"), "config", "core.analytics", "false"], d)
+    assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
+    sh([str(BIN / "dvc"), "repro"], d)
+    # the same numbers as the Snakemake pipeline
+    assert (d / "results/tables/demo.csv").read_text() == (snake_run / "results/tables/demo.csv").read_text()
+    metrics = sh([str(BIN / "dvc"), "metrics", "show", "--json"], d).stdout
+    assert "average_accuracy" in metrics
+    # editing one experiment makes only that experiment's stages stale
+    p = tiny_suite()
+    p["experiments"]["tiny_ft"]["train"]["lr"] = 2e-3
+    write_params(d / "params.yaml", p)
+    status = sh([str(BIN / "dvc"), "status"], d).stdout
+    assert "train_tiny_ft_1" in status and "train_tiny_ft_2" in status
+    assert "train_tiny_1:" not in status and "prepare_digits" not in status
+    write_params(d / "params.yaml", tiny_suite())
+    # one seed again
+    m = d / "results/runs/tiny/seed_2/metrics.json"
+    before = json.loads(m.read_text())
+    sh([str(BIN / "dvc"), "repro", "-s", "-f", "train_tiny_2"], d)
+    after = json.loads(m.read_text())
+    assert after["finished_at"] >= before["finished_at"] and after["accuracy_matrix"] == before["accuracy_matrix"]
+    # push to a local remote, lose the cache and outputs, pull them back
+    remote = tmp_path / "remote"
+    sh([str(BIN / "dvc"), "remote", "add", "-d", "local", str(remote)], d)
+    sh([str(BIN / "dvc"), "push"], d)
+    npz = d / "data/prepared/digits.npz"
+    digest = npz.read_bytes()
+    shutil.rmtree(d / ".dvc/cache")
+    npz.unlink()
+    shutil.rmtree(d / "results/runs/tiny/seed_1/checkpoints")
+    sh([str(BIN / "dvc"), "pull"], d)
+    assert npz.read_bytes() == digest
+    assert (d / "results/runs/tiny/seed_1/checkpoints/task_002.pt").exists()
+
+
+def test_tables_report_a_missing_seed(snake_run, tmp_path):
+    d = tmp_path / "t"
+    shutil.copytree(snake_run / "results", d / "results")
+    write_params(d / "params.yaml", tiny_suite())
+    (d / "results/runs/tiny/seed_2/metrics.json").unlink()
+    assert main(["--params", str(d / "params.yaml"), "tables", "demo", "--results", str(d / "results")]) == 0
+    rows = {r.split(",")[0]: r for r in (d / "results/tables/demo.csv").read_text().splitlines()}
+    assert ",1/2,2," in rows["tiny"]  # seeds found/expected, then the missing seed
+    assert ",2/2,," in rows["tiny_ft"]
