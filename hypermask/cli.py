@@ -86,6 +86,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .config import load_experiment
+    from .posthoc import evaluate_run
+    from .tracking import Tracker
+
+    params = read_params(args.params)
+    cfg = load_experiment(args.params, args.experiment)
+    uri = _tracking_uri(args, params)
+    out = evaluate_run(cfg, args.seed, _results(args, params), _device(args.device), args.setting,
+                       Tracker(uri is not None, uri), Path(params.pipeline.data_cache))
+    if args.setting == "til":
+        print(f"{cfg.name} seed {args.seed}: TIL rows after tasks {out['after_task']}; largest difference to "
+              f"metrics.json {out['max_abs_difference_to_metrics_json']:.4f}")
+    else:
+        finals = {k: v for k, v in out.items() if k.startswith("final_")}
+        print(f"{cfg.name} seed {args.seed} {args.setting}: " + ", ".join(f"{k} {v:.2f}" for k, v in finals.items()))
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .config import load_experiment
     from .prepared import prepare
@@ -199,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoints of other settings are set aside and training starts over (pipelines)")
     t.add_argument("--stop-after-task", type=int, default=None, help=argparse.SUPPRESS)
     t.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a finished run's checkpoints in a setting (no retraining)")
+    ev.add_argument("experiment")
+    ev.add_argument("--seed", type=int, required=True)
+    ev.add_argument("--setting", choices=["til", "entropy", "fecam"], required=True)
+    ev.add_argument("--results", default=None)
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--no-tracking", action="store_true")
+    ev.add_argument("--tracking-uri", default=None)
+    ev.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("prepare", help="verify an experiment's raw data and write its prepared cache")
     pr.add_argument("experiment")

@@ -120,6 +120,20 @@ class TrainConfig(_Strict):
         return self
 
 
+class FeCAMConfig(_Strict):
+    shrink_times: NonNegative = 2  # covariance shrinkage passes (the reference applies 2)
+    normalize_covariance: bool = True  # covariance -> correlation matrix
+    normalize_features: bool = True  # L2-normalise features and prototypes
+
+
+class EvaluationConfig(_Strict):
+    # Settings computed after every task: "til" (task id given; always), "entropy" (task inferred
+    # per sample by the lowest softmax entropy), "fecam" (class-incremental, FeCAM on features).
+    settings: list[Literal["til", "entropy", "fecam"]] = ["til"]
+    fecam: FeCAMConfig = FeCAMConfig()
+    batch_size: Positive = 1000  # samples per batch when evaluating all masks at once
+
+
 class ExperimentConfig(_Strict):
     name: str
     description: str = ""
@@ -128,6 +142,7 @@ class ExperimentConfig(_Strict):
     target: TargetConfig
     hypermask: HyperMaskConfig = HyperMaskConfig()
     train: TrainConfig
+    evaluation: EvaluationConfig = EvaluationConfig()
     seeds: list[int] = Field(min_length=1)
     reference: dict[str, float] = {}  # published figures (average accuracy ...), for tables
 
@@ -135,6 +150,8 @@ class ExperimentConfig(_Strict):
     def _check(self) -> ExperimentConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicated seed in {self.seeds}")
+        if self.method == "finetune" and set(self.evaluation.settings) - {"til"}:
+            raise ValueError("evaluation.settings: entropy and fecam need HyperMask's per-task masks")
         no_val = self.data.validation_size == 0 and not self.data.validation_per_class
         if no_val and self.train.selection == "best_val":
             raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")

@@ -32,3 +32,44 @@ def evaluate_tasks(learner, tasks: list[Task], sparsity: float, batch_size: int 
     accs = torch.stack([split_accuracy(learner, ctx, t, t.test, batch_size) for t in tasks])
     learner.train(was_training)
     return accs.cpu().numpy().astype(float)
+
+
+# --------------------------------------------------------------------------- unknown task id
+def entropy_select(outputs: Tensor) -> tuple[Tensor, Tensor]:
+    """outputs (K, N, C): logits of N samples under K tasks' masks. Returns, per sample, the
+    task whose softmax has the lowest entropy and the class that task's output predicts."""
+    logp = torch.log_softmax(outputs, dim=-1)
+    entropy = -(logp.exp() * logp).sum(-1)  # (K, N); log_softmax: no log(0) for saturated outputs
+    task = entropy.argmin(0)
+    cls = outputs[task, torch.arange(outputs.shape[1], device=outputs.device)].argmax(-1)
+    return task, cls
+
+
+@torch.no_grad()
+def entropy_inference(learner, tasks: list[Task], seen: int, sparsity: float, batch_size: int) -> dict:
+    """Task inference by entropy over tasks 0..seen-1, on the test samples of those tasks
+    (each task's test set in batches of `batch_size`). A sample's class counts as right only
+    with the right task and the right class (the classes of different tasks are distinct)."""
+    was_training = learner.training
+    learner.eval()
+    ids = list(range(seen))
+    ctx = learner.eval_context(ids, sparsity)
+    task_hits, class_hits, per_task = 0, 0, []
+    n_total = 0
+    for j in ids:
+        task, split = tasks[j], tasks[j].test
+        t_ok = c_ok = 0
+        for i in range(0, len(split.y), batch_size):
+            x = task.inputs(split.x[i : i + batch_size])
+            pred_task, pred_cls = entropy_select(learner.all_task_outputs(ctx, ids, x))
+            right_task = pred_task == j
+            t_ok += int(right_task.sum())
+            c_ok += int((right_task & (pred_cls == split.y[i : i + batch_size])).sum())
+        per_task.append(100.0 * t_ok / len(split.y))
+        task_hits, class_hits, n_total = task_hits + t_ok, class_hits + c_ok, n_total + len(split.y)
+    learner.train(was_training)
+    return {
+        "task_accuracy": 100.0 * task_hits / n_total,
+        "class_accuracy": 100.0 * class_hits / n_total,
+        "task_accuracy_per_task": per_task,
+    }

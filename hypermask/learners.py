@@ -22,6 +22,7 @@ from .method import (
     hnet_regularizer,
     masked_forward,
     semi_binary_masks,
+    stacked_masked_forward,
     target_regularizer,
 )
 from .nets import TargetNet
@@ -93,6 +94,17 @@ class HyperMaskLearner(nn.Module):
 
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return masked_forward(self.target, ctx[t], x, t, features=features)
+
+    def all_task_outputs(self, ctx: dict, tasks: list[int], x: Tensor, features: bool = False) -> Tensor:
+        """Outputs of the same inputs under each task's mask, (K, N, out): batched over tasks
+        with vmap, or task by task where batch norm keeps per-task running statistics."""
+        if self.per_task_bn:
+            return torch.stack([self.logits(ctx, x, t, features) for t in tasks])
+        return stacked_masked_forward(self.target, [ctx[t] for t in tasks], x, features)
+
+    @property
+    def per_task_bn(self) -> bool:
+        return any(getattr(m, "mode", None) == "per_task" for m in self.target.modules())
 
 
 def build_learner(cfg: ExperimentConfig, target: TargetNet) -> FineTuneLearner | HyperMaskLearner:

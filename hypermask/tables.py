@@ -1,7 +1,8 @@
 """Paper tables: one row per experiment of a suite, mean +/- std over seeds.
 
 Written to RESULTS/tables/SUITE.{csv,md,tex} with figures under RESULTS/figures/SUITE/.
-The std is the population std (ddof = 0), as the reference reports. A seed whose run is
+The std is the population std (ddof = 0), as the reference reports. Settings without the
+task id (entropy task inference, FeCAM class-incremental) get columns when computed. A seed whose run is
 missing or unfinished is listed in the row (`seeds` counts found/expected, `missing`
 names them), never silently averaged away.
 """
@@ -20,6 +21,21 @@ from .storage import atomic_write_text
 from .train import run_dir
 
 METRICS = [("average_accuracy", "accuracy"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting")]
+# Settings without the task id (columns appear when some run of the suite computed them).
+SETTING_COLUMNS = [
+    ("entropy", "final_task_accuracy", "entropy task"),
+    ("entropy", "final_class_accuracy", "entropy class"),
+    ("fecam", "final_accuracy", "FeCAM CIL"),
+]
+
+
+def setting_value(run: dict, setting: str, key: str) -> float | None:
+    """A run's result in a setting: computed during training (metrics.json) or afterwards by
+    `hypermask evaluate` (eval_SETTING.json beside it)."""
+    if setting in run:
+        return run[setting].get(key)
+    extra = run.get("_posthoc", {}).get(setting)
+    return extra.get(key) if extra else None
 
 
 def load_finished(path: Path) -> dict | None:
@@ -36,7 +52,15 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
         cfg = experiment_config(params, name)
         found, missing = [], []
         for seed in cfg.seeds:
-            m = load_finished(run_dir(results, name, seed).metrics)
+            paths = run_dir(results, name, seed)
+            m = load_finished(paths.metrics)
+            if m is not None:
+                m["_posthoc"] = {}
+                for setting in ("entropy", "fecam"):
+                    try:
+                        m["_posthoc"][setting] = json.loads((paths.root / f"eval_{setting}.json").read_text())
+                    except (OSError, ValueError):
+                        pass
             (found if m is not None else missing).append(m if m is not None else seed)
         runs[name] = found
         row = {
@@ -49,6 +73,10 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
             vals = np.array([m[key] for m in found], dtype=float)
             row[f"{key}_mean"] = float(vals.mean()) if len(vals) else np.nan
             row[f"{key}_std"] = float(vals.std(ddof=0)) if len(vals) else np.nan
+        for setting, key, _ in SETTING_COLUMNS:
+            vals = np.array([v for m in found if (v := setting_value(m, setting, key)) is not None], dtype=float)
+            row[f"{setting}_{key}_mean"] = float(vals.mean()) if len(vals) else np.nan
+            row[f"{setting}_{key}_std"] = float(vals.std(ddof=0)) if len(vals) else np.nan
         ref = cfg.reference.get("average_accuracy")
         row["reference_accuracy"] = ref if ref is not None else np.nan
         row["difference"] = row["average_accuracy_mean"] - ref if ref is not None else np.nan
@@ -66,6 +94,10 @@ def _display(df: pd.DataFrame, tex: bool) -> pd.DataFrame:
     out = df[["experiment", "method", "seeds", "missing"]].copy()
     for key, label in METRICS:
         out[label] = [_pm(m, s, tex) for m, s in zip(df[f"{key}_mean"], df[f"{key}_std"])]
+    for setting, key, label in SETTING_COLUMNS:
+        col = f"{setting}_{key}"
+        if df[f"{col}_mean"].notna().any():
+            out[label] = [_pm(m, s, tex) for m, s in zip(df[f"{col}_mean"], df[f"{col}_std"])]
     out["reference"] = ["" if np.isnan(v) else f"{v:.2f}" for v in df["reference_accuracy"]]
     out["difference"] = ["" if np.isnan(v) else f"{v:+.2f}" for v in df["difference"]]
     return out

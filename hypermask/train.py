@@ -27,7 +27,8 @@ import torch
 from . import metrics as M
 from .config import ExperimentConfig
 from .data import BatchStream, Task, build_tasks
-from .evaluate import evaluate_tasks, split_accuracy
+from .evaluate import entropy_inference, evaluate_tasks, split_accuracy
+from .fecam import fecam_inference
 from .learners import build_learner
 from .method import sparsity_at
 from .nets import build_target, set_train_mode
@@ -349,6 +350,51 @@ def run(
         )
 
 
+def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache: Path | None = None):
+    """The task stream and the freshly initialised learner of one (experiment, seed)."""
+    set_determinism(device)
+    seed_everything(seed)
+    tasks = build_tasks(cfg.data, seed, device, raw=load_prepared(cfg.data, data_cache))
+    input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
+    n_out = max(t.n_classes for t in tasks)
+    torch.manual_seed(seed)
+    target = build_target(cfg.target, input_shape, n_out, len(tasks))
+    return tasks, build_learner(cfg, target).to(device)
+
+
+def evaluate_settings(learner, tasks: list[Task], t: int, cfg: ExperimentConfig) -> dict[str, dict]:
+    """The task-id-free settings listed in evaluation.settings, after learning task t, over
+    tasks 0..t."""
+    out = {}
+    ev, p = cfg.evaluation, cfg.hypermask.sparsity
+    if "entropy" in ev.settings:
+        out["entropy"] = entropy_inference(learner, tasks, t + 1, p, ev.batch_size)
+    if "fecam" in ev.settings:
+        out["fecam"] = fecam_inference(learner, tasks, t + 1, p, ev.fecam, ev.batch_size)
+    return out
+
+
+SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",)}
+
+
+def _log_settings(tracker: Tracker, results: dict[str, dict], t: int) -> None:
+    for setting, res in results.items():
+        for key in SETTING_METRICS[setting]:
+            tracker.metric(f"{setting}_{key}", res[key], t)
+
+
+def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per setting: each metric after every task, and its value after the last task."""
+    out: dict[str, dict] = {}
+    for setting, keys in SETTING_METRICS.items():
+        if rows and setting in rows[0]:
+            out[setting] = {k: [r[setting][k] for r in rows] for k in keys}
+            out[setting].update({f"final_{k}": rows[-1][setting][k] for k in keys})
+            out[setting]["per_task_after_last"] = rows[-1][setting][
+                "task_accuracy_per_task" if setting == "entropy" else "accuracy_per_task"]
+    return out
+
+
 def _set_aside(paths: RunPaths, why: str) -> None:
     stale = paths.root / "checkpoints.stale"
     if stale.exists():
@@ -362,17 +408,9 @@ def _run_locked(
     data_cache, restart_on_change, on_task_end, mlflow_experiment, run_name,
 ) -> dict | None:
     wall0 = time.perf_counter()
-    set_determinism(device)
-    seed_everything(seed)
     config_json = training_fingerprint(cfg)
-    tasks = build_tasks(cfg.data, seed, device, raw=load_prepared(cfg.data, data_cache))
+    tasks, learner = build_run(cfg, seed, device, data_cache)
     T = len(tasks)
-    input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
-    n_out = max(t.n_classes for t in tasks)
-
-    torch.manual_seed(seed)
-    target = build_target(cfg.target, input_shape, n_out, T)
-    learner = build_learner(cfg, target).to(device)
     p_eval = cfg.hypermask.sparsity
     eval_bs = cfg.train.eval_batch_size
 
@@ -392,12 +430,14 @@ def _run_locked(
         random_init = evaluate_tasks(learner, tasks, p_eval, eval_bs)
         rows: list[np.ndarray] = []
         per_task: list[dict] = []
+        setting_rows: list[dict] = []
         done, wall_before, run_id = 0, 0.0, None
     else:
         learner.load_state_dict(state["learner"])
         random_init = state["random_init"].numpy().astype(float)
         rows = [r for r in state["acc_rows"].numpy().astype(float)]
         per_task = json.loads(state["per_task"])
+        setting_rows = json.loads(state["settings"])
         done, wall_before = int(state["completed_tasks"]), float(state["wall_seconds"])
         run_id = state["mlflow_run_id"] or None
         torch.set_rng_state(state["rng_torch"])
@@ -419,8 +459,10 @@ def _run_locked(
             step0 += info["iterations"]
             e0 = time.perf_counter()
             row = evaluate_tasks(learner, tasks, p_eval, eval_bs)
-            info["eval_seconds"] = time.perf_counter() - e0
             rows.append(row)
+            setting_rows.append(evaluate_settings(learner, tasks, t, cfg))
+            _log_settings(tracker, setting_rows[-1], t)
+            info["eval_seconds"] = time.perf_counter() - e0
             per_task.append(info)
             for j, acc in enumerate(row):
                 tracker.metric(f"test_accuracy_task_{j}", acc, t)
@@ -435,6 +477,7 @@ def _run_locked(
                     "acc_rows": torch.tensor(np.stack(rows)),
                     "random_init": torch.tensor(random_init),
                     "per_task": json.dumps(per_task),
+                    "settings": json.dumps(setting_rows),
                     "wall_seconds": wall,
                     "mlflow_run_id": tracker.run_id or "",
                     "config": config_json,
@@ -465,6 +508,7 @@ def _run_locked(
         "status": "finished",
         "method": cfg.method,
         **summary,
+        **summarize_settings(setting_rows),
         "accuracy_matrix": A.round(4).tolist(),
         "random_init_accuracy": random_init.round(4).tolist(),
         "wall_seconds": round(wall_before + time.perf_counter() - wall0, 3),
@@ -488,6 +532,9 @@ def _run_locked(
     atomic_write_json(paths.metrics, out)
     for k, v in summary.items():
         tracker.metric(k, v, T - 1)
+    for setting, res in summarize_settings(setting_rows).items():
+        for key in SETTING_METRICS[setting]:
+            tracker.metric(f"final_{setting}_{key}", res[f"final_{key}"], T - 1)
     tracker.metric("seconds_per_iteration", out["seconds_per_iteration"], T - 1)
     tracker.metric("wall_seconds", out["wall_seconds"], T - 1)
     tracker.artifact(paths.metrics)

@@ -23,7 +23,9 @@ BIN = Path(sys.executable).parent
 def tiny_suite() -> dict:
     p = copy.deepcopy(TINY)
     p["experiments"]["tiny"]["train"]["iterations"] = 40
+    p["experiments"]["tiny"]["evaluation"] = {"settings": ["til", "entropy"]}
     p["experiments"]["tiny_ft"] = {**copy.deepcopy(p["experiments"]["tiny"]), "method": "finetune"}
+    del p["experiments"]["tiny_ft"]["evaluation"]
     p["suites"] = {"demo": ["tiny", "tiny_ft"]}
     p["sweeps"] = {
         "experiments": {
@@ -77,7 +79,8 @@ def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
     d = snake_run
     table = (d / "results/tables/demo.csv").read_text()
     assert "tiny," in table and "tiny_ft," in table and "2/2" in table
-    assert (d / "results/tables/demo.md").read_text().count("±") >= 8
+    md = (d / "results/tables/demo.md").read_text()
+    assert md.count("±") >= 8 and "entropy task" in md and "entropy class" in md
     assert "\\begin{tabular}" in (d / "results/tables/demo.tex").read_text()
     for f in ("tiny_accuracy_matrix.png", "tiny_accuracy_curves.png", "tiny_ft_accuracy_matrix.png"):
         assert (d / "results/figures/demo" / f).stat().st_size > 1000

@@ -1,0 +1,65 @@
+"""`hypermask evaluate`: a setting evaluated on a finished run's checkpoints, no retraining.
+
+Each per-task checkpoint is the model after that task, so TIL rows, entropy task inference
+and FeCAM are recomputed after every task whose checkpoint is kept (only the last with
+`train.keep_checkpoints: last`). Writes eval_SETTING.json next to metrics.json and logs to
+the run's MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ConfigError, ExperimentConfig
+from .evaluate import evaluate_tasks
+from .storage import atomic_write_json, safe_torch_load
+from .tracking import Tracker
+from .train import SETTING_METRICS, build_run, evaluate_settings, is_finished, run_dir, summarize_settings
+
+
+def evaluate_run(
+    cfg: ExperimentConfig, seed: int, results: Path, device: str, setting: str, tracker: Tracker,
+    data_cache: Path | None = None,
+) -> dict:
+    paths = run_dir(results, cfg.name, seed)
+    if not is_finished(paths):
+        raise ConfigError(f"{paths.metrics}: no finished run to evaluate (train it first)")
+    metrics = json.loads(paths.metrics.read_text())
+    ckpts = sorted(paths.checkpoints.glob("task_*.pt"))
+    if not ckpts:
+        raise ConfigError(f"{paths.checkpoints}: no checkpoints to evaluate")
+    if setting != "til" and cfg.method != "hypermask":
+        raise ConfigError(f"--setting {setting}: needs HyperMask's per-task masks, {cfg.name} is {cfg.method}")
+    cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"settings": [setting]})})
+    tasks, learner = build_run(cfg, seed, torch.device(device), data_cache)
+    after, til_rows, setting_rows = [], [], []
+    for ckpt in ckpts:
+        state = safe_torch_load(ckpt)
+        learner.load_state_dict(state["learner"])
+        t = int(state["completed_tasks"]) - 1
+        after.append(t)
+        if setting == "til":
+            til_rows.append(evaluate_tasks(learner, tasks, cfg.hypermask.sparsity, cfg.train.eval_batch_size))
+        else:
+            setting_rows.append(evaluate_settings(learner, tasks, t, cfg))
+    out: dict = {"experiment": cfg.name, "seed": seed, "setting": setting, "after_task": after}
+    if setting == "til":
+        stored = np.array(metrics["accuracy_matrix"])
+        rows = np.stack(til_rows)
+        out["accuracy_rows"] = rows.round(4).tolist()
+        out["max_abs_difference_to_metrics_json"] = float(np.abs(rows.round(4) - stored[after]).max())
+    else:
+        out.update(summarize_settings(setting_rows)[setting])
+    atomic_write_json(paths.root / f"eval_{setting}.json", out)
+    tracker.start(cfg.name, f"seed_{seed}", {}, {}, metrics.get("mlflow_run_id"))
+    if setting != "til":
+        for key in SETTING_METRICS[setting]:
+            for t, v in zip(after, out[key]):
+                tracker.metric(f"posthoc_{setting}_{key}", v, t)
+    tracker.artifact(paths.root / f"eval_{setting}.json")
+    tracker.end()
+    return out
