@@ -106,11 +106,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .config import load_experiment
     from .prepared import prepare
 
     params = read_params(args.params)
-    cfg = load_experiment(args.params, args.experiment)
+    configs = load_all(args.params)  # the pipeline's first job: every experiment checked
+    if args.experiment not in configs:
+        raise ConfigError(f"{args.params}: unknown experiment {args.experiment!r}")
+    cfg = configs[args.experiment]
     from .data import check_source_available
 
     check_source_available(cfg.data)
@@ -267,11 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .storage import StorageError
     from .train import TrainingError
 
     try:
         return args.func(args)
-    except (ConfigError, TrainingError) as e:
+    except (ConfigError, TrainingError, StorageError) as e:
         print(f"hypermask: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,8 +15,19 @@ from typing import Any
 import torch
 
 
+class StorageError(RuntimeError):
+    """A write that failed (disk full, read-only, quota); names the path, old file untouched."""
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
+    try:
+        _atomic_write(path, data)
+    except OSError as e:
+        raise StorageError(f"{path}: write failed ({e.strerror or e}); the previous file, if any, is untouched") from e
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -29,6 +29,20 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _retry(fn, *args, attempts: int = 8, **kwargs):
+    """Parallel jobs share one SQLite store; a write that meets a locked database waits and
+    tries again (0.1 s, 0.2 s, ... up to about 25 s in all) instead of failing the run."""
+    delay = 0.1
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # MlflowException wrapping sqlite3.OperationalError
+            if "locked" not in str(e).lower() or i == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay *= 2
+
+
 class Tracker:
     """A thin wrapper over MlflowClient; `enabled=False` makes every call a no-op."""
 
@@ -51,19 +65,25 @@ class Tracker:
             return
         if run_id is not None:
             self.run_id = run_id
-            self.client.update_run(run_id, status="RUNNING")
+            _retry(self.client.update_run, run_id, status="RUNNING")
             return
-        exp = self.client.get_experiment_by_name(experiment)
-        exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
+        exp = _retry(self.client.get_experiment_by_name, experiment)
+        if exp is not None:
+            exp_id = exp.experiment_id
+        else:
+            try:
+                exp_id = _retry(self.client.create_experiment, experiment)
+            except Exception:  # created meanwhile by a parallel job
+                exp_id = _retry(self.client.get_experiment_by_name, experiment).experiment_id
         if self.parent_run_id is not None:
             tags = {**tags, "mlflow.parentRunId": self.parent_run_id}
-        run = self.client.create_run(exp_id, run_name=run_name, tags=tags)
+        run = _retry(self.client.create_run, exp_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         from mlflow.entities import Param
 
         items = [Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+            _retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def metric(self, key: str, value: float, step: int) -> None:
         if self.enabled:
@@ -71,17 +91,33 @@ class Tracker:
 
             self._buffer.append(Metric(key, float(value), int(time.time() * 1000), int(step)))
 
+    def pending(self) -> list[list]:
+        """The buffered metrics, as plain lists (stored in a checkpoint before they are flushed)."""
+        return [[m.key, m.value, m.timestamp, m.step] for m in self._buffer]
+
+    def replay(self, pending: list[list], marker: str, step: int) -> None:
+        """After a crash between a checkpoint and its flush: log the checkpoint's metrics unless
+        the marker metric shows they reached the store (log_batch writes all or nothing)."""
+        if not self.enabled or not pending:
+            return
+        logged = {m.step for m in _retry(self.client.get_metric_history, self.run_id, marker)}
+        if step not in logged:
+            from mlflow.entities import Metric
+
+            self._buffer = [Metric(k, float(v), int(ts), int(st)) for k, v, ts, st in pending]
+            self.flush()
+
     def flush(self) -> None:
         if self.enabled and self._buffer:
             for i in range(0, len(self._buffer), 1000):
-                self.client.log_batch(self.run_id, metrics=self._buffer[i : i + 1000])
+                _retry(self.client.log_batch, self.run_id, metrics=self._buffer[i : i + 1000])
             self._buffer = []
 
     def artifact(self, path: str | Path) -> None:
         if self.enabled:
-            self.client.log_artifact(self.run_id, str(path))
+            _retry(self.client.log_artifact, self.run_id, str(path))
 
     def end(self, status: str = "FINISHED") -> None:
         if self.enabled and self.run_id is not None:
             self.flush()
-            self.client.set_terminated(self.run_id, status=status)
+            _retry(self.client.set_terminated, self.run_id, status=status)

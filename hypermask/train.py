@@ -340,6 +340,12 @@ def run(
             print(f"{paths.metrics}: run already finished; nothing to do (use --force to train it again)")
         return json.loads(paths.metrics.read_text())
     with RunLock(paths.lock):
+        regenerate = False
+        if paths.metrics.exists() and not is_finished(paths) and not force:
+            corrupt = paths.root / "metrics.json.corrupt"
+            paths.metrics.replace(corrupt)
+            regenerate = True  # outputs are rebuilt from the checkpoints, not trained again
+            print(f"{paths.metrics}: unreadable or unfinished; moved to {corrupt}, rebuilding it", file=sys.stderr)
         if force:
             for p in sorted(paths.checkpoints.glob("task_*.pt")) if paths.checkpoints.is_dir() else []:
                 p.unlink()
@@ -347,6 +353,7 @@ def run(
         return _run_locked(
             cfg, seed, paths, device, tracker, quiet, stop_after_task, repo_root or Path.cwd(),
             data_cache, restart_on_change, on_task_end, mlflow_experiment or cfg.name, run_name or f"seed_{seed}",
+            regenerate,
         )
 
 
@@ -374,6 +381,7 @@ def evaluate_settings(learner, tasks: list[Task], t: int, cfg: ExperimentConfig)
     return out
 
 
+TASK_MARKER = "tasks_completed"  # MLflow metric logged last with each task's results
 SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",)}
 
 
@@ -405,7 +413,7 @@ def _set_aside(paths: RunPaths, why: str) -> None:
 
 def _run_locked(
     cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, stop_after_task, repo_root,
-    data_cache, restart_on_change, on_task_end, mlflow_experiment, run_name,
+    data_cache, restart_on_change, on_task_end, mlflow_experiment, run_name, regenerate=False,
 ) -> dict | None:
     wall0 = time.perf_counter()
     config_json = training_fingerprint(cfg)
@@ -421,7 +429,7 @@ def _run_locked(
             raise
         _set_aside(paths, "written with other settings")
         state = None
-    if state is not None and int(state["completed_tasks"]) >= T:
+    if state is not None and int(state["completed_tasks"]) >= T and not regenerate:
         # Every task is done but metrics.json is gone: a pipeline tool deleted it to run this
         # seed again (snakemake --forcerun, dvc repro -f). Train again rather than re-emit.
         _set_aside(paths, "complete but metrics.json was removed (a forced rerun)")
@@ -452,6 +460,8 @@ def _run_locked(
         params=flatten(cfg.as_dict()),
         run_id=run_id,
     )
+    if state is not None:
+        tracker.replay(json.loads(state.get("pending_metrics", "[]")), TASK_MARKER, done - 1)
     try:
         step0 = sum(p["iterations"] for p in per_task)
         for t in range(done, T):
@@ -467,13 +477,17 @@ def _run_locked(
             for j, acc in enumerate(row):
                 tracker.metric(f"test_accuracy_task_{j}", acc, t)
             tracker.metric("test_accuracy_mean_seen", float(np.mean(row[: t + 1])), t)
-            tracker.flush()
+            tracker.metric(TASK_MARKER, t + 1, t)  # last of the task's batch: its presence proves the batch
+            state_now = {k: v.detach().cpu() for k, v in learner.state_dict().items()}
+            bad = [k for k, v in state_now.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:
+                raise TrainingError(f"task {t}: non-finite weights in {bad[:3]}; the last good checkpoint is kept")
             wall = wall_before + time.perf_counter() - wall0
             atomic_torch_save(
                 paths.checkpoint(t),
                 {
                     "completed_tasks": t + 1,
-                    "learner": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
+                    "learner": state_now,
                     "acc_rows": torch.tensor(np.stack(rows)),
                     "random_init": torch.tensor(random_init),
                     "per_task": json.dumps(per_task),
@@ -482,8 +496,10 @@ def _run_locked(
                     "mlflow_run_id": tracker.run_id or "",
                     "config": config_json,
                     "rng_torch": torch.get_rng_state(),
+                    "pending_metrics": json.dumps(tracker.pending()),
                 },
             )
+            tracker.flush()  # after the checkpoint: a crash in between is replayed on resume
             if cfg.train.keep_checkpoints == "last" and t > 0:
                 paths.checkpoint(t - 1).unlink(missing_ok=True)
             if on_task_end is not None:

@@ -221,3 +221,33 @@ def test_tables_report_a_missing_seed(snake_run, tmp_path):
     rows = {r.split(",")[0]: r for r in (d / "results/tables/demo.csv").read_text().splitlines()}
     assert ",1/2,2," in rows["tiny"]  # seeds found/expected, then the missing seed
     assert ",2/2,," in rows["tiny_ft"]
+
+
+BAD_FOR_TOOLS = [
+    ("experiments.tiny.train.iterations", -1),
+    ("experiments.tiny.hypermask.sparsity", 101),
+    ("experiments.tiny.target.kind", "vgg"),
+]
+
+
+def _set(d: dict, dotted: str, value) -> dict:
+    node = d
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    return d
+
+
+@pytest.mark.parametrize("key,value", BAD_FOR_TOOLS, ids=[k for k, _ in BAD_FOR_TOOLS])
+def test_bad_params_stop_snakemake_and_dvc_before_any_work(tmp_path, key, value):
+    d = project(tmp_path, tiny_suite())
+    assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
+    sh(["git", "init", "-q"], d)
+    sh([str(BIN / "dvc"), "init", "-q"], d)
+    write_params(d / "params.yaml", _set(tiny_suite(), key, value))
+    for cmd in ([str(BIN / "snakemake"), "--cores", "1", "all_tables"], [str(BIN / "dvc"), "repro"]):
+        out = sh(cmd, d, check=False)
+        assert out.returncode != 0, cmd
+        assert key in out.stdout + out.stderr, (cmd, out.stdout[-2000:], out.stderr[-2000:])
+        assert not (d / "results").exists() and not (d / "data/prepared/digits.npz").exists()

@@ -1,0 +1,197 @@
+"""Things break on purpose: killed processes, torn and garbled files, NaN losses, a second
+process on the same run, failing writes. Nothing finished is lost or silently reused."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import TINY, write_params
+from hypermask.cli import main
+
+BIN = Path(sys.executable).parent
+
+
+def _params(tmp_path: Path, iterations: int = 60, **train) -> Path:
+    p = json.loads(json.dumps(TINY))
+    p["experiments"]["tiny"]["train"].update(iterations=iterations, **train)
+    return write_params(tmp_path / "params.yaml", p)
+
+
+def _train(params: Path, results: Path, *extra: str) -> int:
+    return main(["--params", str(params), "train", "tiny", "--seed", "1", "--results", str(results), "--quiet", *extra])
+
+
+def _metrics(results: Path) -> dict:
+    return json.loads((results / "runs/tiny/seed_1/metrics.json").read_text())
+
+
+@pytest.fixture
+def reference(tmp_path):
+    params = _params(tmp_path, iterations=1500)
+    assert _train(params, tmp_path / "ref", "--no-tracking") == 0
+    return params, _metrics(tmp_path / "ref")
+
+
+def test_sigkill_at_random_points_then_resume_gives_the_same_metrics_and_one_mlflow_run(tmp_path):
+    # Same thread count for both runs: float reductions, hence results, depend on it.
+    params = _params(tmp_path, iterations=1500)
+    base = [str(BIN / "hypermask"), "--params", str(params), "train", "tiny", "--seed", "1", "--quiet", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    assert subprocess.run([*base, "--results", str(tmp_path / "ref"), "--no-tracking"], env=env).returncode == 0
+    ref = _metrics(tmp_path / "ref")
+    results = tmp_path / "killed"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cmd = [*base, "--results", str(results), "--tracking-uri", uri]
+    rng = random.Random(0)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(4.0, 9.0))  # start-up, a task, a checkpoint, an evaluation...
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert subprocess.run(cmd, capture_output=True, env=env).returncode == 0
+    out = _metrics(results)
+    assert kills >= 1
+    assert out["accuracy_matrix"] == ref["accuracy_matrix"]
+    for k in ("average_accuracy", "bwt", "fwt", "forgetting"):
+        assert out[k] == ref[k]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert len(runs) == 1
+    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy_task_0")]
+    assert steps == [0, 1, 2]  # one row per task: none lost, none duplicated
+
+
+def test_torn_and_garbled_checkpoints_are_reported_and_skipped(reference, tmp_path, capsys):
+    params, ref = reference
+    results = tmp_path / "torn"
+    assert _train(params, results, "--no-tracking", "--stop-after-task", "2") == 0
+    ck = results / "runs/tiny/seed_1/checkpoints"
+    (ck / ".task_002.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a write killed mid-way
+    good = (ck / "task_000.pt").read_bytes()
+    (ck / "task_001.pt").write_bytes((ck / "task_001.pt").read_bytes()[:1000])  # truncated
+    assert _train(params, results, "--no-tracking") == 0
+    err = capsys.readouterr().err
+    assert f"{ck / 'task_001.pt'}: unreadable checkpoint" in err
+    assert _metrics(results)["accuracy_matrix"] == ref["accuracy_matrix"]  # redone from task_000
+    assert (ck / "task_000.pt").read_bytes() == good
+
+
+def test_checkpoints_cannot_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    from hypermask.storage import safe_torch_load
+
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(Exception):
+        safe_torch_load(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_garbled_metrics_json_is_reported_and_rebuilt_from_checkpoints(reference, tmp_path, capsys):
+    params, ref = reference
+    results = tmp_path / "garbled"
+    assert _train(params, results, "--no-tracking") == 0
+    m = results / "runs/tiny/seed_1/metrics.json"
+    m.write_text('{"status": "finis')
+    assert _train(params, results, "--no-tracking") == 0
+    assert f"{m}: unreadable or unfinished" in capsys.readouterr().err
+    assert _metrics(results)["accuracy_matrix"] == ref["accuracy_matrix"]
+    assert (m.parent / "metrics.json.corrupt").read_text() == '{"status": "finis'
+
+
+def test_corrupt_prepared_data_is_refused_by_path(tmp_path, capsys):
+    params = _params(tmp_path)
+    raw = yaml.safe_load(params.read_text())
+    raw["pipeline"] = {"data_cache": str(tmp_path / "cache")}
+    params.write_text(yaml.safe_dump(raw))
+    assert main(["--params", str(params), "prepare", "tiny"]) == 0
+    npz = tmp_path / "cache/digits.npz"
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    assert _train(params, tmp_path / "r", "--no-tracking") != 0
+    assert f"{npz}: checksum mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "r/runs/tiny/seed_1/metrics.json").exists()
+
+
+def test_nan_loss_stops_with_task_and_iteration_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    from hypermask.learners import HyperMaskLearner
+    from hypermask.storage import safe_torch_load
+
+    params = _params(tmp_path)  # 3 tasks x 60 iterations, loss checked every 20
+    real = HyperMaskLearner.loss
+    calls = {"n": 0}
+
+    def poisoned(self, x, y, t, p):
+        calls["n"] += 1
+        loss, ce = real(self, x, y, t, p)
+        return (loss * float("nan"), ce) if calls["n"] == 60 + 25 else (loss, ce)  # task 1, iteration 24
+
+    monkeypatch.setattr(HyperMaskLearner, "loss", poisoned)
+    assert _train(params, tmp_path, "--no-tracking") != 0
+    assert "task 1, iteration 39: training loss is nan" in capsys.readouterr().err
+    ck = tmp_path / "runs/tiny/seed_1/checkpoints"
+    assert [p.name for p in ck.iterdir()] == ["task_000.pt"]  # the last good one, intact
+    state = safe_torch_load(ck / "task_000.pt")["learner"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert not (tmp_path / "runs/tiny/seed_1/metrics.json").exists()
+
+
+def test_diverging_run_saves_no_non_finite_weights(tmp_path, capsys):
+    params = _params(tmp_path, lr=1e30)
+    assert _train(params, tmp_path, "--no-tracking") != 0
+    err = capsys.readouterr().err
+    assert "task 0" in err and ("training loss is" in err or "non-finite weights" in err)
+    assert not list((tmp_path / "runs/tiny/seed_1").rglob("*.pt"))
+
+
+def test_second_process_on_the_same_run_is_refused(tmp_path, capsys):
+    params = _params(tmp_path)
+    lock = tmp_path / "runs/tiny/seed_1/.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getpid()))  # a live process holds the run
+    assert _train(params, tmp_path, "--no-tracking") != 0
+    assert f"{lock}: run is being trained by process {os.getpid()}" in capsys.readouterr().err
+    lock.write_text("999999999")  # a dead process: the stale lock is taken over
+    assert _train(params, tmp_path, "--no-tracking") == 0
+    assert not lock.exists()
+
+
+def test_failing_write_names_the_path_and_keeps_previous_files(tmp_path, capsys, monkeypatch):
+    params = _params(tmp_path)
+    assert _train(params, tmp_path, "--no-tracking", "--stop-after-task", "1") == 0
+    ck = tmp_path / "runs/tiny/seed_1/checkpoints/task_000.pt"
+    before = ck.read_bytes()
+    import hypermask.storage as storage
+
+    real = os.fsync
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "fsync", full_disk)
+    assert _train(params, tmp_path, "--no-tracking") != 0
+    err = capsys.readouterr().err
+    assert "task_001.pt: write failed (No space left on device)" in err
+    monkeypatch.setattr(storage.os, "fsync", real)
+    assert ck.read_bytes() == before
+    assert not list(ck.parent.glob(".*.tmp"))  # no half-written file left behind
+    assert not (tmp_path / "runs/tiny/seed_1/metrics.json").exists()
+    assert _train(params, tmp_path, "--no-tracking") == 0  # and the run then finishes
