@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def _tracking_uri(args: argparse.Namespace, params) -> str | None:
         return None
     if args.tracking_uri:
         return args.tracking_uri
-    if params.pipeline.tracking_uri and "MLFLOW_TRACKING_URI" not in __import__("os").environ:
+    if params.pipeline.tracking_uri and "MLFLOW_TRACKING_URI" not in os.environ:
         return params.pipeline.tracking_uri
     return default_tracking_uri(Path(args.params).resolve().parent)
 
