@@ -449,8 +449,7 @@ def _run_locked(
         done, wall_before = int(state["completed_tasks"]), float(state["wall_seconds"])
         run_id = state["mlflow_run_id"] or None
         torch.set_rng_state(state["rng_torch"])
-        if not quiet:
-            print(f"resuming {cfg.name} seed {seed} after task {done - 1} from {paths.checkpoint(done - 1)}")
+        print(f"resuming {cfg.name} seed {seed} after task {done - 1} from {paths.checkpoint(done - 1)}", file=sys.stderr)
 
     commit = git_commit(repo_root)
     tracker.start(

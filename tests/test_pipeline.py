@@ -251,3 +251,30 @@ def test_bad_params_stop_snakemake_and_dvc_before_any_work(tmp_path, key, value)
         assert out.returncode != 0, cmd
         assert key in out.stdout + out.stderr, (cmd, out.stdout[-2000:], out.stderr[-2000:])
         assert not (d / "results").exists() and not (d / "data/prepared/digits.npz").exists()
+
+
+def test_killed_snakemake_job_resumes_from_its_checkpoint(tmp_path):
+    import signal
+    import time
+
+    p = tiny_suite()
+    p["suites"]["demo"] = ["tiny"]
+    p["sweeps"] = {}
+    p["experiments"]["tiny"]["seeds"] = [1]
+    p["experiments"]["tiny"]["train"]["iterations"] = 1500
+    d = project(tmp_path, p)
+    proc = subprocess.Popen([str(BIN / "snakemake"), "--cores", "2", "all_tables"], cwd=d, env=_env(d),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = d / "results/runs/tiny/seed_1/checkpoints/task_000.pt"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.exists() and proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)  # the scheduler and its job, mid-run
+    proc.wait()
+    assert not (d / "results/runs/tiny/seed_1/metrics.json").exists()
+    sh([str(BIN / "snakemake"), "--unlock"], d)  # a SIGKILLed Snakemake leaves its lock
+    snakemake(d, "all_tables")  # the default profile reruns incomplete jobs
+    log = (d / "logs/train/tiny/seed_1.log").read_text()
+    assert "resuming tiny seed 1 after task" in log, log
+    assert json.loads((d / "results/runs/tiny/seed_1/metrics.json").read_text())["status"] == "finished"

@@ -77,7 +77,7 @@ def test_resume_after_second_task_equals_uninterrupted(tiny_params, tmp_path, ca
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["task_000.pt", "task_001.pt"]
     rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "cut"), "--no-tracking"])
     assert rc == 0
-    assert "resuming tiny seed 1 after task 1" in capsys.readouterr().out
+    assert "resuming tiny seed 1 after task 1" in capsys.readouterr().err
     full, cut = _metrics(tmp_path / "full", "tiny", 1), _metrics(tmp_path / "cut", "tiny", 1)
     assert full["accuracy_matrix"] == cut["accuracy_matrix"]
     for k in ("average_accuracy", "bwt", "fwt", "forgetting"):
