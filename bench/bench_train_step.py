@@ -5,7 +5,7 @@ the first (so both regularizers are active), median over repeats after warm-up, 
 evaluation of all tasks' masks on their test sets. Each configuration runs in its own
 process so that peak memory is its own.
 
-    python bench/bench_train_step.py                       # fmnist_permuted, digits_permuted, permuted_mnist
+    python bench/bench_train_step.py     # fmnist_permuted, digits_permuted, permuted_mnist, cifar100_resnet20
     python bench/bench_train_step.py --configs fmnist_permuted --threads 2
 """
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ["fmnist_permuted", "digits_permuted", "permuted_mnist"]
+DEFAULT = ["fmnist_permuted", "digits_permuted", "permuted_mnist", "cifar100_resnet20"]
 
 
 def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int, task_index: int) -> dict:
@@ -43,7 +43,8 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         data = "real"
     except Exception:  # raw data absent here: random inputs of the right shape
         g = torch.Generator().manual_seed(0)
-        side = 28 + 2 * cfg.data.padding if cfg.data.source in ("mnist", "fashion_mnist") else 32
+        side = {"mnist": 28 + 2 * cfg.data.padding, "fashion_mnist": 28 + 2 * cfg.data.padding, "tinyimagenet": 64}.get(
+            cfg.data.source, 32)
         ch = 1 if cfg.data.source in ("mnist", "fashion_mnist") else 3
         n_cls = cfg.data.task_sizes()[0]
 
@@ -51,8 +52,11 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
             return Split(torch.rand(n, ch, side, side, generator=g).to(dev), torch.randint(0, n_cls, (n,), generator=g).to(dev))
 
         perm = cfg.data.scenario == "permuted"
+        # a task's real sizes: MNIST 55,000/5,000/10,000 (permuted: only 10,000 here, enough for
+        # batches); CIFAR-100 and TinyImageNet 500 and 100 images per class
+        n_tr, n_val, n_te = (10_000, 1000, 10_000) if ch == 1 else (500 * n_cls, 100, 100 * n_cls)
         tasks = [
-            Task(t, list(range(n_cls)), split(10_000), split(1000), split(10_000),
+            Task(t, list(range(n_cls)), split(n_tr), split(n_val), split(n_te),
                  perm=torch.randperm(ch * side * side, generator=g).to(dev) if perm else None)
             for t in range(cfg.data.n_tasks)
         ]
@@ -127,7 +131,7 @@ def main() -> None:
     if a.one:
         if a.threads:
             torch.set_num_threads(a.threads)
-        big = a.configs[0] == "permuted_mnist" and device == "cpu"
+        big = device == "cpu" and (a.configs[0] == "permuted_mnist" or "resnet" in a.configs[0] or "zenke" in a.configs[0])
         res = bench_one(
             a.configs[0], device,
             a.warmup if a.warmup is not None else (2 if big else 20),
