@@ -200,6 +200,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Where results go, on which device, and where they are tracked (train, evaluate, sweep)."""
+    p.add_argument("--results", default=None, help="output root (default: pipeline.results in params.yaml)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hypermask", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="the experiment file (default: ./params.yaml)")
@@ -208,12 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one (experiment, seed); resumes; a finished run is left alone")
     t.add_argument("experiment")
     t.add_argument("--seed", type=int, required=True)
-    t.add_argument("--results", default=None, help="output root (default: pipeline.results; runs go to RESULTS/runs/EXP/seed_N)")
-    t.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    _add_run_options(t)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--force", action="store_true", help="train again even if the run finished")
-    t.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    t.add_argument("--tracking-uri", default=None, help="MLflow URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-task lines")
     t.add_argument("--any-seed", action="store_true", help="allow a seed not listed in params.yaml")
     t.add_argument("--override", default=None, help="YAML of dotted keys to set (e.g. a sweep's best_params.yaml)")
@@ -226,10 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("experiment")
     ev.add_argument("--seed", type=int, required=True)
     ev.add_argument("--setting", choices=["til", "entropy", "fecam"], required=True)
-    ev.add_argument("--results", default=None)
-    ev.add_argument("--device", default=None)
-    ev.add_argument("--no-tracking", action="store_true")
-    ev.add_argument("--tracking-uri", default=None)
+    _add_run_options(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("prepare", help="verify an experiment's raw data and write its prepared cache")
@@ -239,10 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run (or resume) the Optuna study of an experiment")
     sw.add_argument("experiment")
     sw.add_argument("--n-trials", type=int, default=None, help="override the budget of sweeps.experiments.EXP")
-    sw.add_argument("--results", default=None)
-    sw.add_argument("--device", default=None)
-    sw.add_argument("--no-tracking", action="store_true")
-    sw.add_argument("--tracking-uri", default=None)
+    _add_run_options(sw)
     sw.set_defaults(func=cmd_sweep)
 
     tb = sub.add_parser("tables", help="aggregate a suite's runs into tables and figures")

@@ -61,8 +61,12 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=uri)
 
     def start(self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str], run_id: str | None):
+        """Open the run: `run_id` (from a checkpoint), else an unfinished run carrying the same
+        RUN_ID_TAG (a process killed before its first checkpoint), else a new one."""
         if not self.enabled:
             return
+        if run_id is None and RUN_ID_TAG in tags:
+            run_id = self._unfinished_run(experiment, tags[RUN_ID_TAG])
         if run_id is not None:
             self.run_id = run_id
             _retry(self.client.update_run, run_id, status="RUNNING")
@@ -84,6 +88,14 @@ class Tracker:
         items = [Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
             _retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
+
+    def _unfinished_run(self, experiment: str, key: str) -> str | None:
+        exp = _retry(self.client.get_experiment_by_name, experiment)
+        if exp is None:
+            return None
+        runs = _retry(self.client.search_runs, [exp.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{key}'")
+        open_runs = [r for r in runs if r.info.status != "FINISHED"]
+        return open_runs[0].info.run_id if open_runs else None
 
     def metric(self, key: str, value: float, step: int) -> None:
         if self.enabled:

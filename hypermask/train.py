@@ -35,7 +35,7 @@ from .nets import build_target, set_train_mode
 from .plots import write_heatmap
 from .prepared import load_prepared
 from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, safe_torch_load
-from .tracking import Tracker, flatten
+from .tracking import RUN_ID_TAG, Tracker, flatten
 
 
 class TrainingError(RuntimeError):
@@ -455,7 +455,8 @@ def _run_locked(
     tracker.start(
         experiment=mlflow_experiment,
         run_name=run_name,
-        tags={"experiment": cfg.name, "seed": str(seed), "method": cfg.method, "git_commit": commit},
+        tags={"experiment": cfg.name, "seed": str(seed), "method": cfg.method, "git_commit": commit,
+              RUN_ID_TAG: str(paths.root.resolve())},
         params=flatten(cfg.as_dict()),
         run_id=run_id,
     )

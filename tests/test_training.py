@@ -171,3 +171,21 @@ def test_resume_refuses_a_checkpoint_of_other_settings_but_not_of_other_seeds(ti
     rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path), "--no-tracking", "--quiet"])
     assert rc != 0
     assert "different configuration" in capsys.readouterr().err
+
+
+def test_run_killed_before_its_first_checkpoint_reuses_its_mlflow_run(tiny_params, tmp_path):
+    """No checkpoint holds the run id yet: the unfinished run with the same run-dir tag is reopened."""
+    from mlflow.tracking import MlflowClient
+
+    from hypermask.tracking import RUN_ID_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment("tiny")
+    run_dir = (tmp_path / "runs/tiny/seed_1").resolve()
+    orphan = client.create_run(exp_id, run_name="seed_1", tags={RUN_ID_TAG: str(run_dir)})  # killed early
+    _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri)
+    runs = client.search_runs([exp_id])
+    assert len(runs) == 1 and runs[0].info.run_id == orphan.info.run_id and runs[0].info.status == "FINISHED"
+    _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri, "--force")  # a finished run is not reopened
+    assert len(client.search_runs([exp_id])) == 2
