@@ -29,7 +29,6 @@ from .nets import TargetNet
 
 
 class FineTuneLearner(nn.Module):
-    uses_sparsity = False
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__()
@@ -51,7 +50,6 @@ class FineTuneLearner(nn.Module):
 
 
 class HyperMaskLearner(nn.Module):
-    uses_sparsity = True
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__()
