@@ -7,6 +7,9 @@ process so that peak memory is its own.
 
     python bench/bench_train_step.py     # fmnist_permuted, digits_permuted, permuted_mnist, cifar100_resnet20
     python bench/bench_train_step.py --configs fmnist_permuted --threads 2
+    python bench/bench_train_step.py --configs fmnist_split --threads 2 --profile
+
+`optimizer_step_seconds` times the fused Adam step alone, the memory-bound floor of a step.
 """
 
 from __future__ import annotations
@@ -24,9 +27,36 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["fmnist_permuted", "digits_permuted", "permuted_mnist", "cifar100_resnet20"]
 
 
-def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int, task_index: int) -> dict:
+def adam_floor(learner, opt, repeats: int, sync) -> float:
+    """Seconds for the optimizer step alone (grads present): the memory-bound floor of a step."""
+    for _ in range(3):
+        opt.step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        opt.step()
+    sync()
+    return (time.perf_counter() - t0) / repeats
+
+
+def profile_steps(step, n: int, device) -> list[dict]:
+    """PyTorch profiler over n steps: the ops with the most self time, in ms per iteration."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(n):
+            step()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    rows = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)[:12]
+    return [{"op": e.key, "ms_per_iter": round(getattr(e, key) / 1000 / n, 3), "calls_per_iter": e.count / n} for e in rows]
+
+
+def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int, task_index: int,
+              profile: bool = False) -> dict:
     import torch
 
+    from hypermask.allocator import tune_for
     from hypermask.config import load_experiment
     from hypermask.data import BatchStream, Split, Task, build_tasks, check_source_available
     from hypermask.evaluate import evaluate_tasks
@@ -66,6 +96,7 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
     shape = tuple(task.inputs(task.train.x[:1]).shape[1:])
     torch.manual_seed(1)
     learner = build_learner(cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T)).to(dev)
+    tune_for(learner.parameters())  # as training does
     learner.start_task(task.index)
     learner.train()
     opt = make_optimizer(learner, cfg.train.lr)
@@ -88,6 +119,8 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         sync()
         times.append((time.perf_counter() - t0) / per_repeat)
     loss.item()
+    floor = adam_floor(learner, opt, per_repeat, sync)
+    prof = profile_steps(lambda: training_step(learner, opt, task, stream, gen, p), per_repeat, dev) if profile else None
     t0 = time.perf_counter()
     evaluate_tasks(learner, tasks, p, cfg.train.eval_batch_size)
     sync()
@@ -106,11 +139,13 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         "sec_per_iter_median": statistics.median(times),
         "sec_per_iter_min": min(times),
         "sec_per_iter_max": max(times),
+        "optimizer_step_seconds": floor,
         "repeats": repeats,
         "iters_per_repeat": per_repeat,
         "eval_all_tasks_seconds": eval_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
+        **({"profile": prof} if prof else {}),
     }
 
 
@@ -123,6 +158,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--per-repeat", type=int, default=None)
     ap.add_argument("--task", type=int, default=1, help="which task's step (>=1: both regularizers on)")
+    ap.add_argument("--profile", action="store_true", help="add the profiler's top ops (ms/iteration)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     import torch
@@ -138,12 +174,14 @@ def main() -> None:
             a.repeats if a.repeats is not None else (3 if big else 5),
             a.per_repeat if a.per_repeat is not None else (2 if big else 50),
             a.task,
+            a.profile,
         )
         print(json.dumps(res))
         return
     results = []
     for name in a.configs:
         cmd = [sys.executable, __file__, "--one", "--configs", name, "--device", device, "--task", str(a.task)]
+        cmd += ["--profile"] if a.profile else []
         for flag in ("threads", "warmup", "repeats", "per_repeat"):
             v = getattr(a, flag)
             if v is not None:

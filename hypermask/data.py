@@ -212,6 +212,7 @@ class Task:
     val: Split
     test: Split
     perm: Tensor | None = None  # permuted scenario: pixel permutation of the flattened padded image
+    pad: int = 0  # zero border added per batch (stored images stay unpadded: no padded copy)
     augment: str | None = None  # None, "crop" (grey) or "crop_flip" (colour)
     mean: Tensor | None = None  # normalisation after augmentation, shape (1, C, 1, 1)
     std: Tensor | None = None
@@ -224,6 +225,8 @@ class Task:
         """Model inputs from raw images: to [0, 1], augment (train only), normalise, permute."""
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
+        if self.pad:
+            x = torch.nn.functional.pad(x, (self.pad,) * 4)
         if train and self.augment is not None:
             x = random_crop(x, 4, gen)
             if self.augment == "crop_flip":
@@ -291,11 +294,8 @@ def build_tasks(cfg: DataConfig, seed: int, device: torch.device | str = "cpu", 
 
     tasks: list[Task] = []
     if cfg.scenario == "permuted":
-        if cfg.padding:
-            p = cfg.padding
-            x_train = torch.nn.functional.pad(x_train, (p, p, p, p))
-            x_test = torch.nn.functional.pad(x_test, (p, p, p, p))
-        dim = x_train[0].numel()
+        c, h, w = x_train.shape[1:]
+        dim = c * (h + 2 * cfg.padding) * (w + 2 * cfg.padding)
         rng = np.random.default_rng(seed)
         n_val = cfg.validation_size
         if n_val >= len(x_train):
@@ -310,6 +310,7 @@ def build_tasks(cfg: DataConfig, seed: int, device: torch.device | str = "cpu", 
                     Split(x_train[:n_val], y_train[:n_val]),
                     Split(x_test, y_test),
                     perm=perm,
+                    pad=cfg.padding,
                     augment=augment,
                     mean=mean,
                     std=std,

@@ -86,9 +86,10 @@ class HyperMaskLearner(nn.Module):
 
     @torch.no_grad()
     def eval_context(self, tasks: list[int], sparsity: float) -> dict:
-        """All requested tasks' masks from one batched hypernetwork call."""
+        """All requested tasks' masks from one batched hypernetwork call and one batched threshold."""
         h = self.hnet(torch.tensor(tasks, device=self.hnet.embeddings.device))
-        return {t: semi_binary_masks(h[i], self.shapes, sparsity) for i, t in enumerate(tasks)}
+        masks = semi_binary_masks(h, self.shapes, sparsity)  # thresholds of all tasks at once
+        return {t: [m[i] for m in masks] for i, t in enumerate(tasks)}
 
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return masked_forward(self.target, ctx[t], x, t, features=features)

@@ -55,6 +55,12 @@ class TargetNet(nn.Module):
         h = self.features(x, task)
         return h if features else self.head()(h)
 
+    @property
+    def batch_dependent(self) -> bool:
+        """True when a sample's output depends on the rest of its batch (batch norm with batch
+        statistics): then evaluation must see a whole split at once, as the reference does."""
+        return any(isinstance(m, TaskBatchNorm) and m.mode == "batch_stats" for m in self.modules())
+
     def masked_shapes(self) -> list[torch.Size]:
         params = dict(self.named_parameters())
         return [params[n].shape for n in self.masked_names]

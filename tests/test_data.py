@@ -44,8 +44,11 @@ def test_permuted_digits_tasks():
     assert torch.equal(a[1].perm, b[1].perm) and not torch.equal(a[1].perm, c[1].perm)
     assert not torch.equal(a[0].perm, torch.arange(144))  # the first task is permuted too (reference)
     x = a[1].inputs(a[1].test.x[:5])
-    flat = a[1].test.x[:5].float().div(255).flatten(1)  # uint8, padded once at load: (N, 1, 12, 12)
-    assert torch.equal(x, flat[:, a[1].perm])
+    raw = a[1].test.x[:5]  # stored unpadded uint8 (N, 1, 8, 8); the zero border comes per batch
+    assert raw.shape[1:] == (1, 8, 8)
+    padded = torch.zeros(5, 1, 12, 12)
+    padded[:, :, 2:10, 2:10] = raw.float().div(255)
+    assert torch.equal(x, padded.flatten(1)[:, a[1].perm])
     assert len(a[0].val.y) == 100 and len(a[0].train.y) == 1347 - 100
 
 

@@ -2,6 +2,7 @@
 batched evaluation of all masks against the per-task loop; `hypermask evaluate`."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +92,32 @@ def test_batched_masks_equal_per_task_loop(net, shape):
         fast_f = stacked_masked_forward(net, masks, x, features=True)
         slow_f = torch.stack([masked_forward(net, m, x, None, features=True) for m in masks])
     assert torch.allclose(fast, slow, atol=1e-5) and torch.allclose(fast_f, slow_f, atol=1e-5)
+
+
+def test_chunked_evaluation_equals_whole_split():
+    """The default evaluation batches an MLP's split in chunks of EVAL_CHUNK rows; the
+    accuracy is the one of the whole split in one batch. A batch-statistics ResNet always sees
+    the whole split (its outputs depend on the batch)."""
+    from hypermask.config import load_experiment
+    from hypermask.data import Split, Task
+    from hypermask.evaluate import EVAL_CHUNK, split_accuracy
+    from hypermask.learners import HyperMaskLearner
+
+    torch.manual_seed(0)
+    cfg = load_experiment(Path(__file__).parents[1] / "params.yaml", "digits_split")
+    n = 2 * EVAL_CHUNK + 37
+    g = torch.Generator().manual_seed(3)
+    for target, x in ((MLP(64, [16], 2), torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)),
+                      (ResNet20(3, 2, n_tasks=5, width=1), torch.rand(300, 3, 8, 8, generator=g))):
+        learner = HyperMaskLearner(cfg, target).eval()
+        split = Split(x, torch.randint(0, 2, (len(x),), generator=g))
+        task = Task(0, [0, 1], split, split, split)
+        ctx = learner.eval_context([0], 30.0)
+        whole = split_accuracy(learner, ctx, task, split, len(x))
+        assert split_accuracy(learner, ctx, task, split, None) == whole
+        assert target.batch_dependent == isinstance(target, ResNet20)
+        if target.batch_dependent:  # chunks would change the batch statistics, hence the rule
+            assert split_accuracy(learner, ctx, task, split, 64) != whole
 
 
 def test_evaluate_reproduces_stored_til_and_entropy(tiny_params, tmp_path, capsys):

@@ -10,8 +10,9 @@ from hypermask.method import (
     hnet_regularizer,
     masked_forward,
     masked_params,
-    percentile,
+    percentile_rows,
     semi_binary_masks,
+    thresholds,
     sparsity_at,
     target_regularizer,
 )
@@ -21,9 +22,51 @@ from hypermask.nets import MLP
 def test_percentile_matches_numpy_linear_interpolation():
     g = torch.Generator().manual_seed(0)
     for n in (1, 2, 5, 7, 100, 1001):
-        s = torch.rand(n, generator=g, dtype=torch.float64)
+        s = torch.rand(3, n, generator=g, dtype=torch.float64)
+        s[1, : n // 2] = s[1, 0]  # a repeated value at the lower neighbour
         for p in (0, 0.5, 10, 30, 33.3, 50, 70, 99.9, 100):
-            assert percentile(s, p).item() == pytest.approx(np.percentile(s.numpy(), p), abs=1e-12)
+            np.testing.assert_allclose(percentile_rows(s, p).numpy(), np.percentile(s.numpy(), p, axis=-1), rtol=0, atol=1e-12)
+
+
+def _plain_thresholds(s: torch.Tensor, sizes: list[int], p: float) -> torch.Tensor:
+    """The naive reference: one numpy.percentile per tensor of one row, no threshold on the last."""
+    chunks = np.split(s.double().numpy(), np.cumsum(sizes)[:-1])
+    return torch.tensor([np.percentile(c, p) for c in chunks[:-1]] + [0.0])
+
+
+@pytest.mark.parametrize("how", ["select", "sort"])
+def test_batched_thresholds_equal_plain_per_tensor(how):
+    g = torch.Generator().manual_seed(0)
+    # equal-sized tensors (grouped into one selection), sizes 1 and 2, a saturated |tanh| of 1.0
+    sizes = [12, 5, 12, 1, 2, 12, 7, 3]
+    h = torch.randn(4, sum(sizes), generator=g) * 3
+    h[0, :6] = 40.0  # tanh -> exactly 1.0, repeated
+    h[2, 12:17] = 0.25  # a tensor whose values are all equal
+    s = h.tanh().abs()
+    for p in (0.5, 30, 33.3, 50, 99.9):
+        batched = thresholds(s, tuple(sizes), p, how)
+        assert batched.shape == (4, len(sizes))
+        for r in range(4):
+            torch.testing.assert_close(batched[r].double(), _plain_thresholds(s[r], sizes, p), rtol=0, atol=1e-7)
+    # the two batched paths agree bit for bit
+    assert torch.equal(thresholds(s, tuple(sizes), 30.0, "select"), thresholds(s, tuple(sizes), 30.0, "sort"))
+
+
+def test_masks_of_all_tasks_at_once_equal_task_by_task():
+    g = torch.Generator().manual_seed(1)
+    shapes = [torch.Size([6, 4]), torch.Size([6]), torch.Size([4, 6]), torch.Size([4])]
+    h = torch.randn(3, 58, generator=g)
+    batched = semi_binary_masks(h, shapes, 40.0)
+    for k in range(3):
+        one = semi_binary_masks(h[k], shapes, 40.0)
+        for mb, m, sh in zip(batched, one, shapes):
+            assert mb.shape == (3, *sh) and torch.equal(mb[k], m)
+        # and each mask is |tanh| thresholded at numpy's percentile of its own tensor
+        s = h[k].tanh().abs()
+        q = _plain_thresholds(s, [sh.numel() for sh in shapes], 40.0)
+        expected = [torch.where(c >= q[i].float(), c, 0.0) if i < 3 else c for i, c in enumerate(s.split([24, 6, 24, 4]))]
+        for m, e in zip(one, expected):
+            assert torch.equal(m.flatten(), e)
 
 
 def test_mask_on_hand_computed_tensor():
