@@ -110,7 +110,7 @@ class TrainConfig(_Strict):
     val_every: Positive = 100
     lr_scheduler: bool = True  # ReduceLROnPlateau on val accuracy, epoch budgets only
     log_every: Positive = 100  # MLflow: training loss every N iterations
-    eval_batch_size: Positive | None = None  # None: whole split at once where batch norm uses batch statistics (reference), else 2048 rows
+    eval_batch_size: Positive | None = None  # None: whole split at once where batch norm uses batch statistics (reference), else 1024 rows
     keep_checkpoints: Literal["all", "last"] = "all"  # "last": delete a task's checkpoint once the next is written
 
     @model_validator(mode="after")

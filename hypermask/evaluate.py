@@ -9,7 +9,7 @@ from torch import Tensor
 from .data import Split, Task
 
 
-EVAL_CHUNK = 2048  # rows per evaluation batch where outputs do not depend on the batch
+EVAL_CHUNK = 1024  # rows per evaluation batch where outputs do not depend on the batch
 
 
 @torch.no_grad()
