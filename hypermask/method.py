@@ -111,16 +111,19 @@ def _thresholds_select(s: Tensor, sizes: tuple[int, ...], p: float) -> Tensor:
 
 def _thresholds_sort(s: Tensor, sizes: tuple[int, ...], p: float) -> Tensor:
     """One segmented sort of the fused vector (the accelerator path: no call per tensor). The
-    key 2 * tensor index + s (s in [0, 1], exact in float64) sorts tensor by tensor."""
+    bit patterns of non-negative float32 values order as the values, so the int64 key
+    (tensor index << 32) + bits sorts tensor by tensor, exactly."""
     seg, n, offsets = _segments(sizes, s.device)
-    key = torch.sort(s.double() + 2.0 * seg, dim=-1).values - 2.0 * seg
+    high = seg << 32
+    bits = torch.sort(s.contiguous().view(torch.int32).long() + high, dim=-1).values - high
+    key = bits.int().view(torch.float32)
     pos = (n - 1).double() * (p / 100.0)
     lo = pos.floor()
     frac = (pos - lo).float()
     lo = lo.long()
     hi = torch.minimum(lo + 1, n - 1)
-    v_lo = key.index_select(-1, offsets + lo).float()
-    v_hi = key.index_select(-1, offsets + hi).float()
+    v_lo = key.index_select(-1, offsets + lo)
+    v_hi = key.index_select(-1, offsets + hi)
     q = v_lo + frac * (v_hi - v_lo)
     return torch.where(torch.arange(len(sizes), device=s.device) < len(sizes) - 1, q, 0.0)
 

@@ -42,14 +42,15 @@ def test_batched_thresholds_equal_plain_per_tensor(how):
     h = torch.randn(4, sum(sizes), generator=g) * 3
     h[0, :6] = 40.0  # tanh -> exactly 1.0, repeated
     h[2, 12:17] = 0.25  # a tensor whose values are all equal
+    h[3, :3] = torch.tensor([1e-30, 3e-38, 0.0])  # tiny values at the lowest ranks
     s = h.tanh().abs()
-    for p in (0.5, 30, 33.3, 50, 99.9):
+    for p in (0.5, 10, 30, 33.3, 50, 99.9):
         batched = thresholds(s, tuple(sizes), p, how)
         assert batched.shape == (4, len(sizes))
         for r in range(4):
-            torch.testing.assert_close(batched[r].double(), _plain_thresholds(s[r], sizes, p), rtol=0, atol=1e-7)
-    # the two batched paths agree bit for bit
-    assert torch.equal(thresholds(s, tuple(sizes), 30.0, "select"), thresholds(s, tuple(sizes), 30.0, "sort"))
+            torch.testing.assert_close(batched[r].double(), _plain_thresholds(s[r], sizes, p), rtol=1e-6, atol=1e-30)
+        # the two batched paths agree bit for bit
+        assert torch.equal(batched, thresholds(s, tuple(sizes), p, "sort" if how == "select" else "select"))
 
 
 def test_masks_of_all_tasks_at_once_equal_task_by_task():
