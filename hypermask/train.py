@@ -72,6 +72,12 @@ class RunPaths:
     def lock(self) -> Path:
         return self.root / ".lock"
 
+    @property
+    def finished(self) -> Path:
+        """Written after metrics.json: with it, a missing metrics.json was removed on purpose
+        (a forced rerun); without it, the process died before writing its outputs."""
+        return self.root / ".finished"
+
     def checkpoint(self, t: int) -> Path:
         return self.checkpoints / f"task_{t:03d}.pt"
 
@@ -341,6 +347,8 @@ def run(
     device = torch.device(device)
     paths = run_dir(results, cfg.name, seed)
     if is_finished(paths) and not force:
+        if not paths.finished.exists():  # a run finished before the marker existed
+            atomic_write_text(paths.finished, "\n")
         if not quiet:
             print(f"{paths.metrics}: run already finished; nothing to do (use --force to train it again)")
         return json.loads(paths.metrics.read_text())
@@ -355,6 +363,7 @@ def run(
             for p in sorted(paths.checkpoints.glob("task_*.pt")) if paths.checkpoints.is_dir() else []:
                 p.unlink()
             paths.metrics.unlink(missing_ok=True)
+            paths.finished.unlink(missing_ok=True)
         return _run_locked(
             cfg, seed, paths, device, tracker, quiet, stop_after_task, repo_root or Path.cwd(),
             data_cache, restart_on_change, on_task_end, mlflow_experiment or cfg.name, run_name or f"seed_{seed}",
@@ -436,11 +445,15 @@ def _run_locked(
         _set_aside(paths, "written with other settings")
         state = None
     if state is not None and int(state["completed_tasks"]) >= T and not regenerate:
-        # Every task is done but metrics.json is gone: a pipeline tool deleted it to run this
-        # seed again (snakemake --forcerun, dvc repro -f). Train again rather than re-emit.
-        _set_aside(paths, "complete but metrics.json was removed (a forced rerun)")
-        state = None
+        if paths.finished.exists():
+            # The run had finished and metrics.json is gone: a pipeline tool deleted it to run
+            # this seed again (snakemake --forcerun, dvc repro -f). Train again.
+            _set_aside(paths, "complete but metrics.json was removed (a forced rerun)")
+            state = None
+        else:  # killed after its last checkpoint, before its outputs: write them, train nothing
+            print(f"{paths.metrics}: missing after the last task's checkpoint; rebuilding it", file=sys.stderr)
     if state is None:
+        paths.finished.unlink(missing_ok=True)
         random_init = evaluate_tasks(learner, tasks, p_eval, eval_bs)
         rows: list[np.ndarray] = []
         per_task: list[dict] = []
@@ -552,6 +565,7 @@ def _run_locked(
     atomic_write_text(paths.matrix_csv, matrix_csv(A))
     write_heatmap(paths.heatmap, A, f"{cfg.name} seed {seed}: avg {summary['average_accuracy']:.2f}%, BWT {summary['bwt']:.2f}")
     atomic_write_json(paths.metrics, out)
+    atomic_write_text(paths.finished, out["finished_at"] + "\n")
     for k, v in summary.items():
         tracker.metric(k, v, T - 1)
     for setting, res in summarize_settings(setting_rows).items():

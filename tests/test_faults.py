@@ -116,6 +116,33 @@ def test_garbled_metrics_json_is_reported_and_rebuilt_from_checkpoints(reference
     assert (m.parent / "metrics.json.corrupt").read_text() == '{"status": "finis'
 
 
+def test_killed_after_the_last_checkpoint_rebuilds_outputs_and_trains_nothing(tmp_path, capsys):
+    """A process killed between its last checkpoint and metrics.json: the next one writes the
+    outputs from that checkpoint into the same MLflow run, training nothing again. Once the
+    run has finished (.finished), a removed metrics.json is a forced rerun instead (pipeline
+    tests)."""
+    params = _params(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = tmp_path / "late"
+    assert _train(params, results, "--tracking-uri", uri) == 0
+    first = _metrics(results)
+    run = results / "runs/tiny/seed_1"
+    for name in ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png", ".finished"):
+        (run / name).unlink()  # as if killed before any output was written
+    capsys.readouterr()
+    assert _train(params, results, "--tracking-uri", uri) == 0
+    assert "missing after the last task's checkpoint; rebuilding it" in capsys.readouterr().err
+    again = _metrics(results)
+    assert again["accuracy_matrix"] == first["accuracy_matrix"] and again["per_task"] == first["per_task"]
+    assert not (run / "checkpoints.stale").exists() and (run / ".finished").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_id == first["mlflow_run_id"]
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy_task_0")] == [0, 1, 2]
+
+
 def test_corrupt_prepared_data_is_refused_by_path(tmp_path, capsys):
     params = _params(tmp_path)
     raw = yaml.safe_load(params.read_text())
