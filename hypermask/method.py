@@ -138,7 +138,7 @@ def thresholds(s: Tensor, sizes: tuple[int, ...], p: float, how: str = "auto") -
     return _thresholds_select(s, sizes, p) if how == "select" else _thresholds_sort(s, sizes, p)
 
 
-def semi_binary_masks(h: Tensor, shapes: list[torch.Size], p: float, how: str = "auto") -> list[Tensor]:
+def semi_binary_masks(h: Tensor, shapes: list[torch.Size], p: float) -> list[Tensor]:
     """Masks from flat hypernetwork outputs h (..., total), one tensor per target tensor (with
     h's leading dimensions). Entries l < last: |tanh(h_l)| where it is >= the tensor's p-th
     percentile, else 0; all thresholds from one batched call, applied to the fused vector, which
@@ -148,7 +148,7 @@ def semi_binary_masks(h: Tensor, shapes: list[torch.Size], p: float, how: str = 
     s = h.tanh().abs()
     if p > 0:
         seg = _segments(sizes, s.device)[0]
-        q = thresholds(s, sizes, p, how).index_select(-1, seg)
+        q = thresholds(s, sizes, p).index_select(-1, seg)
         s = torch.where(s >= q, s, 0.0)
     lead = s.shape[:-1]
     return [c.view(*lead, *sh) for c, sh in zip(s.split(sizes, -1), shapes)]
