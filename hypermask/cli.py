@@ -151,6 +151,27 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readme(args: argparse.Namespace) -> int:
+    from . import readme
+
+    params = read_params(args.params)
+    results, path = _results(args, params), Path(args.readme)
+    if not args.check:
+        readme.update(path, args.suite, results)
+        print(f"{path}: the {args.suite} block now holds {results / 'tables' / args.suite}.md")
+        return 0
+    problems = readme.check(path, args.suite, results, args.tolerance)
+    for p in problems:
+        print(f"{path}: {p}", file=sys.stderr)
+    if problems:
+        print(f"hypermask: error: {path} does not say what the {args.suite} suite produced here (tolerance "
+              f"{args.tolerance} points); if this machine is right, run `hypermask readme {args.suite}`", file=sys.stderr)
+        return 1
+    print(f"{path}: the {args.suite} block agrees with {results / 'tables' / args.suite}.csv "
+          f"(within {args.tolerance} points)")
+    return 0
+
+
 def cmd_dvc_yaml(args: argparse.Namespace) -> int:
     from .pipeline import Plan
 
@@ -201,6 +222,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(minimum: int):
+    """An argparse type: an integer >= minimum (argparse names the option in its message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return parse
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Where results go, on which device, and where they are tracked (train, evaluate, sweep)."""
     p.add_argument("--results", default=None, help="output root (default: pipeline.results in params.yaml)")
@@ -216,21 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one (experiment, seed); resumes; a finished run is left alone")
     t.add_argument("experiment")
-    t.add_argument("--seed", type=int, required=True)
+    t.add_argument("--seed", type=_count(0), required=True)
     _add_run_options(t)
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
     t.add_argument("--force", action="store_true", help="train again even if the run finished")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-task lines")
     t.add_argument("--any-seed", action="store_true", help="allow a seed not listed in params.yaml")
     t.add_argument("--override", default=None, help="YAML of dotted keys to set (e.g. a sweep's best_params.yaml)")
     t.add_argument("--restart-on-change", action="store_true",
                    help="checkpoints of other settings are set aside and training starts over (pipelines)")
-    t.add_argument("--stop-after-task", type=int, default=None, help=argparse.SUPPRESS)
+    t.add_argument("--stop-after-task", type=_count(1), default=None, help=argparse.SUPPRESS)
     t.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="evaluate a finished run's checkpoints in a setting (no retraining)")
     ev.add_argument("experiment")
-    ev.add_argument("--seed", type=int, required=True)
+    ev.add_argument("--seed", type=_count(0), required=True)
     ev.add_argument("--setting", choices=["til", "entropy", "fecam"], required=True)
     _add_run_options(ev)
     ev.set_defaults(func=cmd_evaluate)
@@ -241,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="run (or resume) the Optuna study of an experiment")
     sw.add_argument("experiment")
-    sw.add_argument("--n-trials", type=int, default=None, help="override the budget of sweeps.experiments.EXP")
+    sw.add_argument("--n-trials", type=_count(1), default=None, help="override the budget of sweeps.experiments.EXP")
     _add_run_options(sw)
     sw.set_defaults(func=cmd_sweep)
 
@@ -249,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("suite", nargs="*", help="default: the params file's `suite`")
     tb.add_argument("--results", default=None)
     tb.set_defaults(func=cmd_tables)
+
+    rd = sub.add_parser("readme", help="copy a suite's table into the README (or --check that it agrees)")
+    rd.add_argument("suite")
+    rd.add_argument("--readme", default="README.md")
+    rd.add_argument("--results", default=None)
+    rd.add_argument("--check", action="store_true", help="compare instead of copying; exit 1 on a difference")
+    rd.add_argument("--tolerance", type=float, default=1.0,
+                    help="largest difference of a mean, in percentage points (default 1.0)")
+    rd.set_defaults(func=cmd_readme)
 
     dv = sub.add_parser("dvc-yaml", help="write dvc.yaml for a suite from params.yaml")
     dv.add_argument("--suite", default=None)
@@ -270,13 +315,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .runs import RunLockError
     from .storage import StorageError
+    from .tracking import TrackingError
     from .train import TrainingError
 
     try:
         return args.func(args)
-    except (ConfigError, TrainingError, StorageError) as e:
+    except (ConfigError, TrainingError, StorageError, TrackingError, RunLockError) as e:
         print(f"hypermask: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an unwritable results folder, a full disk: name the path, no traceback
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f) or "a file"
+        print(f"hypermask: error: {where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hypermask: interrupted; run the same command again to resume", file=sys.stderr)

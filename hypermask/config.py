@@ -9,6 +9,7 @@ one message that names the key, before any work starts.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,12 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # allow_inf_nan=False: `lr: inf` or `.nan` is refused where it is written, with its key.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
+
+
+NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # experiment and suite names: path components and Snakemake wildcards
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 Positive = Annotated[int, Field(gt=0)]
@@ -42,6 +48,7 @@ class DataConfig(_Strict):
     validation_size: NonNegative = 0  # per task: the first N training samples (reference)
     validation_per_class: NonNegative | None = None  # per task: this many x classes in the task
     augmentation: bool = False
+    reduced: bool = False  # accept a deliberately reduced copy (fewer images than the source has)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -94,7 +101,8 @@ class HyperMaskConfig(_Strict):
     embedding_dim: Positive = 24
     beta: Annotated[float, Field(ge=0)] = 5e-4
     lambda_: Annotated[float, Field(ge=0, alias="lambda")] = 1e-3
-    sparsity: Annotated[float, Field(ge=0, le=100)] = 0.0
+    # A percentage of each tensor's mask zeroed; 100 would zero every weight (a network at chance).
+    sparsity: Annotated[float, Field(ge=0, lt=100)] = 0.0
     adaptive_sparsity: bool = True
     masked_l1: bool = True
     # "reference": beta / t * (1/t) * sum_j ||H(e_j) - H*_j||^2 ; "single": beta * (1/t) * sum
@@ -143,7 +151,7 @@ class ExperimentConfig(_Strict):
     hypermask: HyperMaskConfig = HyperMaskConfig()
     train: TrainConfig
     evaluation: EvaluationConfig = EvaluationConfig()
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[NonNegative] = Field(min_length=1)
     reference: dict[str, float] = {}  # published figures (average accuracy ...), for tables
 
     @model_validator(mode="after")
@@ -165,6 +173,18 @@ class ExperimentConfig(_Strict):
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+
+def training_fingerprint(cfg: ExperimentConfig) -> str:
+    """The settings a run's results depend on, as canonical JSON: not the seed list, the
+    description, the reference figures or the logging interval. Checkpoints carry it (a
+    checkpoint of other settings is never resumed) and the Snakemake rules declare it, so an
+    edit of these settings, and only of these, makes the experiment's jobs stale."""
+    d = cfg.as_dict()
+    for k in ("seeds", "description", "reference"):
+        d.pop(k, None)
+    d["train"].pop("log_every", None)
+    return json.dumps(d, sort_keys=True)
 
 
 class PipelineConfig(_Strict):
@@ -213,8 +233,8 @@ class SweepsConfig(_Strict):
 
 class ParamsFile(_Strict):
     defaults: dict[str, Any] = {}
-    experiments: dict[str, dict[str, Any]] = Field(min_length=1)
-    suites: dict[str, list[str]] = {}
+    experiments: dict[Name, dict[str, Any]] = Field(min_length=1)
+    suites: dict[Name, list[str]] = {}
     suite: str | None = None  # the suite the pipeline builds by default
     sweeps: SweepsConfig = SweepsConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -233,6 +253,11 @@ def _deep_merge(base: dict, over: dict) -> dict:
 def _format(err: ValidationError, prefix: str) -> str:
     lines = []
     for e in err.errors():
+        if e["loc"] and e["loc"][-1] == "[key]" and e["type"] == "string_pattern_mismatch":  # a name
+            where = ".".join(str(p) for p in e["loc"][:-2])
+            lines.append(f"{prefix}.{where}: name {e['loc'][-2]!r} is not allowed: use letters, digits and _ "
+                         "(it names folders under results/ and pipeline jobs)")
+            continue
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         msg = e["msg"].removeprefix("Value error, ")
         # model validators put the offending key first in their message: "key: why"
@@ -246,14 +271,40 @@ def _format(err: ValidationError, prefix: str) -> str:
     return "\n".join(lines)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicated key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file as Python data; unreadable files, bad YAML and duplicated keys raise
+    ConfigError naming the file (and the line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
 def read_params(path: str | Path) -> ParamsFile:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (params.yaml holds every experiment)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping with an `experiments` key")
     try:
@@ -323,10 +374,7 @@ def load_experiment(path: str | Path, name: str, overrides: dict[str, Any] | Non
 def read_overrides(path: str | Path) -> dict[str, Any]:
     """A YAML mapping of dotted experiment keys to values (e.g. a sweep's best_params.yaml)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read overrides ({e})") from None
+    data = load_yaml(path)
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ConfigError(f"{path}: overrides must be a mapping of dotted keys to values")
     return data

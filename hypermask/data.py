@@ -177,6 +177,48 @@ SOURCES = {
     "tinyimagenet": load_tinyimagenet_source,
 }
 
+# What each source is: (training images, test images, image shape C x H x W).
+KNOWN_SIZES = {
+    "digits": (1347, 450, (1, 8, 8)),
+    "mnist": (60000, 10000, (1, 28, 28)),
+    "fashion_mnist": (60000, 10000, (1, 28, 28)),
+    "cifar100": (50000, 10000, (3, 32, 32)),
+    "tinyimagenet": (100000, 10000, (3, 64, 64)),
+}
+
+
+def check_raw(raw: RawData, cfg: DataConfig, where: str | Path | None = None) -> None:
+    """A source's images and labels against what the source is: counts, image shape, dtype and
+    label range. A copy with fewer images passes only with `data.reduced: true`."""
+    from .config import N_CLASSES
+
+    src = cfg.source
+    where = f"{where or cfg.root or src}"
+    n_known = dict(zip(("train", "test"), KNOWN_SIZES[src][:2]))
+    shape = KNOWN_SIZES[src][2]
+    for split in ("train", "test"):
+        x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
+        if x.dtype != np.uint8 or x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
+            raise ConfigError(
+                f"data.root: {where}: {src} {split} split malformed (images {x.shape} {x.dtype}, labels {y.shape})")
+        if tuple(x.shape[1:]) != shape:
+            raise ConfigError(f"data.root: {where}: {src} {split} images are {tuple(x.shape[1:])}, expected {shape}")
+        if y.min() < 0 or y.max() >= N_CLASSES[src]:
+            raise ConfigError(
+                f"data.root: {where}: {src} {split} labels span {y.min()}..{y.max()}, expected 0..{N_CLASSES[src] - 1}")
+        n = len(y)
+        if n > n_known[split] or (n < n_known[split] and not cfg.reduced):
+            raise ConfigError(
+                f"data.root: {where}: {src} {split} split has {n} images, the source has {n_known[split]}"
+                + ("; set data.reduced: true to use a deliberately reduced copy" if n < n_known[split] else ""))
+
+
+def load_source(cfg: DataConfig) -> RawData:
+    """The raw source, read and checked (check_raw)."""
+    raw = SOURCES[cfg.source](cfg)
+    check_raw(raw, cfg)
+    return raw
+
 
 def check_source_available(cfg: DataConfig) -> None:
     """Cheap check, before any work, that the raw data is where the config says."""
@@ -274,7 +316,7 @@ def _val_size(cfg: DataConfig, n_classes: int) -> int:
 
 def build_tasks(cfg: DataConfig, seed: int, device: torch.device | str = "cpu", raw: RawData | None = None) -> list[Task]:
     """The task stream of an experiment; the seed fixes permutations and class orders."""
-    raw = raw if raw is not None else SOURCES[cfg.source](cfg)
+    raw = raw if raw is not None else load_source(cfg)
     device = torch.device(device)
     x_train = torch.from_numpy(raw.x_train).to(device)  # uint8: a quarter of float32's memory
     x_test = torch.from_numpy(raw.x_test).to(device)

@@ -7,16 +7,17 @@ the two pipelines cannot drift (tests/test_pipeline.py checks that they agree).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import ConfigError, ExperimentConfig, ParamsFile, experiment_config, read_params
+from .config import ConfigError, ExperimentConfig, ParamsFile, experiment_config, read_params, training_fingerprint
+from .runs import RUN_FILES, run_relpath
 
 CODE = "hypermask"  # code dependency of every stage
-RUN_FILES = ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png")
 SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
 TABLE_FILES = ("csv", "md", "tex")
 
@@ -89,7 +90,7 @@ class Plan:
         return [f"{base}.npz", f"{base}.json"]
 
     def run_dir(self, exp: str, seed: int | str) -> str:
-        return f"{self.results}/runs/{exp}/seed_{seed}"
+        return f"{self.results}/{run_relpath(exp, seed)}"
 
     def run_files(self, exp: str, seed: int | str) -> list[str]:
         return [f"{self.run_dir(exp, seed)}/{f}" for f in RUN_FILES]
@@ -108,6 +109,17 @@ class Plan:
         if self.uses_best(exp):
             inputs.append(self.sweep_files(exp)[0])
         return inputs
+
+    # ------------------------------------------------------------------ what makes a job stale
+    def train_settings(self, exp: str) -> str:
+        """What a train job's results depend on (Snakemake `params:`, compared at every run)."""
+        return training_fingerprint(self.config(exp))
+
+    def sweep_settings(self, exp: str) -> str:
+        """What a sweep's results depend on: the experiment's settings and its sweep block."""
+        sweep = self.params.sweeps.experiments[exp].model_dump(mode="json")
+        return json.dumps({"experiment": json.loads(self.train_settings(exp)), "sweep": sweep,
+                           "storage": self.params.sweeps.storage}, sort_keys=True)
 
     # ------------------------------------------------------------------ commands
     def prepare_cmd(self, source: str) -> str:

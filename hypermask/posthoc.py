@@ -18,7 +18,8 @@ from .config import ConfigError, ExperimentConfig
 from .evaluate import evaluate_tasks
 from .storage import atomic_write_json, safe_torch_load
 from .tracking import Tracker
-from .train import SETTING_METRICS, build_run, evaluate_settings, is_finished, run_dir, summarize_settings
+from .runs import read_metrics, run_dir
+from .train import SETTING_METRICS, build_run, evaluate_settings, summarize_settings
 
 
 def evaluate_run(
@@ -26,9 +27,9 @@ def evaluate_run(
     data_cache: Path | None = None,
 ) -> dict:
     paths = run_dir(results, cfg.name, seed)
-    if not is_finished(paths):
-        raise ConfigError(f"{paths.metrics}: no finished run to evaluate (train it first)")
-    metrics = json.loads(paths.metrics.read_text())
+    metrics, why = read_metrics(paths, cfg.name, seed)
+    if metrics is None:
+        raise ConfigError(f"{paths.metrics}: no finished run to evaluate ({why}; train it first)")
     ckpts = sorted(paths.checkpoints.glob("task_*.pt"))
     if not ckpts:
         raise ConfigError(f"{paths.checkpoints}: no checkpoints to evaluate")

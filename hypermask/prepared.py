@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import N_CLASSES, ConfigError, DataConfig
-from .data import SOURCES, RawData
+from .config import ConfigError, DataConfig
+from .data import RawData, check_raw, load_source
 from .storage import atomic_write_bytes, atomic_write_json
 
 FIELDS = ("x_train", "y_train", "x_test", "y_test")
@@ -34,18 +34,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_raw(raw: RawData, source: str) -> None:
-    for split in ("train", "test"):
-        x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
-        if x.dtype != np.uint8 or x.ndim != 4 or len(x) != len(y) or len(y) == 0:
-            raise ConfigError(f"{source}: {split} split malformed (images {x.shape} {x.dtype}, labels {y.shape})")
-        if y.min() < 0 or y.max() >= N_CLASSES[source]:
-            raise ConfigError(f"{source}: {split} labels outside 0..{N_CLASSES[source] - 1}")
-
-
 def prepare(cfg: DataConfig, cache_dir: str | Path) -> Path:
-    raw = SOURCES[cfg.source](cfg)
-    check_raw(raw, cfg.source)
+    raw = load_source(cfg)
     out = prepared_path(cache_dir, cfg.source)
     buf = io.BytesIO()
     np.savez(buf, **{f: getattr(raw, f) for f in FIELDS})
@@ -75,9 +65,13 @@ def load_prepared(cfg: DataConfig, cache_dir: str | Path | None) -> RawData | No
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
         raise ConfigError(f"{meta_path}: missing or unreadable checksum file; run `hypermask prepare` again") from None
+    if meta.get("root") != cfg.root:
+        raise ConfigError(
+            f"{path}: prepared from data.root {meta.get('root')!r}, but the experiment reads {cfg.root!r}; "
+            "run `hypermask prepare` for it (or use another pipeline.data_cache)")
     if _sha256(path) != meta.get("sha256"):
         raise ConfigError(f"{path}: checksum mismatch (truncated or altered); delete it and run `hypermask prepare` again")
     with np.load(path, allow_pickle=False) as z:
         raw = RawData(*(z[f] for f in FIELDS))
-    check_raw(raw, cfg.source)
+    check_raw(raw, cfg, path)
     return raw

@@ -10,6 +10,7 @@ names them), never silently averaged away.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 from .config import ParamsFile, experiment_config
 from .plots import write_curves, write_heatmap
 from .storage import atomic_write_text
-from .train import run_dir
+from .runs import read_metrics, run_dir
 
 METRICS = [("average_accuracy", "accuracy"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting")]
 # Settings without the task id (columns appear when some run of the suite computed them).
@@ -38,14 +39,6 @@ def setting_value(run: dict, setting: str, key: str) -> float | None:
     return extra.get(key) if extra else None
 
 
-def load_finished(path: Path) -> dict | None:
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return m if m.get("status") == "finished" else None
-
-
 def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
     rows, runs = [], {}
     for name in params.suites[suite]:
@@ -53,7 +46,9 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
         found, missing = [], []
         for seed in cfg.seeds:
             paths = run_dir(results, name, seed)
-            m = load_finished(paths.metrics)
+            m, why = read_metrics(paths, name, seed)
+            if m is None and why != "missing":
+                print(f"warning: {paths.metrics}: {why}; counted as a missing seed", file=sys.stderr)
             if m is not None:
                 m["_posthoc"] = {}
                 for setting in ("entropy", "fecam"):
@@ -103,12 +98,29 @@ def _display(df: pd.DataFrame, tex: bool) -> pd.DataFrame:
     return out
 
 
+def provenance(runs: dict[str, list[dict]]) -> str:
+    """Where a table's numbers came from: CPU, threads, device, torch, commit and lock of its runs.
+    Results depend on all of these (float reductions follow the CPU kernels and thread count)."""
+    found = [m for ms in runs.values() for m in ms]
+    if not found:
+        return "No finished runs."
+
+    def values(key: str, width: int | None = None) -> str:
+        vals = sorted({str(m.get(key, "unknown"))[:width] for m in found})
+        return " / ".join(vals)
+
+    return (f"{len(found)} runs on {values('cpu')} ({values('device')}, {values('torch_threads')} threads), "
+            f"torch {values('torch_version')}, Python {values('python_version')}, commit {values('git_commit', 10)}, "
+            f"lock {values('environment_lock', 12)}")
+
+
 def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
     df, runs = suite_table(params, suite, results)
     tables = results / "tables"
     atomic_write_text(tables / f"{suite}.csv", df.to_csv(index=False, float_format="%.4f"))
     md = _display(df, tex=False)
-    header = f"# Suite `{suite}`: mean ± population std over seeds (accuracy, BWT, FWT, forgetting in %)\n\n"
+    header = (f"# Suite `{suite}`: mean ± population std over seeds (accuracy, BWT, FWT, forgetting in %)\n\n"
+              f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n\n")
     atomic_write_text(tables / f"{suite}.md", header + md.to_markdown(index=False) + "\n")
     tex = _display(df, tex=True)
     tex["experiment"] = tex["experiment"].str.replace("_", r"\_")

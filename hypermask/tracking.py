@@ -1,7 +1,10 @@
 """MLflow: one run per (experiment, seed); metrics are buffered and written in batches.
 
 Tracking URI: $MLFLOW_TRACKING_URI, else an SQLite store at the repository root given as
-an absolute path. A resumed run reopens the same MLflow run (its id is in the checkpoint).
+an absolute path. A resumed run reopens the same MLflow run (its id is in the checkpoint);
+where that run is gone (the store was removed or replaced), it continues in a new run tagged
+with the old id. metrics.json and the checkpoints are the record: a store that fails during
+a run costs MLflow rows (reported), never the run.
 """
 
 from __future__ import annotations
@@ -12,6 +15,79 @@ from pathlib import Path
 from typing import Any
 
 RUN_ID_TAG = "hypermask.run_dir"
+PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be opened or written before training starts; names the URI."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a local SQLite URI (sqlite:///rel or sqlite:////abs), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
+def _build_sqlite_store(db: Path) -> None:
+    """A new store built in a temporary file and renamed into place: a process killed during
+    MLflow's schema creation (seconds of migrations) leaves no half-built store behind."""
+    from mlflow.tracking import MlflowClient
+
+    import uuid
+
+    tmp = db.with_name(f".{db.name}.{uuid.uuid4().hex}.tmp")  # a new name: MLflow caches stores by URI
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
+        _dispose_engines(f"sqlite:///{tmp}")
+        os.replace(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _dispose_engines(uri: str) -> None:
+    """Close the SQLite connections MLflow caches for `uri` before its file is renamed (two
+    open paths to one SQLite file in one process can drop each other's POSIX locks). MLflow
+    has no public call for this; where its private cache moved, the connections stay open
+    to a file no writer uses, which is harmless."""
+    try:
+        from mlflow.tracking._tracking_service.utils import _get_store
+
+        _get_store(uri).engine.dispose()
+    except Exception:
+        pass
+
+
+def prepare_store(uri: str):
+    """An MlflowClient on `uri`, with the store created or migrated first by exactly one process.
+
+    MLflow creates and migrates an SQLite store on first use; processes that start together
+    on a missing file all run the migration on it and leave it half-migrated (every later
+    run then fails). Creating the store under a file lock beside the database makes the first
+    process build it and the others find it built."""
+    from filelock import FileLock
+    from mlflow.tracking import MlflowClient
+
+    db = sqlite_path(uri)
+    try:
+        if db is None:
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # a server that is down fails here, not mid-run
+            return client
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(db) + ".init.lock", timeout=600):
+            if not db.exists():
+                _build_sqlite_store(db)
+                _dispose_engines(uri)  # this process may hold connections to a removed file
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # migrates an older schema, under the lock
+            return client
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrackingError(
+            f"MLflow store {uri}: cannot be opened ({msg[:300]}); fix it, point MLFLOW_TRACKING_URI "
+            "(or pipeline.tracking_uri, --tracking-uri) elsewhere, or pass --no-tracking"
+        ) from None
 
 
 def default_tracking_uri(root: Path) -> str:
@@ -52,25 +128,44 @@ class Tracker:
         self.run_id: str | None = None
         self.parent_run_id: str | None = None  # set to nest this run under another (sweeps)
         self._buffer: list = []
+        self.resumed_in_new_run = False  # the checkpoint's run was gone: earlier tasks are relogged
+        self.failed_writes = 0  # metric batches the store refused mid-run (kept, retried)
         if enabled:
             import logging
 
             logging.getLogger("alembic").setLevel(logging.WARNING)
-            from mlflow.tracking import MlflowClient
-
-            self.client = MlflowClient(tracking_uri=uri)
+            self.client = prepare_store(uri)
 
     def start(self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str], run_id: str | None):
         """Open the run: `run_id` (from a checkpoint), else an unfinished run carrying the same
         RUN_ID_TAG (a process killed before its first checkpoint), else a new one."""
         if not self.enabled:
             return
+        try:
+            self._start(experiment, run_name, tags, params, run_id)
+        except TrackingError:
+            raise
+        except Exception as e:  # read-only store, server gone, schema mismatch
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TrackingError(
+                f"MLflow store {self.uri}: cannot open a run ({msg[:300]}); fix the store, point "
+                "MLFLOW_TRACKING_URI (or --tracking-uri) elsewhere, or pass --no-tracking"
+            ) from None
+
+    def _start(self, experiment, run_name, tags, params, run_id):
         if run_id is None and RUN_ID_TAG in tags:
             run_id = self._unfinished_run(experiment, tags[RUN_ID_TAG])
         if run_id is not None:
-            self.run_id = run_id
-            _retry(self.client.update_run, run_id, status="RUNNING")
-            return
+            if self._run_exists(run_id):
+                self.run_id = run_id
+                _retry(self.client.update_run, run_id, status="RUNNING")
+                return
+            import sys
+
+            print(f"warning: MLflow run {run_id} of this checkpoint is not in {self.uri} (store removed or "
+                  "replaced); continuing in a new run tagged with the old id", file=sys.stderr)
+            tags = {**tags, PREVIOUS_RUN_TAG: run_id}
+            self.resumed_in_new_run = True
         exp = _retry(self.client.get_experiment_by_name, experiment)
         if exp is not None:
             exp_id = exp.experiment_id
@@ -89,6 +184,17 @@ class Tracker:
         for i in range(0, len(items), 100):
             _retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
+    def _run_exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = _retry(self.client.get_run, run_id)
+        except MlflowException as e:
+            if getattr(e, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(e).lower():
+                return False
+            raise
+        return run.info.lifecycle_stage != "deleted"
+
     def _unfinished_run(self, experiment: str, key: str) -> str | None:
         exp = _retry(self.client.get_experiment_by_name, experiment)
         if exp is None:
@@ -96,6 +202,15 @@ class Tracker:
         runs = _retry(self.client.search_runs, [exp.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{key}'")
         open_runs = [r for r in runs if r.info.status != "FINISHED"]
         return open_runs[0].info.run_id if open_runs else None
+
+    def has_metric(self, key: str) -> bool:
+        """Whether the open run already holds `key` (a rebuilt run does not log its summary twice)."""
+        if not self.enabled:
+            return False
+        try:
+            return bool(_retry(self.client.get_metric_history, self.run_id, key))
+        except Exception:
+            return False
 
     def metric(self, key: str, value: float, step: int) -> None:
         if self.enabled:
@@ -119,17 +234,43 @@ class Tracker:
             self._buffer = [Metric(k, float(v), int(ts), int(st)) for k, v, ts, st in pending]
             self.flush()
 
-    def flush(self) -> None:
-        if self.enabled and self._buffer:
-            for i in range(0, len(self._buffer), 1000):
-                _retry(self.client.log_batch, self.run_id, metrics=self._buffer[i : i + 1000])
-            self._buffer = []
+    def flush(self) -> bool:
+        """Write the buffered metrics; True when the buffer is empty afterwards. A store that
+        fails (server gone, disk full) keeps the rest buffered for the next flush and warns:
+        training goes on, its results are in metrics.json and the checkpoints."""
+        while self.enabled and self._buffer:
+            chunk = self._buffer[:1000]
+            try:
+                _retry(self.client.log_batch, self.run_id, metrics=chunk)
+            except Exception as e:
+                self._warn("log metrics", e)
+                return False
+            del self._buffer[: len(chunk)]
+        return True
+
+    def _warn(self, what: str, e: Exception) -> None:
+        import sys
+
+        self.failed_writes += 1
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"warning: MLflow store {self.uri}: could not {what} ({msg[:200]}); kept for a later try, "
+              "the run's results are in metrics.json and its checkpoints", file=sys.stderr)
 
     def artifact(self, path: str | Path) -> None:
         if self.enabled:
-            _retry(self.client.log_artifact, self.run_id, str(path))
+            try:
+                _retry(self.client.log_artifact, self.run_id, str(path))
+            except Exception as e:
+                self._warn(f"log the artifact {path}", e)
 
     def end(self, status: str = "FINISHED") -> None:
         if self.enabled and self.run_id is not None:
-            self.flush()
-            _retry(self.client.set_terminated, self.run_id, status=status)
+            import sys
+
+            if not self.flush():
+                print(f"warning: MLflow store {self.uri}: {len(self._buffer)} metric rows of run {self.run_id} "
+                      "were not logged", file=sys.stderr)
+            try:
+                _retry(self.client.set_terminated, self.run_id, status=status)
+            except Exception as e:
+                self._warn("close the run", e)

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 
 from . import metrics as M
 from .allocator import tune_for
-from .config import ExperimentConfig
+from .config import ExperimentConfig, training_fingerprint
 from .data import BatchStream, Task, build_tasks
 from .evaluate import entropy_inference, evaluate_tasks, split_accuracy
 from .fecam import fecam_inference
@@ -36,6 +35,7 @@ from .nets import build_target, set_train_mode
 from .optim import FusedAdam, ReduceLROnPlateau
 from .plots import write_heatmap
 from .prepared import load_prepared
+from .runs import RunLock, RunPaths, is_finished, read_metrics, run_dir
 from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, safe_torch_load
 from .tracking import RUN_ID_TAG, Tracker, flatten
 
@@ -46,51 +46,6 @@ class TrainingError(RuntimeError):
 
 class StaleCheckpoint(TrainingError):
     """A checkpoint written with other training settings."""
-
-
-@dataclass
-class RunPaths:
-    root: Path
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def matrix_csv(self) -> Path:
-        return self.root / "accuracy_matrix.csv"
-
-    @property
-    def heatmap(self) -> Path:
-        return self.root / "accuracy_matrix.png"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / ".lock"
-
-    @property
-    def finished(self) -> Path:
-        """Written after metrics.json: with it, a missing metrics.json was removed on purpose
-        (a forced rerun); without it, the process died before writing its outputs."""
-        return self.root / ".finished"
-
-    def checkpoint(self, t: int) -> Path:
-        return self.checkpoints / f"task_{t:03d}.pt"
-
-
-def run_dir(results: Path, experiment: str, seed: int) -> RunPaths:
-    return RunPaths(results / "runs" / experiment / f"seed_{seed}")
-
-
-def is_finished(paths: RunPaths) -> bool:
-    try:
-        return json.loads(paths.metrics.read_text()).get("status") == "finished"
-    except (OSError, ValueError):
-        return False
 
 
 # --------------------------------------------------------------------------- reproducibility
@@ -123,6 +78,29 @@ def git_commit(root: Path) -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+LOCK_FILE = "requirements.lock"  # the exact package versions the tests passed with
+
+
+def environment_lock(root: Path) -> str:
+    """SHA-256 of the repository's lock file (which software stack produced a run), or "none"."""
+    import hashlib
+
+    try:
+        return hashlib.sha256((root / LOCK_FILE).read_bytes()).hexdigest()
+    except OSError:
+        return "none"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _sync(device: torch.device) -> None:
@@ -249,58 +227,7 @@ def matrix_csv(A: np.ndarray) -> str:
     return "\n".join([header, *rows]) + "\n"
 
 
-# --------------------------------------------------------------------------- lock
-class RunLock:
-    """One process per run directory: a lock file created exclusively, holding the pid."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                return self
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or "0")
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _alive(pid):
-                    raise TrainingError(
-                        f"{self.path}: run is being trained by process {pid}; wait for it or stop it"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-        raise TrainingError(f"{self.path}: could not take the run lock")
-
-    def __exit__(self, *exc) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # --------------------------------------------------------------------------- a whole run
-def training_fingerprint(cfg: ExperimentConfig) -> str:
-    """The settings a checkpoint depends on (not the seed list, description or reference figures),
-    so that adding a seed or editing a description does not invalidate finished tasks."""
-    d = cfg.as_dict()
-    for k in ("seeds", "description", "reference"):
-        d.pop(k, None)
-    d["train"].pop("log_every", None)
-    return json.dumps(d, sort_keys=True)
-
-
 def latest_checkpoint(paths: RunPaths, config_json: str) -> dict | None:
     """The newest checkpoint that loads and belongs to this configuration."""
     if not paths.checkpoints.is_dir():
@@ -346,19 +273,20 @@ def run(
     after each task's evaluation (sweeps report to the pruner there)."""
     device = torch.device(device)
     paths = run_dir(results, cfg.name, seed)
-    if is_finished(paths) and not force:
-        if not paths.finished.exists():  # a run finished before the marker existed
+    finished, why = read_metrics(paths, cfg.name, seed)
+    if finished is not None and not force:
+        if not paths.finished.exists():  # stopped after metrics.json, during MLflow's uploads
             atomic_write_text(paths.finished, "\n")
         if not quiet:
             print(f"{paths.metrics}: run already finished; nothing to do (use --force to train it again)")
-        return json.loads(paths.metrics.read_text())
+        return finished
     with RunLock(paths.lock):
         regenerate = False
-        if paths.metrics.exists() and not is_finished(paths) and not force:
+        if paths.metrics.exists() and not force:
             corrupt = paths.root / "metrics.json.corrupt"
             paths.metrics.replace(corrupt)
             regenerate = True  # outputs are rebuilt from the checkpoints, not trained again
-            print(f"{paths.metrics}: unreadable or unfinished; moved to {corrupt}, rebuilding it", file=sys.stderr)
+            print(f"{paths.metrics}: {why}; moved to {corrupt}, rebuilding it", file=sys.stderr)
         if force:
             for p in sorted(paths.checkpoints.glob("task_*.pt")) if paths.checkpoints.is_dir() else []:
                 p.unlink()
@@ -399,10 +327,16 @@ TASK_MARKER = "tasks_completed"  # MLflow metric logged last with each task's re
 SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",)}
 
 
-def _log_settings(tracker: Tracker, results: dict[str, dict], t: int) -> None:
-    for setting, res in results.items():
+def _log_task_results(tracker: Tracker, t: int, row: np.ndarray, settings: dict[str, dict]) -> None:
+    """Task t's test accuracies (and task-id-free settings), then TASK_MARKER last: the marker's
+    presence in the store proves the whole batch reached it (log_batch is all or nothing)."""
+    for setting, res in settings.items():
         for key in SETTING_METRICS[setting]:
             tracker.metric(f"{setting}_{key}", res[key], t)
+    for j, acc in enumerate(row):
+        tracker.metric(f"test_accuracy_task_{j}", acc, t)
+    tracker.metric("test_accuracy_mean_seen", float(np.mean(row[: t + 1])), t)
+    tracker.metric(TASK_MARKER, t + 1, t)
 
 
 def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:
@@ -479,7 +413,11 @@ def _run_locked(
         params=flatten(cfg.as_dict()),
         run_id=run_id,
     )
-    if state is not None:
+    if state is not None and tracker.resumed_in_new_run:
+        for t, row in enumerate(rows):  # the checkpoint's results into the new run
+            _log_task_results(tracker, t, row, setting_rows[t])
+        tracker.flush()
+    elif state is not None:
         tracker.replay(json.loads(state.get("pending_metrics", "[]")), TASK_MARKER, done - 1)
     try:
         step0 = sum(p["iterations"] for p in per_task)
@@ -490,13 +428,9 @@ def _run_locked(
             row = evaluate_tasks(learner, tasks, p_eval, eval_bs)
             rows.append(row)
             setting_rows.append(evaluate_settings(learner, tasks, t, cfg))
-            _log_settings(tracker, setting_rows[-1], t)
             info["eval_seconds"] = time.perf_counter() - e0
             per_task.append(info)
-            for j, acc in enumerate(row):
-                tracker.metric(f"test_accuracy_task_{j}", acc, t)
-            tracker.metric("test_accuracy_mean_seen", float(np.mean(row[: t + 1])), t)
-            tracker.metric(TASK_MARKER, t + 1, t)  # last of the task's batch: its presence proves the batch
+            _log_task_results(tracker, t, row, setting_rows[-1])
             state_now = {k: v.detach().cpu() for k, v in learner.state_dict().items()}
             bad = [k for k, v in state_now.items() if v.is_floating_point() and not torch.isfinite(v).all()]
             if bad:
@@ -557,6 +491,8 @@ def _run_locked(
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "git_commit": commit,
+        "environment_lock": environment_lock(repo_root),
+        "cpu": cpu_model(),
         "host": socket.gethostname(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mlflow_run_id": tracker.run_id,
@@ -565,16 +501,20 @@ def _run_locked(
     atomic_write_text(paths.matrix_csv, matrix_csv(A))
     write_heatmap(paths.heatmap, A, f"{cfg.name} seed {seed}: avg {summary['average_accuracy']:.2f}%, BWT {summary['bwt']:.2f}")
     atomic_write_json(paths.metrics, out)
-    atomic_write_text(paths.finished, out["finished_at"] + "\n")
-    for k, v in summary.items():
-        tracker.metric(k, v, T - 1)
-    for setting, res in summarize_settings(setting_rows).items():
-        for key in SETTING_METRICS[setting]:
-            tracker.metric(f"final_{setting}_{key}", res[f"final_{key}"], T - 1)
-    tracker.metric("seconds_per_iteration", out["seconds_per_iteration"], T - 1)
-    tracker.metric("wall_seconds", out["wall_seconds"], T - 1)
+    if not tracker.has_metric("average_accuracy"):  # rebuilt outputs: the summary may be there already
+        for k, v in summary.items():
+            tracker.metric(k, v, T - 1)
+        for setting, res in summarize_settings(setting_rows).items():
+            for key in SETTING_METRICS[setting]:
+                tracker.metric(f"final_{setting}_{key}", res[f"final_{key}"], T - 1)
+        tracker.metric("seconds_per_iteration", out["seconds_per_iteration"], T - 1)
+        tracker.metric("wall_seconds", out["wall_seconds"], T - 1)
     tracker.artifact(paths.metrics)
     tracker.artifact(paths.heatmap)
     tracker.artifact(paths.matrix_csv)
     tracker.end()
+    # The marker comes last: a process stopped anywhere before it (Ctrl-C during MLflow's
+    # uploads included) left an incomplete job, which a rerun rebuilds from the checkpoints
+    # without training; only a run that got here and then lost metrics.json is a forced rerun.
+    atomic_write_text(paths.finished, out["finished_at"] + "\n")
     return out

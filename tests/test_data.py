@@ -1,10 +1,14 @@
 """Sources and scenarios on real data."""
 
+import copy
+import gzip
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import FMNIST
+from conftest import FMNIST, TINY, write_params
 from hypermask.config import ConfigError, DataConfig
 from hypermask.data import BatchStream, build_tasks, random_crop, read_idx
 
@@ -79,3 +83,55 @@ def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
     for b in range(16):
         found = any(torch.equal(out[b], xp[b, :, i : i + 8, j : j + 8]) for i in range(9) for j in range(9))
         assert found
+
+
+# --------------------------------------------------------------------------- raw data of the wrong size
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    path.write_bytes(gzip.compress(header + arr.astype(np.uint8).tobytes(), compresslevel=1))
+
+
+def _idx_source(root: Path, n_train=60000, n_test=10000, side=28, max_label=9) -> Path:
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        _write_idx(root / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, side, side)))
+        labels = rng.integers(0, 10, n)
+        labels[0] = max_label
+        _write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+RAW_CASES = [
+    ("50 training images", dict(n_train=50), {}, "train split has 50 images, the source has 60000; set data.reduced"),
+    ("more test images than the source", dict(n_test=10001), {}, "test split has 10001 images, the source has 10000"),
+    ("10x10 images", dict(side=10), {}, "train images are (1, 10, 10), expected (1, 28, 28)"),
+    ("label out of range", dict(max_label=12), {}, "train labels span 0..12, expected 0..9"),
+    ("reduced copy with wrong images", dict(n_train=50, side=10), {"reduced": True}, "expected (1, 28, 28)"),
+]
+
+
+@pytest.mark.parametrize("name,shape,extra,fragment", RAW_CASES, ids=[c[0] for c in RAW_CASES])
+def test_raw_data_of_the_wrong_size_is_refused(tmp_path, capsys, name, shape, extra, fragment):
+    from hypermask.cli import main
+
+    root = _idx_source(tmp_path / "fm", **shape)
+    params = copy.deepcopy(TINY)
+    params["experiments"]["tiny"]["data"].update(source="fashion_mnist", root=str(root), **extra)
+    params["pipeline"] = {"data_cache": str(tmp_path / "cache")}
+    p = write_params(tmp_path / "params.yaml", params)
+    for cmd in (["prepare", "tiny"], ["train", "tiny", "--seed", "1", "--no-tracking", "--quiet", "--results", str(tmp_path)]):
+        assert main(["--params", str(p), *cmd]) == 2, cmd
+        err = capsys.readouterr().err
+        assert f"data.root: {root}" in err and fragment in err, err
+    assert not list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*.npz"))
+
+
+def test_a_deliberately_reduced_copy_is_accepted_with_the_opt_out(tmp_path):
+    from hypermask.config import DataConfig
+    from hypermask.data import load_source
+
+    root = _idx_source(tmp_path / "fm", n_train=500, n_test=100)
+    cfg = DataConfig(source="fashion_mnist", root=str(root), scenario="permuted", n_tasks=2, reduced=True)
+    raw = load_source(cfg)
+    assert raw.x_train.shape == (500, 1, 28, 28) and raw.x_test.shape == (100, 1, 28, 28)

@@ -103,9 +103,9 @@ def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
 
 
-def _snakemake_jobs(d: Path) -> dict[str, set[str]]:
-    """command -> outputs, from a forced dry run (what Snakemake would execute)."""
-    out = snakemake(d, "-n", "-p", "--forceall", "all_tables").stdout
+def _snakemake_jobs(d: Path, *flags: str) -> dict[str, set[str]]:
+    """command -> outputs, from a dry run (what Snakemake would execute; all of it by default)."""
+    out = snakemake(d, "-n", "-p", *(flags or ("--forceall",)), "all_tables").stdout
     jobs: dict[str, set[str]] = {}
     for block in out.split("\nrule ")[1:] + out.split("\nlocalrule ")[1:]:
         m_out = re.search(r"^\s+output: (.*)$", block, re.M)
@@ -171,6 +171,30 @@ def test_rerun_one_seed_with_snakemake_retrains_it_alone(snake_run):
     assert "forced rerun" in (d / "logs/train/tiny/seed_1.log").read_text()
     assert after1["accuracy_matrix"] == before1["accuracy_matrix"]  # deterministic retraining
     assert m2.stat().st_mtime_ns == before2  # the other seed untouched
+
+
+def git_clone(tmp: Path) -> Path:
+    """A real `git clone` of this repository's committed state: git's ignore rules, the
+    committed .dvc/ and dvc.yaml, nothing untracked (a copied tree hid a `dvc repro` that
+    failed for every new user)."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    d = tmp / "clone"
+    sh(["git", "clone", "-q", str(ROOT), str(d)], tmp)
+    return d
+
+
+def test_dvc_repro_in_a_fresh_clone_as_the_readme_says(tmp_path):
+    """The README's `dvc repro` in a fresh clone of the repository, as committed."""
+    d = git_clone(tmp_path)
+    assert "dvc.lock" not in sh(["git", "check-ignore", "-v", "dvc.lock"], d, check=False).stdout
+    write_params(d / "params.yaml", tiny_suite())  # the committed dvc.yaml, made for this suite
+    assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
+    sh([str(BIN / "dvc"), "repro"], d)
+    assert (d / "dvc.lock").exists() and (d / "results/tables/demo.md").exists()
+    untracked = [line[3:] for line in sh(["git", "status", "--porcelain"], d).stdout.splitlines() if line[:2] == "??"]
+    assert untracked == ["dvc.lock"]  # generated outputs stay out of git; the lock is to commit
+    sh([str(BIN / "dvc"), "repro", "-s", "-f", "train_tiny_2"], d)
 
 
 def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path):
@@ -278,3 +302,99 @@ def test_killed_snakemake_job_resumes_from_its_checkpoint(tmp_path):
     log = (d / "logs/train/tiny/seed_1.log").read_text()
     assert "resuming tiny seed 1 after task" in log, log
     assert json.loads((d / "results/runs/tiny/seed_1/metrics.json").read_text())["status"] == "finished"
+
+
+def _stage_name(cmd: str) -> str:
+    """DVC's stage name for a hypermask command (train_EXP_SEED, sweep_EXP, tables_SUITE, prepare_SOURCE)."""
+    words = cmd.split()
+    if words[1] == "train":
+        return f"train_{words[2]}_{words[4]}"
+    return f"{words[1]}_{words[2]}"
+
+
+def _stale_stages_dvc(d: Path) -> set[str]:
+    out = sh([str(BIN / "dvc"), "status", "--json"], d).stdout
+    return set(json.loads(out))
+
+
+def test_an_edit_reruns_the_same_jobs_under_snakemake_and_dvc(snake_run, tmp_path):
+    """After a finished run, editing one experiment's hyperparameter makes exactly its train
+    jobs (and the tables) stale, under Snakemake as under DVC; a description edit, nothing."""
+    d = tmp_path / "proj"
+    shutil.copytree(snake_run, d, symlinks=True)
+    shutil.rmtree(d / ".snakemake/locks", ignore_errors=True)
+    snakemake(d, "all_tables")  # up to date (an earlier test forced one seed alone)
+    sh(["git", "init", "-q"], d)
+    sh([str(BIN / "dvc"), "init", "-q"], d)
+    assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
+    sh([str(BIN / "dvc"), "commit", "-f", "-q"], d)  # DVC records the finished state as it is
+    assert _stale_stages_dvc(d) == set() and not _snakemake_jobs(d, "--rerun-incomplete")
+
+    p = tiny_suite()
+    p["experiments"]["tiny_ft"]["hypermask"]["beta"] = 1e-2
+    write_params(d / "params.yaml", p)
+    expected = {"train_tiny_ft_1", "train_tiny_ft_2"}
+    assert _stale_stages_dvc(d) == expected  # DVC lists the stages whose own inputs changed
+    # Snakemake lists those and what follows from them (DVC reruns the tables too, in `dvc repro`)
+    assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == expected | {"tables_demo"}
+
+    p = tiny_suite()
+    p["experiments"]["tiny_ft"]["description"] = "edited"
+    p["experiments"]["tiny_ft"]["seeds"] = [1, 2]
+    write_params(d / "params.yaml", p)
+    assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == set()
+
+    p = tiny_suite()
+    p["sweeps"]["experiments"]["tiny"]["space"]["hypermask.beta"]["high"] = 0.5
+    write_params(d / "params.yaml", p)
+    assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == {"sweep_tiny"}
+    assert _stale_stages_dvc(d) == {"sweep_tiny"}
+
+
+def test_snakemake_job_stopped_before_its_end_is_rebuilt_not_retrained(snake_run):
+    """Ctrl-C after the last checkpoint, before the run's end (metrics.json or MLflow's uploads
+    unfinished): Snakemake removes the job's outputs and reruns it; the run is rebuilt from its
+    checkpoints, exactly as plain `hypermask train` does, never retrained from task 0."""
+    d = snake_run
+    run = d / "results/runs/tiny_ft/seed_2"
+    before = json.loads((run / "metrics.json").read_text())
+    for name in ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png", ".finished"):
+        (run / name).unlink()
+    snakemake(d, str((run / "metrics.json").relative_to(d)))  # the interrupted job, rerun
+    log = (d / "logs/train/tiny_ft/seed_2.log").read_text()
+    assert "rebuilding it" in log and "forced rerun" not in log, log
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["accuracy_matrix"] == before["accuracy_matrix"] and after["per_task"] == before["per_task"]
+
+
+BAD_NAMES = ["../../escape", "/abs/x", "a/b", "with space", "dots.in.name"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_experiment_names_that_are_not_identifiers_stop_every_tool(tmp_path, name):
+    p = tiny_suite()
+    p["experiments"][name] = p["experiments"].pop("tiny_ft")
+    p["suites"]["demo"] = ["tiny", name]
+    d = project(tmp_path, p)
+    for cmd in ([str(BIN / "hypermask"), "train", name, "--seed", "1"], [str(BIN / "snakemake"), "-n", "all_tables"]):
+        out = sh(cmd, d, check=False)
+        assert out.returncode != 0 and f"name {name!r} is not allowed" in out.stdout + out.stderr, cmd
+    assert not (d / "results").exists() and not list(tmp_path.rglob("metrics.json"))
+
+
+def test_readme_block_is_copied_from_the_tables_and_checked_against_them(snake_run, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results: demo -->\nold, typed by hand\n<!-- end results: demo -->\n\ntail\n")
+    base = [str(BIN / "hypermask"), "--params", str(snake_run / "params.yaml"), "readme", "demo",
+            "--readme", str(readme), "--results", str(snake_run / "results")]
+    sh(base, snake_run)
+    text = readme.read_text()
+    assert "typed by hand" not in text and text.endswith("\ntail\n") and "| tiny_ft " in text
+    assert "Produced by `hypermask tables demo` from 4 runs on " in text and " threads), torch " in text
+    assert sh([*base, "--check"], snake_run).returncode == 0
+    csv = (snake_run / "results/tables/demo.csv").read_text().splitlines()
+    acc = float(csv[1].split(",")[4])  # tiny's average accuracy, as produced
+    readme.write_text(text.replace(f"{acc:.2f} ±", f"{acc + 1.5:.2f} ±", 1))
+    out = sh([*base, "--check"], snake_run, check=False)
+    assert out.returncode == 1 and f"tiny: accuracy {acc + 1.5:.2f} in the README" in out.stderr
+    assert sh([*base, "--check", "--tolerance", "2"], snake_run).returncode == 0

@@ -8,6 +8,7 @@ rule sweep:
         PLAN.sweep_files("{exp}"),
     params:
         cmd=lambda w: PLAN.sweep_cmd(w.exp),
+        settings=lambda w: PLAN.sweep_settings(w.exp),  # an edit of these reruns the job (params trigger)
     log:
         "logs/sweep/{exp}.log",
     benchmark:

@@ -11,6 +11,7 @@ rule train:
         heatmap=PLAN.run_files("{exp}", "{seed}")[2],
     params:
         cmd=lambda w: PLAN.train_cmd(w.exp, w.seed),
+        settings=lambda w: PLAN.train_settings(w.exp),  # an edit of these reruns the job (params trigger)
     log:
         "logs/train/{exp}/seed_{seed}.log",
     benchmark:

@@ -1,0 +1,64 @@
+"""The software stack is locked: the README's commands and CI install requirements.lock, conda
+users get the same pins, and every run records which lock produced it."""
+
+import hashlib
+import re
+from importlib import metadata
+
+import yaml
+
+from conftest import ROOT
+
+LOCK = ROOT / "requirements.lock"
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_the_installed_stack_is_the_locked_one():
+    pins = _pins()
+    wrong = {}
+    for name, version in pins.items():
+        try:
+            got = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            got = None
+        if got != version:
+            wrong[name] = (version, got)
+    assert not wrong, f"installed versions differ from requirements.lock (locked, installed): {wrong}"
+
+
+def test_every_dependency_is_locked_and_conda_uses_the_lock():
+    pins = _pins()
+    project = (ROOT / "pyproject.toml").read_text()
+    deps = re.findall(r'^\s*"([A-Za-z0-9_.\-]+)[<>=!~ ;\[]', project, re.M)
+    missing = [d for d in deps if re.sub(r"[-_.]+", "-", d).lower() not in pins and d != "setuptools"]
+    assert not missing, f"not in requirements.lock: {missing}"
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-c requirements.lock" in pip[0]  # the same pins for conda users
+    assert "python=3.11" in env["dependencies"]
+    ci = (ROOT / ".ci/run").read_text()
+    assert ci.count("-c requirements.lock") == 2
+
+
+def test_a_run_records_the_lock_it_was_made_with(tiny_params, tmp_path):
+    import json
+
+    from hypermask.cli import main
+
+    assert main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path),
+                 "--no-tracking", "--quiet"]) == 0
+    m = json.loads((tmp_path / "runs/tiny/seed_1/metrics.json").read_text())
+    # the params file's folder is the repository root here: no lock there
+    assert m["environment_lock"] == "none" and m["cpu"]
+    from hypermask.train import environment_lock
+
+    assert environment_lock(ROOT) == hashlib.sha256(LOCK.read_bytes()).hexdigest()
