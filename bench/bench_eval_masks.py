@@ -34,7 +34,7 @@ def main() -> None:
     tasks, learner = build_run(cfg, 1, dev)
     learner.eval()
     ids = [t.index for t in tasks]
-    ctx = learner.eval_context(ids, cfg.hypermask.sparsity)
+    ctx = learner.eval_context(ids)
     xs = [t.inputs(t.test.x) for t in tasks]  # every task's whole test set
 
     def sync():

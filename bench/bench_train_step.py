@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -56,13 +57,12 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
               profile: bool = False) -> dict:
     import torch
 
-    from hypermask.allocator import tune_for
     from hypermask.config import load_experiment
     from hypermask.data import BatchStream, Split, Task, build_tasks, check_source_available
     from hypermask.evaluate import evaluate_tasks
-    from hypermask.learners import build_learner
+    from hypermask.methods import build_method
     from hypermask.nets import build_target
-    from hypermask.train import make_optimizer, set_determinism, training_step
+    from hypermask.train import set_determinism, training_step
 
     cfg = load_experiment(ROOT / "params.yaml", name)
     dev = torch.device(device)
@@ -95,34 +95,34 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
     task = tasks[min(task_index, T - 1)]
     shape = tuple(task.inputs(task.train.x[:1]).shape[1:])
     torch.manual_seed(1)
-    learner = build_learner(cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T)).to(dev)
-    tune_for(learner.parameters())  # as training does
-    learner.start_task(task.index)
+    learner = build_method(cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T)).to(dev)
+    iters = cfg.train.iterations or 1000  # the task's budget (its sparsity ramp, on the first task)
+    learner.start_task(task.index, iters)
     learner.train()
-    opt = make_optimizer(learner, cfg.train.lr)
+    opt = learner.make_optimizer(cfg.train.lr)
     gen = torch.Generator(device=dev).manual_seed(0)
     stream = BatchStream(len(task.train.y), cfg.train.batch_size, gen)
-    p = cfg.hypermask.sparsity
+    i = iters - 1  # an iteration after the sparsity ramp (the first task's), as most steps are
 
     def sync():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
     for _ in range(warmup):
-        training_step(learner, opt, task, stream, gen, p)
+        training_step(learner, opt, task, stream, gen, i)
     sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(per_repeat):
-            loss = training_step(learner, opt, task, stream, gen, p)
+            loss = training_step(learner, opt, task, stream, gen, i)
         sync()
         times.append((time.perf_counter() - t0) / per_repeat)
     loss.item()
     floor = adam_floor(learner, opt, per_repeat, sync)
-    prof = profile_steps(lambda: training_step(learner, opt, task, stream, gen, p), per_repeat, dev) if profile else None
+    prof = profile_steps(lambda: training_step(learner, opt, task, stream, gen, i), per_repeat, dev) if profile else None
     t0 = time.perf_counter()
-    evaluate_tasks(learner, tasks, p, cfg.train.eval_batch_size)
+    evaluate_tasks(learner, tasks, cfg.train.eval_batch_size)
     sync()
     eval_s = time.perf_counter() - t0
     n_hnet = sum(p.numel() for p in learner.hnet.parameters()) if hasattr(learner, "hnet") else 0
@@ -178,6 +178,10 @@ def main() -> None:
         )
         print(json.dumps(res))
         return
+    from hypermask.config import read_params
+    from hypermask.pipeline import KEEP_FREED_MEMORY
+
+    keep = set(read_params(ROOT / "params.yaml").pipeline.keep_freed_memory)
     results = []
     for name in a.configs:
         cmd = [sys.executable, __file__, "--one", "--configs", name, "--device", device, "--task", str(a.task)]
@@ -186,11 +190,16 @@ def main() -> None:
             v = getattr(a, flag)
             if v is not None:
                 cmd += [f"--{flag.replace('_', '-')}", str(v)]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        env = dict(os.environ)
+        if name in keep:  # as the pipeline runs it (pipeline.keep_freed_memory)
+            env.update(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
         if out.returncode != 0:
             results.append({"config": name, "error": out.stderr.strip().splitlines()[-1:]})
         else:
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res["environment"] = KEEP_FREED_MEMORY if name in keep else ""
+            results.append(res)
     print(json.dumps(results, indent=2))
 
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .methods import METHODS
+
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
 
 
@@ -145,7 +147,7 @@ class EvaluationConfig(_Strict):
 class ExperimentConfig(_Strict):
     name: str
     description: str = ""
-    method: Literal["hypermask", "finetune"] = "hypermask"
+    method: Literal[tuple(METHODS)] = "hypermask"  # hypermask/methods/: one file per method
     data: DataConfig
     target: TargetConfig
     hypermask: HyperMaskConfig = HyperMaskConfig()
@@ -158,8 +160,9 @@ class ExperimentConfig(_Strict):
     def _check(self) -> ExperimentConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicated seed in {self.seeds}")
-        if self.method == "finetune" and set(self.evaluation.settings) - {"til"}:
-            raise ValueError("evaluation.settings: entropy and fecam need HyperMask's per-task masks")
+        if not METHODS[self.method].task_inference and set(self.evaluation.settings) - {"til"}:
+            raise ValueError(f"evaluation.settings: {self.method} cannot evaluate without the task id "
+                             "(entropy and fecam need one model per task)")
         no_val = self.data.validation_size == 0 and not self.data.validation_per_class
         if no_val and self.train.selection == "best_val":
             raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")
@@ -193,6 +196,10 @@ class PipelineConfig(_Strict):
     threads: Positive = 2  # CPU threads per training job
     gpus: NonNegative = 0  # GPUs per training job (scheduling resource; cluster profiles)
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite at the repository root
+    # Experiments whose train and sweep jobs run with glibc keeping freed large blocks
+    # (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_): where a CPU gradient exceeds glibc's 32 MiB
+    # mmap limit, it is otherwise page-faulted in again on every step.
+    keep_freed_memory: list[str] = []
 
 
 class SearchDim(_Strict):
@@ -301,10 +308,15 @@ def load_yaml(path: str | Path) -> Any:
 
 
 def read_params(path: str | Path) -> ParamsFile:
+    """params.yaml read once and validated whole: every experiment, suite and sweep."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (params.yaml holds every experiment)")
-    raw = load_yaml(path)
+    return parse_params(load_yaml(path), path)
+
+
+def parse_params(raw: Any, path: str | Path) -> ParamsFile:
+    """The content of a params file (see read_params), validated; errors name `path`'s keys."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping with an `experiments` key")
     try:
@@ -317,12 +329,16 @@ def read_params(path: str | Path) -> ParamsFile:
         for n in names:
             if n not in params.experiments:
                 raise ConfigError(f"{path}.suites.{suite}: unknown experiment {n!r}")
+    for n in params.pipeline.keep_freed_memory:
+        if n not in params.experiments:
+            raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown experiment {n!r}")
     if params.suite is not None and params.suite not in params.suites:
         raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
+    for name in params.experiments:  # one bad entry is found before any run
+        experiment_config(params, name, path)
     for name, sweep in params.sweeps.experiments.items():
         if name not in params.experiments:
             raise ConfigError(f"{path}.sweeps.experiments.{name}: unknown experiment {name!r}")
-        experiment_config(params, name, path)  # the experiment's own errors are reported as its own
         probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
                  for k, d in sweep.space.items()}
         experiment_config(params, name, path, overrides=probe, where=f"sweeps.experiments.{name}.space")
@@ -360,13 +376,8 @@ def experiment_config(
         raise ConfigError(_format(e, f"{path}: {where or 'experiments.' + name}")) from None
 
 
-def load_all(path: str | Path) -> dict[str, ExperimentConfig]:
-    """Validate every experiment of the file (so one bad entry is found before any run)."""
-    params = read_params(path)
-    return {n: experiment_config(params, n, path) for n in params.experiments}
-
-
 def load_experiment(path: str | Path, name: str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """One experiment of a params file (the whole file is validated)."""
     params = read_params(path)
     return experiment_config(params, name, path, overrides)
 

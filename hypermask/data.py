@@ -5,7 +5,7 @@ one of its tasks 30 MB), so the images live on the training device, batches are 
 indexing, and conversion, augmentation and normalisation run on the device for the whole
 batch: no DataLoader, no worker processes, no per-sample Python.
 
-Reference behaviour reproduced (METHOD.md section 8): validation = the first N training
+Reference behaviour reproduced (the authors' datasets.py): validation = the first N training
 samples of a task; Permuted MNIST pads 28x28 to 32x32 and permutes all tasks (task 0
 included); inputs are in [0, 1] unless the source's reference pipeline normalises them.
 """

@@ -29,11 +29,11 @@ def split_accuracy(learner, ctx: dict, task: Task, split: Split, batch_size: int
 
 
 @torch.no_grad()
-def evaluate_tasks(learner, tasks: list[Task], sparsity: float, batch_size: int | None) -> np.ndarray:
+def evaluate_tasks(learner, tasks: list[Task], batch_size: int | None) -> np.ndarray:
     """A row of the accuracy matrix: every task j with mask m_j (learned or not)."""
     was_training = learner.training
     learner.eval()
-    ctx = learner.eval_context([t.index for t in tasks], sparsity)
+    ctx = learner.eval_context([t.index for t in tasks])
     accs = torch.stack([split_accuracy(learner, ctx, t, t.test, batch_size) for t in tasks])
     learner.train(was_training)
     return accs.cpu().numpy().astype(float)
@@ -51,14 +51,14 @@ def entropy_select(outputs: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def entropy_inference(learner, tasks: list[Task], seen: int, sparsity: float, batch_size: int) -> dict:
+def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
     """Task inference by entropy over tasks 0..seen-1, on the test samples of those tasks
     (each task's test set in batches of `batch_size`). A sample's class counts as right only
     with the right task and the right class (the classes of different tasks are distinct)."""
     was_training = learner.training
     learner.eval()
     ids = list(range(seen))
-    ctx = learner.eval_context(ids, sparsity)
+    ctx = learner.eval_context(ids)
     task_hits, class_hits, per_task = 0, 0, []
     n_total = 0
     for j in ids:

@@ -1,4 +1,6 @@
-"""Class-incremental evaluation with FeCAM on HyperMask's features (METHOD.md section 7).
+"""Class-incremental evaluation with FeCAM on HyperMask's features (Goswami et al.,
+"FeCAM: Exploiting the Heterogeneity of Class Distributions in Exemplar-Free Continual
+Learning", NeurIPS 2023), as the HyperMask paper applies it.
 
 For every learned task k: penultimate features of task k's training samples under mask
 m_k give, per class of task k, a prototype (mean) and a covariance, shrunk (twice, as the
@@ -77,13 +79,13 @@ def task_features(learner, ctx: dict, task: Task, x_raw: Tensor, batch_size: int
 
 
 @torch.no_grad()
-def fecam_inference(learner, tasks: list[Task], seen: int, sparsity: float, cfg: FeCAMConfig, batch_size: int) -> dict:
+def fecam_inference(learner, tasks: list[Task], seen: int, cfg: FeCAMConfig, batch_size: int) -> dict:
     """Class-incremental accuracy over the test samples of tasks 0..seen-1, classes of all
     seen tasks in competition."""
     was_training = learner.training
     learner.eval()
     ids = list(range(seen))
-    ctx = learner.eval_context(ids, sparsity)
+    ctx = learner.eval_context(ids)
     stats = [
         fit_task(task_features(learner, ctx, tasks[k], tasks[k].train.x, batch_size), tasks[k].train.y,
                  tasks[k].n_classes, cfg)

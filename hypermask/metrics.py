@@ -1,4 +1,5 @@
-"""Continual-learning metrics from an accuracy matrix A (METHOD.md section 5).
+"""Continual-learning metrics from an accuracy matrix A (Lopez-Paz and Ranzato, "Gradient Episodic Memory for
+Continual Learning", NeurIPS 2017, for BWT and FWT; Chaudhry et al., ECCV 2018, for forgetting).
 
 A[t, j]: test accuracy (%) on task j after learning task t, for every j (tasks not yet
 learned included). R[j]: accuracy of the randomly initialised model on task j.

@@ -61,6 +61,11 @@ class TargetNet(nn.Module):
         statistics): then evaluation must see a whole split at once, as the reference does."""
         return any(isinstance(m, TaskBatchNorm) and m.mode == "batch_stats" for m in self.modules())
 
+    @property
+    def per_task_bn(self) -> bool:
+        """True when batch norm keeps running statistics per task: outputs need the task id."""
+        return any(isinstance(m, TaskBatchNorm) and m.mode == "per_task" for m in self.modules())
+
     def masked_shapes(self) -> list[torch.Size]:
         params = dict(self.named_parameters())
         return [params[n].shape for n in self.masked_names]
@@ -184,7 +189,7 @@ def build_target(cfg: TargetConfig, input_shape: tuple[int, ...], n_out: int, n_
 
 
 def set_train_mode(net: nn.Module, dropout: bool) -> None:
-    """Training mode, with dropout on or off (the reference trains with it off; METHOD.md 8)."""
+    """Training mode, with dropout on or off (the reference trains with it off after its first validation check)."""
     net.train()
     if not dropout:
         for m in net.modules():

@@ -1,17 +1,42 @@
-"""Adam and ReduceLROnPlateau for the training loop, without torch.optim.
+"""Adam and ReduceLROnPlateau for the training loop.
 
 torch.optim's Optimizer imports torch's compiler stack (torch._dynamo, sympy, triton: about
-900 modules) the first time it is built, which costs every training process about 1 s and
-150 MB of resident memory. These two classes call the same fused Adam kernel (one pass over
-each tensor) and follow torch's plateau rule; both equal torch's own bit for bit (tests).
+900 modules) the first time it is built, which costs every training process 1-3 s and
+150 MB of resident memory (README, "Speed"). FusedAdam calls the same fused Adam kernel
+(`torch._fused_adam_`, one pass over each tensor) and ReduceLROnPlateau follows torch's
+plateau rule; both equal torch's own bit for bit (tests). `torch._fused_adam_` is a private
+op: `adam()` uses it only where it exists and HYPERMASK_TORCH_OPTIM is unset, and falls back
+to torch.optim.Adam(fused=True) with torch's scheduler otherwise (the same numbers).
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor
+
+
+def use_torch_optim() -> bool:
+    return bool(os.environ.get("HYPERMASK_TORCH_OPTIM")) or not hasattr(torch, "_fused_adam_")
+
+
+def adam(params: Iterable[Tensor], lr: float):
+    """A fresh Adam (default betas and eps, no weight decay) for one task."""
+    if use_torch_optim():
+        return torch.optim.Adam([p for p in params if p.requires_grad], lr=lr, fused=True)
+    return FusedAdam(params, lr=lr)
+
+
+def plateau(opt):
+    """The reference's ReduceLROnPlateau on validation accuracy: factor sqrt(0.1), patience 5,
+    min_lr 5e-7, for whichever Adam adam() returned."""
+    kw = dict(factor=math.sqrt(0.1), patience=5, min_lr=5e-7, cooldown=0)
+    if isinstance(opt, FusedAdam):
+        return ReduceLROnPlateau(opt, **kw)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", **kw)
 
 
 class FusedAdam:

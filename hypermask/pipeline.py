@@ -14,12 +14,13 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, ExperimentConfig, ParamsFile, experiment_config, read_params, training_fingerprint
+from .config import ConfigError, ExperimentConfig, ParamsFile, experiment_config, load_yaml, parse_params, training_fingerprint
 from .runs import RUN_FILES, run_relpath
 
 CODE = "hypermask"  # code dependency of every stage
 SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
 TABLE_FILES = ("csv", "md", "tex")
+KEEP_FREED_MEMORY = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647"  # glibc, read at process start
 
 
 @dataclass
@@ -28,16 +29,20 @@ class Plan:
     suite: str
     params_path: str = "params.yaml"
     raw: dict = field(default_factory=dict)  # the file as written (DVC params must exist in it)
+    _configs: dict = field(default_factory=dict, repr=False)  # experiment -> its validated config
 
     @classmethod
-    def from_file(cls, path: str | Path = "params.yaml", suite: str | None = None) -> Plan:
-        params = read_params(path)
+    def from_file(cls, path: str | Path = "params.yaml", suite: str | None = None, raw: Any = None) -> Plan:
+        """The plan of a params file; `raw`: its content when the caller has read it already."""
+        if raw is None:
+            raw = load_yaml(path)  # read once: validated here, and DVC's params must exist as written
+        params = parse_params(raw, path)
         suite = suite or params.suite
         if suite is None:
             raise ConfigError(f"{path}: suite: no suite chosen (set `suite:` or pass one)")
         if suite not in params.suites:
             raise ConfigError(f"{path}: suite: unknown suite {suite!r} (known: {', '.join(params.suites)})")
-        return cls(params, suite, str(path), yaml.safe_load(Path(path).read_text()))
+        return cls(params, suite, str(path), raw)
 
     def _keys(self, *dotted: str) -> list[str]:
         """The params keys a DVC stage depends on, those present in the file (DVC requires them)."""
@@ -52,10 +57,10 @@ class Plan:
 
     # ------------------------------------------------------------------ what the suite holds
     def tracking_uri(self) -> str:
-        """The one MLflow store of every job: pipeline.tracking_uri, or SQLite at the repository root."""
-        from .tracking import default_tracking_uri
+        """The one MLflow store of every job (tracking.resolve_uri's order)."""
+        from .tracking import resolve_uri
 
-        return self.params.pipeline.tracking_uri or default_tracking_uri(Path(self.params_path).resolve().parent)
+        return resolve_uri(None, self.params.pipeline.tracking_uri, Path(self.params_path).resolve().parent)
 
     @property
     def results(self) -> str:
@@ -65,7 +70,9 @@ class Plan:
         return list(self.params.suites[self.suite])
 
     def config(self, exp: str) -> ExperimentConfig:
-        return experiment_config(self.params, exp, self.params_path)
+        if exp not in self._configs:
+            self._configs[exp] = experiment_config(self.params, exp, self.params_path)
+        return self._configs[exp]
 
     def runs(self) -> list[tuple[str, int]]:
         return [(e, s) for e in self.experiments() for s in self.config(e).seeds]
@@ -125,11 +132,17 @@ class Plan:
     def prepare_cmd(self, source: str) -> str:
         return f"hypermask prepare {self.sources()[source]}"
 
+    def _env(self, exp: str) -> str:
+        """Environment of a training process (pipeline.keep_freed_memory): glibc serves large
+        blocks from a heap it never trims, instead of mmap and munmap on every step."""
+        return KEEP_FREED_MEMORY + " " if exp in self.params.pipeline.keep_freed_memory else ""
+
     def sweep_cmd(self, exp: str) -> str:
-        return f"hypermask sweep {exp}"
+        return f"{self._env(exp)}hypermask sweep {exp}"
 
     def train_cmd(self, exp: str, seed: int | str) -> str:
-        cmd = f"hypermask train {exp} --seed {seed} --quiet --restart-on-change --threads {self.params.pipeline.threads}"
+        cmd = (f"{self._env(exp)}hypermask train {exp} --seed {seed} --quiet --restart-on-change "
+               f"--threads {self.params.pipeline.threads}")
         if self.uses_best(exp):
             cmd += f" --override {self.sweep_files(exp)[0]}"
         return cmd

@@ -18,6 +18,7 @@ from .config import ConfigError, ExperimentConfig
 from .evaluate import evaluate_tasks
 from .storage import atomic_write_json, safe_torch_load
 from .tracking import Tracker
+from .methods import METHODS
 from .runs import read_metrics, run_dir
 from .train import SETTING_METRICS, build_run, evaluate_settings, summarize_settings
 
@@ -33,8 +34,8 @@ def evaluate_run(
     ckpts = sorted(paths.checkpoints.glob("task_*.pt"))
     if not ckpts:
         raise ConfigError(f"{paths.checkpoints}: no checkpoints to evaluate")
-    if setting != "til" and cfg.method != "hypermask":
-        raise ConfigError(f"--setting {setting}: needs HyperMask's per-task masks, {cfg.name} is {cfg.method}")
+    if setting != "til" and not METHODS[cfg.method].task_inference:
+        raise ConfigError(f"--setting {setting}: {cfg.name}'s method {cfg.method} cannot evaluate without the task id")
     cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"settings": [setting]})})
     tasks, learner = build_run(cfg, seed, torch.device(device), data_cache)
     after, til_rows, setting_rows = [], [], []
@@ -44,7 +45,7 @@ def evaluate_run(
         t = int(state["completed_tasks"]) - 1
         after.append(t)
         if setting == "til":
-            til_rows.append(evaluate_tasks(learner, tasks, cfg.hypermask.sparsity, cfg.train.eval_batch_size))
+            til_rows.append(evaluate_tasks(learner, tasks, cfg.train.eval_batch_size))
         else:
             setting_rows.append(evaluate_settings(learner, tasks, t, cfg))
     out: dict = {"experiment": cfg.name, "seed": seed, "setting": setting, "after_task": after}

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from . import metrics as M
 
 RUN_FILES = ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png")
+# metrics.json: the results of each task-id-free setting (evaluation.settings) after every task
+SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",)}
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+import uuid
 from pathlib import Path
 from typing import Any
-
-import torch
 
 
 class StorageError(RuntimeError):
@@ -29,9 +24,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the usual mode, under the umask
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -54,6 +49,8 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -61,4 +58,6 @@ def atomic_torch_save(path: str | Path, obj: Any) -> None:
 
 def safe_torch_load(path: str | Path, map_location: Any = "cpu") -> Any:
     """torch.load restricted to tensors and plain containers: a file cannot run code."""
+    import torch
+
     return torch.load(path, map_location=map_location, weights_only=True)

@@ -1,7 +1,6 @@
 """MLflow: one run per (experiment, seed); metrics are buffered and written in batches.
 
-Tracking URI: $MLFLOW_TRACKING_URI, else an SQLite store at the repository root given as
-an absolute path. A resumed run reopens the same MLflow run (its id is in the checkpoint);
+Tracking URI: see resolve_uri. A resumed run reopens the same MLflow run (its id is in the checkpoint);
 where that run is gone (the store was removed or replaced), it continues in a new run tagged
 with the old id. metrics.json and the checkpoints are the record: a store that fails during
 a run costs MLflow rows (reported), never the run.
@@ -13,6 +12,9 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+from .events import RunStart, Subscriber
+from .runs import SETTING_METRICS
 
 RUN_ID_TAG = "hypermask.run_dir"
 PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
@@ -90,8 +92,12 @@ def prepare_store(uri: str):
         ) from None
 
 
-def default_tracking_uri(root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+def resolve_uri(given: str | None, configured: str | None, root: Path) -> str:
+    """The MLflow store, in this order: --tracking-uri, $MLFLOW_TRACKING_URI (the pipeline exports
+    one to every job), params.yaml's pipeline.tracking_uri, an SQLite file at the repository root
+    (as an absolute path, so every job and node names the same store)."""
+    return (given or os.environ.get("MLFLOW_TRACKING_URI") or configured
+            or f"sqlite:///{(root / 'mlflow.db').resolve()}")
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -274,3 +280,103 @@ class Tracker:
                 _retry(self.client.set_terminated, self.run_id, status=status)
             except Exception as e:
                 self._warn("close the run", e)
+
+
+# --------------------------------------------------------------------------- the loop's sink
+TASK_MARKER = "tasks_completed"  # logged last with each task's results: its presence proves the batch
+STATE_FILE = "mlflow.json"  # in the run folder: the run id, and metrics not yet known to be logged
+
+
+class MLflowSink(Subscriber):
+    """MLflow as a subscriber of the continual loop, exactly once across crashes.
+
+    One run per (experiment, seed). A task's metrics are buffered; at task_evaluated (before
+    the checkpoint) the buffer is saved to RUN/mlflow.json with the task's index, at
+    task_saved (after the checkpoint) it is flushed and cleared. A process that dies between
+    the two leaves a checkpoint and a saved buffer: the next process replays the buffer unless
+    TASK_MARKER shows it arrived (log_batch writes all or nothing). A saved buffer of a task
+    without a checkpoint is dropped: that task is trained and logged again."""
+
+    def __init__(self, tracker: Tracker, experiment: str, run_name: str):
+        self.tracker, self.experiment, self.run_name = tracker, experiment, run_name
+        self.path: Path | None = None
+
+    def _state(self) -> dict:
+        import json
+
+        try:
+            state = json.loads(self.path.read_text())
+            return state if isinstance(state, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, pending: dict | None) -> None:
+        from .storage import atomic_write_json
+
+        atomic_write_json(self.path, {"run_id": self.tracker.run_id, "pending": pending})
+
+    def run_started(self, start: RunStart) -> None:
+        tr = self.tracker
+        if not tr.enabled:
+            return
+        self.path = start.root / STATE_FILE
+        state = self._state() if start.completed else {}  # a fresh start opens no earlier run
+        tr.start(self.experiment, self.run_name, start.tags, flatten(start.config), state.get("run_id"))
+        pending = state.get("pending") or None
+        if tr.resumed_in_new_run:
+            for t, (row, settings) in enumerate(zip(start.rows, start.settings)):
+                log_task_results(tr, t, row, settings)  # the checkpoint's results into the new run
+            tr.flush()
+        elif pending and pending.get("task", start.completed) < start.completed:
+            tr.replay(pending["metrics"], TASK_MARKER, pending["task"])
+        self._save(None)
+
+    def iteration(self, t: int, i: int, step: int, loss: float | None) -> None:
+        if loss is not None:
+            self.tracker.metric("train_loss", loss, step)
+
+    def validation(self, t: int, i: int, step: int, accuracy: float) -> None:
+        self.tracker.metric("val_accuracy", accuracy, step)
+
+    def task_evaluated(self, t: int, row, settings: dict[str, dict]) -> None:
+        if self.tracker.enabled:
+            log_task_results(self.tracker, t, row, settings)
+            self._save({"task": t, "metrics": self.tracker.pending()})
+
+    def task_saved(self, t: int, row) -> None:
+        if self.tracker.enabled:
+            self.tracker.flush()
+            self._save({"task": t, "metrics": self.tracker.pending()} if self.tracker.pending() else None)
+
+    def run_summary(self, out: dict) -> None:
+        out["mlflow_run_id"] = self.tracker.run_id
+
+    def run_finished(self, out: dict, files: list[Path]) -> None:
+        tr = self.tracker
+        if not tr.enabled:
+            return
+        T = len(out["accuracy_matrix"])
+        if not tr.has_metric("average_accuracy"):  # rebuilt outputs: the summary may be there already
+            for k in ("average_accuracy", "bwt", "fwt", "forgetting", "seconds_per_iteration", "wall_seconds"):
+                tr.metric(k, out[k], T - 1)
+            for setting, keys in SETTING_METRICS.items():
+                for key in keys if setting in out else ():
+                    tr.metric(f"final_{setting}_{key}", out[setting][f"final_{key}"], T - 1)
+        for f in files:
+            tr.artifact(f)
+        tr.end()
+        self._save(None)
+
+    def run_stopped(self, status: str) -> None:
+        self.tracker.end(status=status)
+
+
+def log_task_results(tracker: Tracker, t: int, row, settings: dict[str, dict]) -> None:
+    """Task t's test accuracies (and task-id-free settings), then TASK_MARKER last."""
+    for setting, res in settings.items():
+        for key in SETTING_METRICS[setting]:
+            tracker.metric(f"{setting}_{key}", res[key], t)
+    for j, acc in enumerate(row):
+        tracker.metric(f"test_accuracy_task_{j}", acc, t)
+    tracker.metric("test_accuracy_mean_seen", float(sum(row[: t + 1]) / (t + 1)), t)
+    tracker.metric(TASK_MARKER, t + 1, t)

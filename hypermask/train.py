@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,20 +25,19 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .allocator import tune_for
 from .config import ExperimentConfig, training_fingerprint
 from .data import BatchStream, Task, build_tasks
 from .evaluate import entropy_inference, evaluate_tasks, split_accuracy
 from .fecam import fecam_inference
-from .learners import build_learner
-from .method import sparsity_at
+from .methods import build_method
 from .nets import build_target, set_train_mode
-from .optim import FusedAdam, ReduceLROnPlateau
+from .optim import plateau
 from .plots import write_heatmap
 from .prepared import load_prepared
-from .runs import RunLock, RunPaths, is_finished, read_metrics, run_dir
+from .events import Console, Events, RunStart, TaskCallback
+from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
 from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, safe_torch_load
-from .tracking import RUN_ID_TAG, Tracker, flatten
+from .tracking import RUN_ID_TAG, STATE_FILE, MLflowSink, Tracker
 
 
 class TrainingError(RuntimeError):
@@ -118,98 +118,73 @@ def iterations_for(cfg: ExperimentConfig, task: Task) -> tuple[int, int | None]:
     return per_epoch * tc.epochs, per_epoch
 
 
-def training_step(learner, opt: FusedAdam, task: Task, stream: BatchStream, gen: torch.Generator, p: float):
-    """One optimisation step on one batch of the task; returns the detached loss (no host sync)."""
+def training_step(learner, opt, task: Task, stream: BatchStream, gen: torch.Generator, i: int):
+    """Iteration i of the task: one optimisation step on one batch; returns the detached loss
+    (no host sync)."""
     idx = stream.next()
     x = task.inputs(task.train.x[idx], train=True, gen=gen)
-    loss, _ = learner.loss(x, task.train.y[idx], task.index, p)
+    loss, _ = learner.loss(x, task.train.y[idx], task.index, i)
     opt.zero_grad()
     loss.backward()
     opt.step()
     return loss.detach()
 
 
-def make_optimizer(learner, lr: float) -> FusedAdam:
-    """A fresh Adam over hypernetwork (embeddings included) and target together. The fused
-    kernel (one pass over each tensor, CPU and GPU) is a third faster per step here than
-    foreach, whose separate sqrt pass dominated; optim.py says why not torch.optim."""
-    return FusedAdam(learner.parameters(), lr=lr)
-
-
-def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, tracker: Tracker, step0: int, quiet: bool) -> dict:
-    """Learn task t: a fresh Adam over hypernetwork and target, the task's iteration or epoch
-    budget, periodic validation, optional ReduceLROnPlateau and best-validation selection."""
-    t, tc, hm = task.index, cfg.train, cfg.hypermask
+def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, events: Events, step0: int) -> dict:
+    """Learn task t: the method's fresh optimiser, the task's iteration or epoch budget,
+    periodic validation, optional ReduceLROnPlateau and best-validation selection. Emits
+    task_started, iteration and validation (hypermask/events.py)."""
+    t, tc = task.index, cfg.train
     device = task.train.y.device
     n_iter, per_epoch = iterations_for(cfg, task)
     gen = torch.Generator(device=device).manual_seed(task_seed(seed, t))  # batches, augmentation
     torch.manual_seed(task_seed(seed, t))  # dropout
 
-    learner.start_task(t)
-    opt = make_optimizer(learner, tc.lr)
-    sched = None
-    if per_epoch is not None and tc.lr_scheduler:
-        sched = ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=5, min_lr=5e-7, cooldown=0)
+    learner.start_task(t, n_iter)
+    opt = learner.make_optimizer(tc.lr)
+    sched = plateau(opt) if per_epoch is not None and tc.lr_scheduler else None
     stream = BatchStream(len(task.train.y), tc.batch_size, gen)
     has_val = len(task.val.y) > 0
     best_acc, best_state = -1.0, None
     loss_sum = torch.zeros((), device=device)
     n_loss = 0
     val_seconds = 0.0
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=n_iter,
-        desc=f"{cfg.name} task {t + 1}/{cfg.data.n_tasks}",
-        disable=quiet or not sys.stderr.isatty(),
-        leave=False,
-        dynamic_ncols=True,
-    )
-    shown: dict[str, str] = {}
+    events.emit("task_started", t, n_iter)
     set_train_mode(learner, dropout=True)
     _sync(device)
     start = time.perf_counter()
     for i in range(n_iter):
-        p = sparsity_at(i, n_iter, hm.sparsity, t == 0, hm.adaptive_sparsity)
-        loss = training_step(learner, opt, task, stream, gen, p)
-        loss_sum += loss
+        loss_sum += training_step(learner, opt, task, stream, gen, i)
         n_loss += 1
-
         last = i == n_iter - 1
-        if (i + 1) % tc.log_every == 0 or last:
+        mean_loss = None
+        if (i + 1) % tc.log_every == 0 or last:  # the only host sync of the training step
             mean_loss = (loss_sum / n_loss).item()
             if not math.isfinite(mean_loss):
-                bar.close()
                 raise TrainingError(f"task {t}, iteration {i}: training loss is {mean_loss}; stopped")
-            tracker.metric("train_loss", mean_loss, step0 + i)
-            shown["loss"] = f"{mean_loss:.4f}"
-            bar.set_postfix(shown, refresh=False)
             loss_sum.zero_()
             n_loss = 0
+        events.emit("iteration", t, i, step0 + i, mean_loss)
         epoch_end = per_epoch is not None and (i + 1) % per_epoch == 0
         if has_val and (i % tc.val_every == 0 or last or epoch_end):
             v0 = time.perf_counter()
             learner.eval()
             with torch.no_grad():
-                ctx = learner.eval_context([t], p)
+                ctx = learner.eval_context([t])
                 acc = split_accuracy(learner, ctx, task, task.val, tc.eval_batch_size).item()
-            tracker.metric("val_accuracy", acc, step0 + i)
-            shown["val"] = f"{acc:.1f}"
+            events.emit("validation", t, i, step0 + i, acc)
             if tc.selection == "best_val" and acc > best_acc:
                 best_acc = acc
                 best_state = {k: v.detach().clone() for k, v in learner.state_dict().items()}
             if sched is not None and epoch_end:
                 sched.step(acc)
             # The reference never switches back to training mode after its first check:
-            # dropout stays off for the rest of the task (METHOD.md 8) unless corrected.
+            # dropout stays off for the rest of the task unless corrected (target.dropout: train).
             set_train_mode(learner, dropout=cfg.target.dropout == "train")
             _sync(device)
             val_seconds += time.perf_counter() - v0
-        bar.update(1)
     _sync(device)
     seconds = time.perf_counter() - start
-    bar.close()
     if best_state is not None:
         learner.load_state_dict(best_state)
     return {
@@ -290,13 +265,14 @@ def run(
         if force:
             for p in sorted(paths.checkpoints.glob("task_*.pt")) if paths.checkpoints.is_dir() else []:
                 p.unlink()
-            paths.metrics.unlink(missing_ok=True)
-            paths.finished.unlink(missing_ok=True)
-        return _run_locked(
-            cfg, seed, paths, device, tracker, quiet, stop_after_task, repo_root or Path.cwd(),
-            data_cache, restart_on_change, on_task_end, mlflow_experiment or cfg.name, run_name or f"seed_{seed}",
-            regenerate,
-        )
+            for p in (paths.metrics, paths.finished, paths.root / STATE_FILE):
+                p.unlink(missing_ok=True)
+        subscribers = [Console(cfg.name, seed, cfg.data.n_tasks, quiet),
+                       MLflowSink(tracker, mlflow_experiment or cfg.name, run_name or f"seed_{seed}")]
+        if on_task_end is not None:
+            subscribers.append(TaskCallback(on_task_end))
+        return _run_locked(cfg, seed, paths, device, Events(subscribers), stop_after_task, repo_root or Path.cwd(),
+                           data_cache, restart_on_change, regenerate)
 
 
 def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache: Path | None = None):
@@ -308,35 +284,19 @@ def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache
     n_out = max(t.n_classes for t in tasks)
     torch.manual_seed(seed)
     target = build_target(cfg.target, input_shape, n_out, len(tasks))
-    return tasks, build_learner(cfg, target).to(device)
+    return tasks, build_method(cfg, target).to(device)
 
 
 def evaluate_settings(learner, tasks: list[Task], t: int, cfg: ExperimentConfig) -> dict[str, dict]:
     """The task-id-free settings listed in evaluation.settings, after learning task t, over
     tasks 0..t."""
     out = {}
-    ev, p = cfg.evaluation, cfg.hypermask.sparsity
+    ev = cfg.evaluation
     if "entropy" in ev.settings:
-        out["entropy"] = entropy_inference(learner, tasks, t + 1, p, ev.batch_size)
+        out["entropy"] = entropy_inference(learner, tasks, t + 1, ev.batch_size)
     if "fecam" in ev.settings:
-        out["fecam"] = fecam_inference(learner, tasks, t + 1, p, ev.fecam, ev.batch_size)
+        out["fecam"] = fecam_inference(learner, tasks, t + 1, ev.fecam, ev.batch_size)
     return out
-
-
-TASK_MARKER = "tasks_completed"  # MLflow metric logged last with each task's results
-SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",)}
-
-
-def _log_task_results(tracker: Tracker, t: int, row: np.ndarray, settings: dict[str, dict]) -> None:
-    """Task t's test accuracies (and task-id-free settings), then TASK_MARKER last: the marker's
-    presence in the store proves the whole batch reached it (log_batch is all or nothing)."""
-    for setting, res in settings.items():
-        for key in SETTING_METRICS[setting]:
-            tracker.metric(f"{setting}_{key}", res[key], t)
-    for j, acc in enumerate(row):
-        tracker.metric(f"test_accuracy_task_{j}", acc, t)
-    tracker.metric("test_accuracy_mean_seen", float(np.mean(row[: t + 1])), t)
-    tracker.metric(TASK_MARKER, t + 1, t)
 
 
 def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:
@@ -356,19 +316,51 @@ def _set_aside(paths: RunPaths, why: str) -> None:
     if stale.exists():
         shutil.rmtree(stale)
     paths.checkpoints.rename(stale)
+    (paths.root / STATE_FILE).unlink(missing_ok=True)  # the next run is a new MLflow run
     print(f"{paths.checkpoints}: {why}; moved to {stale} and training from task 0", file=sys.stderr)
 
 
+@dataclass
+class Progress:
+    """The training state a checkpoint holds (besides the weights and the RNG)."""
+
+    random_init: np.ndarray
+    rows: list = field(default_factory=list)  # accuracy rows after each finished task
+    per_task: list[dict] = field(default_factory=list)  # timings
+    settings: list[dict] = field(default_factory=list)  # task-id-free results after each task
+    wall_before: float = 0.0  # seconds spent by earlier processes
+
+    @property
+    def done(self) -> int:
+        return len(self.rows)
+
+    def checkpoint(self, learner, wall: float, config_json: str) -> dict:
+        return {
+            "completed_tasks": self.done,
+            "learner": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
+            "acc_rows": torch.tensor(np.stack(self.rows)),
+            "random_init": torch.tensor(self.random_init),
+            "per_task": json.dumps(self.per_task),
+            "settings": json.dumps(self.settings),
+            "wall_seconds": wall,
+            "config": config_json,
+            "rng_torch": torch.get_rng_state(),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> Progress:
+        return cls(state["random_init"].numpy().astype(float), list(state["acc_rows"].numpy().astype(float)),
+                   json.loads(state["per_task"]), json.loads(state["settings"]), float(state["wall_seconds"]))
+
+
 def _run_locked(
-    cfg, seed, paths: RunPaths, device, tracker: Tracker, quiet, stop_after_task, repo_root,
-    data_cache, restart_on_change, on_task_end, mlflow_experiment, run_name, regenerate=False,
+    cfg, seed, paths: RunPaths, device, events: Events, stop_after_task, repo_root,
+    data_cache, restart_on_change, regenerate=False,
 ) -> dict | None:
     wall0 = time.perf_counter()
     config_json = training_fingerprint(cfg)
     tasks, learner = build_run(cfg, seed, device, data_cache)
-    tune_for(learner.parameters())  # large CPU gradients: no page faults on every step
     T = len(tasks)
-    p_eval = cfg.hypermask.sparsity
     eval_bs = cfg.train.eval_batch_size
 
     try:
@@ -384,103 +376,83 @@ def _run_locked(
             # this seed again (snakemake --forcerun, dvc repro -f). Train again.
             _set_aside(paths, "complete but metrics.json was removed (a forced rerun)")
             state = None
-        else:  # killed after its last checkpoint, before its outputs: write them, train nothing
+        else:  # stopped after its last checkpoint, before its end: write the outputs, train nothing
             print(f"{paths.metrics}: missing after the last task's checkpoint; rebuilding it", file=sys.stderr)
     if state is None:
         paths.finished.unlink(missing_ok=True)
-        random_init = evaluate_tasks(learner, tasks, p_eval, eval_bs)
-        rows: list[np.ndarray] = []
-        per_task: list[dict] = []
-        setting_rows: list[dict] = []
-        done, wall_before, run_id = 0, 0.0, None
+        progress = Progress(evaluate_tasks(learner, tasks, eval_bs))
     else:
         learner.load_state_dict(state["learner"])
-        random_init = state["random_init"].numpy().astype(float)
-        rows = [r for r in state["acc_rows"].numpy().astype(float)]
-        per_task = json.loads(state["per_task"])
-        setting_rows = json.loads(state["settings"])
-        done, wall_before = int(state["completed_tasks"]), float(state["wall_seconds"])
-        run_id = state["mlflow_run_id"] or None
+        progress = Progress.from_checkpoint(state)
         torch.set_rng_state(state["rng_torch"])
-        print(f"resuming {cfg.name} seed {seed} after task {done - 1} from {paths.checkpoint(done - 1)}", file=sys.stderr)
+        print(f"resuming {cfg.name} seed {seed} after task {progress.done - 1} from "
+              f"{paths.checkpoint(progress.done - 1)}", file=sys.stderr)
 
     commit = git_commit(repo_root)
-    tracker.start(
-        experiment=mlflow_experiment,
-        run_name=run_name,
-        tags={"experiment": cfg.name, "seed": str(seed), "method": cfg.method, "git_commit": commit,
-              RUN_ID_TAG: str(paths.root.resolve())},
-        params=flatten(cfg.as_dict()),
-        run_id=run_id,
-    )
-    if state is not None and tracker.resumed_in_new_run:
-        for t, row in enumerate(rows):  # the checkpoint's results into the new run
-            _log_task_results(tracker, t, row, setting_rows[t])
-        tracker.flush()
-    elif state is not None:
-        tracker.replay(json.loads(state.get("pending_metrics", "[]")), TASK_MARKER, done - 1)
+    events.emit("run_started", RunStart(
+        cfg.name, seed, paths.root, cfg.as_dict(),
+        {"experiment": cfg.name, "seed": str(seed), "method": cfg.method, "git_commit": commit,
+         RUN_ID_TAG: str(paths.root.resolve())},
+        progress.done, list(progress.rows), list(progress.settings)))
     try:
-        step0 = sum(p["iterations"] for p in per_task)
-        for t in range(done, T):
-            info = train_task(learner, tasks[t], cfg, seed, tracker, step0, quiet)
+        step0 = sum(p["iterations"] for p in progress.per_task)
+        for t in range(progress.done, T):
+            info = train_task(learner, tasks[t], cfg, seed, events, step0)
             step0 += info["iterations"]
             e0 = time.perf_counter()
-            row = evaluate_tasks(learner, tasks, p_eval, eval_bs)
-            rows.append(row)
-            setting_rows.append(evaluate_settings(learner, tasks, t, cfg))
+            row = evaluate_tasks(learner, tasks, eval_bs)
+            settings = evaluate_settings(learner, tasks, t, cfg)
             info["eval_seconds"] = time.perf_counter() - e0
-            per_task.append(info)
-            _log_task_results(tracker, t, row, setting_rows[-1])
-            state_now = {k: v.detach().cpu() for k, v in learner.state_dict().items()}
-            bad = [k for k, v in state_now.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            bad = [k for k, v in learner.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
             if bad:
                 raise TrainingError(f"task {t}: non-finite weights in {bad[:3]}; the last good checkpoint is kept")
-            wall = wall_before + time.perf_counter() - wall0
-            atomic_torch_save(
-                paths.checkpoint(t),
-                {
-                    "completed_tasks": t + 1,
-                    "learner": state_now,
-                    "acc_rows": torch.tensor(np.stack(rows)),
-                    "random_init": torch.tensor(random_init),
-                    "per_task": json.dumps(per_task),
-                    "settings": json.dumps(setting_rows),
-                    "wall_seconds": wall,
-                    "mlflow_run_id": tracker.run_id or "",
-                    "config": config_json,
-                    "rng_torch": torch.get_rng_state(),
-                    "pending_metrics": json.dumps(tracker.pending()),
-                },
-            )
-            tracker.flush()  # after the checkpoint: a crash in between is replayed on resume
+            progress.rows.append(row)
+            progress.settings.append(settings)
+            progress.per_task.append(info)
+            events.emit("task_evaluated", t, row, settings)  # subscribers persist what they must not lose
+            wall = progress.wall_before + time.perf_counter() - wall0
+            atomic_torch_save(paths.checkpoint(t), progress.checkpoint(learner, wall, config_json))
             if cfg.train.keep_checkpoints == "last" and t > 0:
                 paths.checkpoint(t - 1).unlink(missing_ok=True)
-            if on_task_end is not None:
-                on_task_end(t, row)
-            if not quiet:
-                seen = np.mean(row[: t + 1])
-                print(f"{cfg.name} seed {seed}: after task {t}: mean accuracy on tasks 0..{t} = {seen:.2f}%")
+            events.emit("task_saved", t, row)
             if stop_after_task is not None and t + 1 >= stop_after_task and t + 1 < T:
-                tracker.end(status="KILLED")
+                events.emit("run_stopped", "KILLED")
                 return None
     except BaseException:
-        tracker.end(status="FAILED")
+        events.emit("run_stopped", "FAILED")
         raise
 
-    A = np.stack(rows)
-    summary = M.summary(A, random_init)
+    out = _outputs(cfg, seed, device, progress, progress.wall_before + time.perf_counter() - wall0, commit, repo_root)
+    events.emit("run_summary", out)
+    A = np.array(out["accuracy_matrix"])
+    atomic_write_text(paths.matrix_csv, matrix_csv(np.stack(progress.rows)))
+    write_heatmap(paths.heatmap, A, f"{cfg.name} seed {seed}: avg {out['average_accuracy']:.2f}%, BWT {out['bwt']:.2f}")
+    atomic_write_json(paths.metrics, out)
+    events.emit("run_finished", out, [paths.metrics, paths.heatmap, paths.matrix_csv])
+    # The marker comes last: a process stopped anywhere before it (Ctrl-C during MLflow's
+    # uploads included) left an incomplete job, which a rerun rebuilds from the checkpoints
+    # without training; only a run that got here and then lost metrics.json is a forced rerun.
+    atomic_write_text(paths.finished, out["finished_at"] + "\n")
+    return out
+
+
+def _outputs(cfg, seed, device, progress: Progress, wall: float, commit: str, repo_root: Path) -> dict:
+    """metrics.json's content."""
+    A = np.stack(progress.rows)
+    summary = M.summary(A, progress.random_init)
+    per_task = progress.per_task
     iters = sum(p["iterations"] for p in per_task)
     train_s = sum(p["train_seconds"] for p in per_task)
-    out = {
+    return {
         "experiment": cfg.name,
         "seed": seed,
         "status": "finished",
         "method": cfg.method,
         **summary,
-        **summarize_settings(setting_rows),
+        **summarize_settings(progress.settings),
         "accuracy_matrix": A.round(4).tolist(),
-        "random_init_accuracy": random_init.round(4).tolist(),
-        "wall_seconds": round(wall_before + time.perf_counter() - wall0, 3),
+        "random_init_accuracy": progress.random_init.round(4).tolist(),
+        "wall_seconds": round(wall, 3),
         "train_seconds": round(train_s, 3),
         "seconds_per_iteration": train_s / max(1, iters),
         "eval_seconds": round(sum(p["eval_seconds"] for p in per_task), 3),
@@ -495,26 +467,5 @@ def _run_locked(
         "cpu": cpu_model(),
         "host": socket.gethostname(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "mlflow_run_id": tracker.run_id,
         "config": cfg.as_dict(),
     }
-    atomic_write_text(paths.matrix_csv, matrix_csv(A))
-    write_heatmap(paths.heatmap, A, f"{cfg.name} seed {seed}: avg {summary['average_accuracy']:.2f}%, BWT {summary['bwt']:.2f}")
-    atomic_write_json(paths.metrics, out)
-    if not tracker.has_metric("average_accuracy"):  # rebuilt outputs: the summary may be there already
-        for k, v in summary.items():
-            tracker.metric(k, v, T - 1)
-        for setting, res in summarize_settings(setting_rows).items():
-            for key in SETTING_METRICS[setting]:
-                tracker.metric(f"final_{setting}_{key}", res[f"final_{key}"], T - 1)
-        tracker.metric("seconds_per_iteration", out["seconds_per_iteration"], T - 1)
-        tracker.metric("wall_seconds", out["wall_seconds"], T - 1)
-    tracker.artifact(paths.metrics)
-    tracker.artifact(paths.heatmap)
-    tracker.artifact(paths.matrix_csv)
-    tracker.end()
-    # The marker comes last: a process stopped anywhere before it (Ctrl-C during MLflow's
-    # uploads included) left an incomplete job, which a rerun rebuilds from the checkpoints
-    # without training; only a run that got here and then lost metrics.json is a forced rerun.
-    atomic_write_text(paths.finished, out["finished_at"] + "\n")
-    return out

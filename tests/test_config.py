@@ -112,6 +112,7 @@ def test_corrupt_data_file_is_named(tmp_path, capsys):
     assert not list((tmp_path / "res").rglob("metrics.json"))
 
 
+@pytest.mark.slow
 def test_cli_exit_status_through_the_console_script(tmp_path):
     params = copy.deepcopy(TINY)
     _set(params, f"{E}.hypermask.sparsity", 101)
@@ -124,9 +125,9 @@ def test_cli_exit_status_through_the_console_script(tmp_path):
     assert "experiments.tiny.hypermask.sparsity" in out.stderr
 
 
+@pytest.mark.slow
 def test_console_script_exit_codes_and_complete_output(tmp_path):
-    """The command leaves without the interpreter's teardown (cli.entry): exit codes and
-    piped output must be those of a normal exit."""
+    """Exit codes and complete piped output through the installed console script."""
     exe = str(Path(sys.executable).parent / "hypermask")
     listed = subprocess.run([exe, "list"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert listed.returncode == 0
@@ -143,9 +144,10 @@ def test_console_script_exit_codes_and_complete_output(tmp_path):
 
 def test_repository_params_are_valid():
     from conftest import ROOT
-    from hypermask.config import load_all
+    from hypermask.config import experiment_config, read_params
 
-    configs = load_all(ROOT / "params.yaml")
+    params = read_params(ROOT / "params.yaml")
+    configs = {n: experiment_config(params, n) for n in params.experiments}
     assert {"digits_permuted", "digits_split", "fmnist_permuted", "fmnist_split", "permuted_mnist"} <= set(configs)
     pm = configs["permuted_mnist"]
     assert (pm.hypermask.beta, pm.hypermask.lambda_, pm.train.iterations) == (5e-4, 1e-3, 5000)
@@ -155,3 +157,21 @@ def test_lambda_alias(tiny_params):
     cfg = load_experiment(tiny_params, "tiny")
     assert cfg.hypermask.lambda_ == 1e-2
     assert cfg.as_dict()["hypermask"]["lambda"] == 1e-2
+
+
+def test_keep_freed_memory_sets_glibc_for_the_listed_experiments_jobs_only(tmp_path, capsys):
+    from hypermask.pipeline import KEEP_FREED_MEMORY, Plan
+
+    params = copy.deepcopy(TINY)
+    params["experiments"]["other"] = copy.deepcopy(params["experiments"]["tiny"])
+    params["suites"]["demo"] = ["tiny", "other"]
+    params["pipeline"] = {"keep_freed_memory": ["tiny"]}
+    params["sweeps"] = {"experiments": {"tiny": {"n_trials": 2, "space": {"hypermask.beta": {"low": 0.001, "high": 0.1}}}}}
+    plan = Plan.from_file(write_params(tmp_path / "params.yaml", params))
+    assert plan.train_cmd("tiny", 1).startswith(KEEP_FREED_MEMORY + " hypermask train tiny ")
+    assert plan.sweep_cmd("tiny").startswith(KEEP_FREED_MEMORY + " hypermask sweep tiny")
+    assert plan.train_cmd("other", 1).startswith("hypermask train other ")
+    params["pipeline"] = {"keep_freed_memory": ["nope"]}
+    p = write_params(tmp_path / "params.yaml", params)
+    assert main(["--params", str(p), "check"]) == 2
+    assert "pipeline.keep_freed_memory: unknown experiment 'nope'" in capsys.readouterr().err

@@ -41,6 +41,7 @@ def reference(tmp_path):
     return params, _metrics(tmp_path / "ref")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_gives_the_same_metrics_and_one_mlflow_run(tmp_path):
     # Same thread count for both runs: float reductions, hence results, depend on it.
     params = _params(tmp_path, iterations=3000)
@@ -75,6 +76,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_metrics_and_one_mlf
     assert steps == [0, 1, 2]  # one row per task: none lost, none duplicated
 
 
+@pytest.mark.slow
 def test_torn_and_garbled_checkpoints_are_reported_and_skipped(reference, tmp_path, capsys):
     params, ref = reference
     results = tmp_path / "torn"
@@ -104,6 +106,7 @@ def test_checkpoints_cannot_run_code(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_garbled_metrics_json_is_reported_and_rebuilt_from_checkpoints(reference, tmp_path, capsys):
     params, ref = reference
     results = tmp_path / "garbled"
@@ -160,11 +163,11 @@ def test_corrupt_prepared_data_is_refused_by_path(tmp_path, capsys):
 
 
 def test_nan_loss_stops_with_task_and_iteration_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
-    from hypermask.learners import HyperMaskLearner
+    from hypermask.methods.hypermask import HyperMask
     from hypermask.storage import safe_torch_load
 
     params = _params(tmp_path)  # 3 tasks x 60 iterations, loss checked every 20
-    real = HyperMaskLearner.loss
+    real = HyperMask.loss
     calls = {"n": 0}
 
     def poisoned(self, x, y, t, p):
@@ -172,7 +175,7 @@ def test_nan_loss_stops_with_task_and_iteration_and_keeps_the_last_good_checkpoi
         loss, ce = real(self, x, y, t, p)
         return (loss * float("nan"), ce) if calls["n"] == 60 + 25 else (loss, ce)  # task 1, iteration 24
 
-    monkeypatch.setattr(HyperMaskLearner, "loss", poisoned)
+    monkeypatch.setattr(HyperMask, "loss", poisoned)
     assert _train(params, tmp_path, "--no-tracking") != 0
     assert "task 1, iteration 39: training loss is nan" in capsys.readouterr().err
     ck = tmp_path / "runs/tiny/seed_1/checkpoints"
@@ -282,14 +285,13 @@ def test_resume_after_the_mlflow_store_was_removed_continues_in_a_new_run(tmp_pa
     the run goes on in a new one, tagged with the old id, holding every task's rows once."""
     from mlflow.tracking import MlflowClient
 
-    from hypermask.storage import safe_torch_load
     from hypermask.tracking import PREVIOUS_RUN_TAG
 
     params = _params(tmp_path)
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
     assert _train(params, tmp_path, "--tracking-uri", uri, "--stop-after-task", "2") == 0
-    old_id = safe_torch_load(tmp_path / "runs/tiny/seed_1/checkpoints/task_001.pt")["mlflow_run_id"]
+    old_id = json.loads((tmp_path / "runs/tiny/seed_1/mlflow.json").read_text())["run_id"]
     db.unlink()  # the store is removed (or replaced by another one)
     capsys.readouterr()
     assert _train(params, tmp_path, "--tracking-uri", uri) == 0
@@ -337,6 +339,7 @@ def test_metrics_json_of_the_wrong_shape_is_never_taken_for_a_finished_run(tmp_p
     assert (m.parent / "metrics.json.corrupt").exists()
 
 
+@pytest.mark.slow
 def test_unwritable_places_are_named_without_a_traceback(tmp_path):
     """As root nothing under /tmp is unwritable, so places that cannot be created stand in."""
     params = _params(tmp_path)

@@ -13,7 +13,7 @@ from hypermask.cli import main
 from hypermask.config import FeCAMConfig
 from hypermask.evaluate import entropy_select
 from hypermask.fecam import ClassStats, fit_task, mahalanobis, nearest_class, normalize_cov, shrink_cov
-from hypermask.method import HyperNetwork, masked_forward, semi_binary_masks, stacked_masked_forward
+from hypermask.methods.hypermask import HyperNetwork, masked_forward, semi_binary_masks, stacked_masked_forward
 from hypermask.nets import MLP, ResNet20, ZenkeNet
 
 
@@ -101,7 +101,7 @@ def test_chunked_evaluation_equals_whole_split():
     from hypermask.config import load_experiment
     from hypermask.data import Split, Task
     from hypermask.evaluate import EVAL_CHUNK, split_accuracy
-    from hypermask.learners import HyperMaskLearner
+    from hypermask.methods.hypermask import HyperMask
 
     torch.manual_seed(0)
     cfg = load_experiment(Path(__file__).parents[1] / "params.yaml", "digits_split")
@@ -109,10 +109,11 @@ def test_chunked_evaluation_equals_whole_split():
     g = torch.Generator().manual_seed(3)
     for target, x in ((MLP(64, [16], 2), torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)),
                       (ResNet20(3, 2, n_tasks=5, width=1), torch.rand(300, 3, 8, 8, generator=g))):
-        learner = HyperMaskLearner(cfg, target).eval()
+        learner = HyperMask(cfg, target).eval()
         split = Split(x, torch.randint(0, 2, (len(x),), generator=g))
         task = Task(0, [0, 1], split, split, split)
-        ctx = learner.eval_context([0], 30.0)
+        learner.sparsity = 30.0
+        ctx = learner.eval_context([0])
         whole = split_accuracy(learner, ctx, task, split, len(x))
         assert split_accuracy(learner, ctx, task, split, None) == whole
         assert target.batch_dependent == isinstance(target, ResNet20)

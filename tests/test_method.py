@@ -4,18 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from hypermask.method import (
+from hypermask.methods.hypermask import (
     HyperNetwork,
     hnet_reg_weight,
     hnet_regularizer,
     masked_forward,
     masked_params,
-    percentile_rows,
     semi_binary_masks,
-    thresholds,
     sparsity_at,
     target_regularizer,
 )
+from hypermask.percentile import percentile_rows, thresholds
 from hypermask.nets import MLP
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hypermask.config import TargetConfig
-from hypermask.method import HyperNetwork, masked_forward
+from hypermask.methods.hypermask import HyperNetwork, masked_forward
 from hypermask.nets import MLP, ResNet20, TaskBatchNorm, ZenkeNet, build_target
 
 

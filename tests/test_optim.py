@@ -52,3 +52,27 @@ def test_plateau_schedule_equals_torch():
             assert ours_opt.lr == torch_opt.param_groups[0]["lr"]
             lrs.append(ours_opt.lr)
         assert lrs[-1] == 5e-6 and len(set(lrs)) > 3  # reductions happened, down to the floor
+
+
+def test_a_run_with_torch_optim_equals_the_default_bit_for_bit(tmp_path, monkeypatch):
+    """The fallback (torch.optim.Adam(fused=True) and torch's scheduler, taken where torch has
+    no `_fused_adam_` or HYPERMASK_TORCH_OPTIM is set) trains the same run to the same numbers,
+    plateau schedule included (an epoch budget with validation)."""
+    import copy
+    import json
+
+    from conftest import TINY, write_params
+    from hypermask.cli import main
+
+    p = copy.deepcopy(TINY)
+    p["experiments"]["tiny"]["train"] = {"epochs": 3, "batch_size": 64, "lr_scheduler": True, "val_every": 5}
+    params = write_params(tmp_path / "params.yaml", p)
+    out = {}
+    for name, env in (("default", None), ("torch", "1")):
+        if env:
+            monkeypatch.setenv("HYPERMASK_TORCH_OPTIM", env)
+        assert main(["--params", str(params), "train", "tiny", "--seed", "1", "--results", str(tmp_path / name),
+                     "--no-tracking", "--quiet", "--threads", "1"]) == 0
+        out[name] = json.loads((tmp_path / name / "runs/tiny/seed_1/metrics.json").read_text())
+    assert out["torch"]["accuracy_matrix"] == out["default"]["accuracy_matrix"]
+    assert out["torch"]["random_init_accuracy"] == out["default"]["random_init_accuracy"]

@@ -17,6 +17,8 @@ from conftest import ROOT, TINY, write_params
 from hypermask.cli import main
 from hypermask.pipeline import Plan
 
+pytestmark = pytest.mark.slow  # real Snakemake, DVC and Optuna runs: minutes (the fast lane skips them)
+
 BIN = Path(sys.executable).parent
 
 
@@ -58,6 +60,8 @@ def project(tmp: Path, params: dict) -> Path:
     d = tmp / "proj"
     d.mkdir()
     shutil.copytree(ROOT / "workflow", d / "workflow")
+    shutil.copytree(ROOT / "profiles", d / "profiles")
+    shutil.copy(ROOT / "Snakefile", d / "Snakefile")
     shutil.copytree(ROOT / "hypermask", d / "hypermask", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / ".dvcignore", d / ".dvcignore")
     write_params(d / "params.yaml", params)
@@ -307,6 +311,7 @@ def test_killed_snakemake_job_resumes_from_its_checkpoint(tmp_path):
 def _stage_name(cmd: str) -> str:
     """DVC's stage name for a hypermask command (train_EXP_SEED, sweep_EXP, tables_SUITE, prepare_SOURCE)."""
     words = cmd.split()
+    words = words[words.index("hypermask"):]  # after any environment settings
     if words[1] == "train":
         return f"train_{words[2]}_{words[4]}"
     return f"{words[1]}_{words[2]}"

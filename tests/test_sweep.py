@@ -5,12 +5,15 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from conftest import write_params
 from test_pipeline import tiny_suite
 from hypermask.config import read_params
 from hypermask.sweep import run_sweep, storage_for, sweep_dir
+
+pytestmark = pytest.mark.slow  # real Optuna studies of real training: minutes (the fast lane skips them)
 
 BIN = Path(sys.executable).parent
 
@@ -51,7 +54,7 @@ def test_four_workers_share_one_study_without_losing_or_duplicating_trials(tmp_p
     trials = _study(tmp_path / "results").get_trials()
     finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     assert len(finished) == 8  # the budget, exactly
-    assert len({t.number for t in trials}) == len(trials)
+    assert len(trials) == 8  # no worker started a trial beyond the budget (none failed, none left)
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     params_seen = [t.params["hypermask.beta"] for t in finished]
     assert len(set(params_seen)) == len(params_seen)  # no trial evaluated twice

@@ -2,25 +2,19 @@
 # checks of every experiment), and the plan of jobs, files and commands.
 import os
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from hypermask.config import ConfigError, load_all
+from hypermask.config import ConfigError, load_yaml
 from hypermask.pipeline import Plan
 
 min_version("9.0")
 
 PARAMS_FILE = config.get("params", "params.yaml")
 try:
-    with open(PARAMS_FILE) as _f:
-        _RAW = yaml.safe_load(_f)
-except (OSError, yaml.YAMLError) as _e:
-    raise WorkflowError(f"{PARAMS_FILE}: {_e}")
-validate(_RAW, schema="../schemas/params.schema.json")
-try:
-    load_all(PARAMS_FILE)
-    PLAN = Plan.from_file(PARAMS_FILE, config.get("suite"))
+    _RAW = load_yaml(PARAMS_FILE)  # read once per DAG build (duplicated keys refused)
+    validate(_RAW, schema="../schemas/params.schema.json")
+    PLAN = Plan.from_file(PARAMS_FILE, config.get("suite"), raw=_RAW)  # every experiment checked
 except ConfigError as _e:
     raise WorkflowError(str(_e))
 

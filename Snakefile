@@ -2,12 +2,12 @@
 #
 #   snakemake --cores 8 all_tables                        # the suite named in params.yaml
 #   snakemake --cores 8 all_tables --config suite=fmnist  # another suite
-#   snakemake --profile workflow/profiles/slurm all_tables
+#   snakemake --profile profiles/slurm all_tables
 #   snakemake --report report.html
 #
 # Paths and commands come from hypermask.pipeline.Plan, which also writes dvc.yaml.
 
-include: "rules/common.smk"
+include: "workflow/rules/common.smk"
 
 
 rule all_tables:
@@ -16,7 +16,7 @@ rule all_tables:
         [PLAN.sweep_files(e) for e in PLAN.sweeps()],
 
 
-include: "rules/data.smk"
-include: "rules/sweep.smk"
-include: "rules/train.smk"
-include: "rules/tables.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/sweep.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"

@@ -1,4 +1,6 @@
-"""HyperMask (METHOD.md sections 2-4), in the paper's order.
+"""HyperMask: K. Książek and P. Spurek, "HyperMask: Adaptive Hypernetwork-based Masks for
+Continual Learning", arXiv 2310.00113 (ICLR 2024 submission), in the paper's order; where the
+paper is silent, the authors' implementation (github.com/gmum/HyperMask) decides, as noted.
 
 1. H(e_t; Phi): an ELU MLP from a learned task embedding to one value per entry of every
    target tensor (weights and biases, batch norm excluded; the output bias included, as in
@@ -9,19 +11,21 @@
 3. The network runs with theta_l * m_l.
 4. Loss for task t > 0: CE + beta' * R_hnet + lambda * R_target with snapshots from the
    start of the task.
+5. The method behind the loop's contract (`HyperMask`): a fresh Adam per task over the
+   hypernetwork (embeddings included) and the target, the adaptive sparsity ramp on the first
+   task, every task's mask at evaluation.
 """
 
 from __future__ import annotations
-
-import functools
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .nets import TargetNet
+from ..config import ExperimentConfig
+from ..nets import TargetNet
+from ..percentile import segments, thresholds
 
 
 # --------------------------------------------------------------------------- 1. hypernetwork
@@ -54,90 +58,6 @@ def sparsity_at(iteration: int, n_iterations: int, target: float, first_task: bo
     return target * min(iteration + 1, n_iterations) / n_iterations
 
 
-def _interpolation(n: int, p: float) -> tuple[int, int, float]:
-    """0-based ranks of the lower and upper neighbours of the p-th percentile of n values and
-    the fraction between them (linear interpolation, the numpy/torch.quantile default)."""
-    pos = p / 100.0 * (n - 1)
-    lo = math.floor(pos)
-    return lo, min(lo + 1, n - 1), pos - lo
-
-
-@torch.no_grad()
-def percentile_rows(x: Tensor, p: float) -> Tensor:
-    """p-th percentile along the last dimension, all rows at once. One kthvalue (no 2^24 cap,
-    unlike torch.quantile) finds the lower neighbour; the upper one is the lower one again when
-    that value is repeated, else the smallest larger value: two linear passes instead of a
-    second selection."""
-    lo, hi, frac = _interpolation(x.shape[-1], p)
-    v_lo = torch.kthvalue(x, lo + 1, dim=-1).values
-    if frac == 0.0 or hi == lo:
-        return v_lo
-    below = v_lo.unsqueeze(-1)
-    repeated = (x <= below).sum(-1) >= lo + 2
-    above = torch.where(x > below, x, math.inf).amin(-1)
-    return v_lo + frac * (torch.where(repeated, v_lo, above) - v_lo)
-
-
-@functools.lru_cache(maxsize=64)
-def _size_groups(sizes: tuple[int, ...]) -> tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]:
-    """(numel, flat offsets, tensor indices) of the thresholded tensors (all but the last),
-    grouped by size: equal-sized tensors (ResNet blocks) share one batched selection."""
-    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-    groups: dict[int, tuple[list[int], list[int]]] = {}
-    for i, n in enumerate(sizes[:-1]):
-        groups.setdefault(n, ([], []))
-        groups[n][0].append(offsets[i])
-        groups[n][1].append(i)
-    return tuple((n, tuple(o), tuple(ix)) for n, (o, ix) in groups.items())
-
-
-@functools.lru_cache(maxsize=64)
-def _segments(sizes: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """On the device, once: each entry's tensor index, each tensor's size and flat offset."""
-    n = torch.tensor(sizes)
-    seg = torch.repeat_interleave(torch.arange(len(sizes)), n)
-    offsets = torch.cumsum(n, 0) - n
-    return seg.to(device), n.to(device), offsets.to(device)
-
-
-def _thresholds_select(s: Tensor, sizes: tuple[int, ...], p: float) -> Tensor:
-    """Per-size-group batched kthvalue (the CPU path: selection is linear, a sort is not)."""
-    q = s.new_zeros(*s.shape[:-1], len(sizes))
-    for n, offsets, index in _size_groups(sizes):
-        rows = torch.stack([s[..., o:o + n] for o in offsets], -2) if len(offsets) > 1 else s[..., offsets[0]:offsets[0] + n].unsqueeze(-2)
-        q[..., list(index)] = percentile_rows(rows, p)
-    return q
-
-
-def _thresholds_sort(s: Tensor, sizes: tuple[int, ...], p: float) -> Tensor:
-    """One segmented sort of the fused vector (the accelerator path: no call per tensor). The
-    bit patterns of non-negative float32 values order as the values, so the int64 key
-    (tensor index << 32) + bits sorts tensor by tensor, exactly."""
-    seg, n, offsets = _segments(sizes, s.device)
-    high = seg << 32
-    bits = torch.sort(s.contiguous().view(torch.int32).long() + high, dim=-1).values - high
-    key = bits.int().view(torch.float32)
-    pos = (n - 1).double() * (p / 100.0)
-    lo = pos.floor()
-    frac = (pos - lo).float()
-    lo = lo.long()
-    hi = torch.minimum(lo + 1, n - 1)
-    v_lo = key.index_select(-1, offsets + lo)
-    v_hi = key.index_select(-1, offsets + hi)
-    q = v_lo + frac * (v_hi - v_lo)
-    return torch.where(torch.arange(len(sizes), device=s.device) < len(sizes) - 1, q, 0.0)
-
-
-@torch.no_grad()
-def thresholds(s: Tensor, sizes: tuple[int, ...], p: float, how: str = "auto") -> Tensor:
-    """Every tensor's p-th percentile of s (..., total) at once, (..., len(sizes)); the last
-    tensor (output bias) gets 0, i.e. no threshold. how: select | sort | auto (select on CPU,
-    sort elsewhere). Both equal numpy.percentile per tensor (tests)."""
-    if how == "auto":
-        how = "select" if s.device.type == "cpu" else "sort"
-    return _thresholds_select(s, sizes, p) if how == "select" else _thresholds_sort(s, sizes, p)
-
-
 def semi_binary_masks(h: Tensor, shapes: list[torch.Size], p: float) -> list[Tensor]:
     """Masks from flat hypernetwork outputs h (..., total), one tensor per target tensor (with
     h's leading dimensions). Entries l < last: |tanh(h_l)| where it is >= the tensor's p-th
@@ -147,7 +67,7 @@ def semi_binary_masks(h: Tensor, shapes: list[torch.Size], p: float) -> list[Ten
     sizes = tuple(sh.numel() for sh in shapes)
     s = h.tanh().abs()
     if p > 0:
-        seg = _segments(sizes, s.device)[0]
+        seg = segments(sizes, s.device)[0]
         q = thresholds(s, sizes, p).index_select(-1, seg)
         s = torch.where(s >= q, s, 0.0)
     lead = s.shape[:-1]
@@ -208,3 +128,72 @@ def target_regularizer(theta: list[Tensor], theta_star: list[Tensor], masks: lis
 def hnet_reg_weight(beta: float, t: int, normalisation: str) -> float:
     """beta' in L = CE + beta' R_hnet + lambda R_target: the reference divides by t once more."""
     return beta / max(1, t) if normalisation == "reference" else beta
+
+
+# --------------------------------------------------------------------------- 5. the method
+class HyperMask(nn.Module):
+    """HyperMask behind the method contract (hypermask.methods.Method)."""
+
+    supports_task_inference = True  # every task's mask is at hand: entropy inference, FeCAM
+
+    def __init__(self, cfg: ExperimentConfig, target: TargetNet):
+        super().__init__()
+        self.target = target
+        self.hp = hm = cfg.hypermask
+        self.shapes = target.masked_shapes()
+        self.hnet = HyperNetwork(self.shapes, cfg.data.n_tasks, hm.embedding_dim, list(hm.hnet_hidden))
+        self.h_star: Tensor | None = None  # H(e_j) for j < t, fixed during task t
+        self.theta_star: list[Tensor] | None = None  # target weights at the start of task t
+        self.n_iterations = 1
+        self.sparsity = hm.sparsity  # p of the latest training step (the ramp); evaluation uses it
+
+    def _theta(self) -> list[Tensor]:
+        params = dict(self.target.named_parameters())
+        return [params[n] for n in self.target.masked_names]
+
+    @torch.no_grad()
+    def start_task(self, t: int, n_iterations: int) -> None:
+        """Snapshots H*_j = H(e_j) for j < t and theta* (paper, section 3: taken at the start of
+        the task and held fixed during it)."""
+        self.n_iterations = n_iterations
+        if t == 0:
+            self.h_star, self.theta_star = None, None
+            return
+        self.h_star = self.hnet(slice(0, t)).detach().clone()
+        self.theta_star = [w.detach().clone() for w in self._theta()]
+
+    def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
+        hm = self.hp
+        self.sparsity = sparsity_at(iteration, self.n_iterations, hm.sparsity, t == 0, hm.adaptive_sparsity)
+        h = self.hnet(slice(0, t + 1))  # one call: the current task and every earlier one
+        masks = semi_binary_masks(h[t], self.shapes, self.sparsity)
+        ce = F.cross_entropy(masked_forward(self.target, masks, x, t), y)
+        if t == 0:
+            return ce, ce
+        r_hnet = hnet_regularizer(h[:t], self.h_star)
+        r_target = target_regularizer(self._theta(), self.theta_star, masks if hm.masked_l1 else None)
+        beta = hnet_reg_weight(hm.beta, t, hm.hnet_reg_normalisation)
+        return ce + beta * r_hnet + hm.lambda_ * r_target, ce
+
+    def make_optimizer(self, lr: float):
+        """A fresh Adam per task over hypernetwork and target together (the reference)."""
+        from ..optim import adam
+
+        return adam(self.parameters(), lr)
+
+    @torch.no_grad()
+    def eval_context(self, tasks: list[int]) -> dict:
+        """All requested tasks' masks from one batched hypernetwork call and one batched threshold."""
+        h = self.hnet(torch.tensor(tasks, device=self.hnet.embeddings.device))
+        masks = semi_binary_masks(h, self.shapes, self.sparsity)  # thresholds of all tasks at once
+        return {t: [m[i] for m in masks] for i, t in enumerate(tasks)}
+
+    def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
+        return masked_forward(self.target, ctx[t], x, t, features=features)
+
+    def all_task_outputs(self, ctx: dict, tasks: list[int], x: Tensor, features: bool = False) -> Tensor:
+        """Outputs of the same inputs under each task's mask, (K, N, out): batched over tasks
+        with vmap, or task by task where batch norm keeps per-task running statistics."""
+        if self.target.per_task_bn:
+            return torch.stack([self.logits(ctx, x, t, features) for t in tasks])
+        return stacked_masked_forward(self.target, [ctx[t] for t in tasks], x, features)

@@ -1,0 +1,88 @@
+"""A training step alone and beside one other CPU-bound process, side by side, as JSON.
+
+Runs `bench_train_step.py --one` for a configuration alone, then again while a busy process
+that this script starts (and stops) runs on the same cores: by default another 2-thread
+torch process doing matrix products, the ordinary case of two jobs on a 2-core machine.
+Each environment variant (e.g. the OpenMP wait policy) is measured both ways.
+
+    python bench/bench_contention.py                        # fmnist_permuted, 2 threads
+    python bench/bench_contention.py --configs digits_permuted --threads 2 --busy python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEP = Path(__file__).resolve().parent / "bench_train_step.py"
+
+BUSY = {
+    # another training-like process: 2-thread float32 matrix products, forever
+    "torch": "import torch\ntorch.set_num_threads(2)\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n",
+    # a single-threaded pure-Python loop
+    "python": "while True:\n    pass\n",
+}
+VARIANTS = {
+    "default": {},
+    "omp_passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+}
+
+
+def step_seconds(config: str, threads: int, env: dict[str, str], repeats: int) -> dict:
+    cmd = [sys.executable, str(STEP), "--one", "--configs", config, "--threads", str(threads),
+           "--repeats", str(repeats), "--per-repeat", "50", "--warmup", "20"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=1800)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="*", default=["fmnist_permuted"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--busy", choices=sorted(BUSY), default="torch")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args()
+    rows = []
+    for config in a.configs:
+        for variant in a.variants:
+            env = VARIANTS[variant]
+            alone = step_seconds(config, a.threads, env, a.repeats)
+            busy = subprocess.Popen([sys.executable, "-c", BUSY[a.busy]], env={**os.environ, **env})
+            try:
+                time.sleep(2)  # let it start
+                loaded = step_seconds(config, a.threads, env, a.repeats)
+            finally:
+                busy.kill()
+                busy.wait()
+            rows.append({
+                "config": config, "variant": variant, "env": env, "threads": a.threads, "busy": a.busy,
+                "alone_ms": alone["sec_per_iter_median"] * 1e3,
+                "with_busy_process_ms": loaded["sec_per_iter_median"] * 1e3,
+                "slowdown": loaded["sec_per_iter_median"] / alone["sec_per_iter_median"],
+            })
+    print(json.dumps({"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(), "rows": rows},
+                     indent=2))
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Percentiles of many tensors at once: the thresholds of HyperMask's semi-binary masks.
+
+`thresholds(s, sizes, p)` gives every tensor's p-th percentile of a fused vector (and of many
+tasks' vectors at once), with linear interpolation, equal to numpy.percentile per tensor
+(tests): per-size-group `kthvalue` on a CPU, one exact segmented sort on an accelerator.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor
+
+
+def _interpolation(n: int, p: float) -> tuple[int, int, float]:
+    """0-based ranks of the lower and upper neighbours of the p-th percentile of n values and
+    the fraction between them (linear interpolation, the numpy/torch.quantile default)."""
+    pos = p / 100.0 * (n - 1)
+    lo = math.floor(pos)
+    return lo, min(lo + 1, n - 1), pos - lo
+
+
+@torch.no_grad()
+def percentile_rows(x: Tensor, p: float) -> Tensor:
+    """p-th percentile along the last dimension, all rows at once. One kthvalue (no 2^24 cap,
+    unlike torch.quantile) finds the lower neighbour; the upper one is the lower one again when
+    that value is repeated, else the smallest larger value: two linear passes instead of a
+    second selection."""
+    lo, hi, frac = _interpolation(x.shape[-1], p)
+    v_lo = torch.kthvalue(x, lo + 1, dim=-1).values
+    if frac == 0.0 or hi == lo:
+        return v_lo
+    below = v_lo.unsqueeze(-1)
+    repeated = (x <= below).sum(-1) >= lo + 2
+    above = torch.where(x > below, x, math.inf).amin(-1)
+    return v_lo + frac * (torch.where(repeated, v_lo, above) - v_lo)
+
+
+@functools.lru_cache(maxsize=64)
+def _size_groups(sizes: tuple[int, ...]) -> tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]:
+    """(numel, flat offsets, tensor indices) of the thresholded tensors (all but the last),
+    grouped by size: equal-sized tensors (ResNet blocks) share one batched selection."""
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    groups: dict[int, tuple[list[int], list[int]]] = {}
+    for i, n in enumerate(sizes[:-1]):
+        groups.setdefault(n, ([], []))
+        groups[n][0].append(offsets[i])
+        groups[n][1].append(i)
+    return tuple((n, tuple(o), tuple(ix)) for n, (o, ix) in groups.items())
+
+
+@functools.lru_cache(maxsize=64)
+def segments(sizes: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """On the device, once: each entry's tensor index, each tensor's size and flat offset."""
+    n = torch.tensor(sizes)
+    seg = torch.repeat_interleave(torch.arange(len(sizes)), n)
+    offsets = torch.cumsum(n, 0) - n
+    return seg.to(device), n.to(device), offsets.to(device)
+
+
+def _thresholds_select(s: Tensor, sizes: tuple[int, ...], p: float) -> Tensor:
+    """Per-size-group batched kthvalue (the CPU path: selection is linear, a sort is not)."""
+    q = s.new_zeros(*s.shape[:-1], len(sizes))
+    for n, offsets, index in _size_groups(sizes):
+        rows = torch.stack([s[..., o:o + n] for o in offsets], -2) if len(offsets) > 1 else s[..., offsets[0]:offsets[0] + n].unsqueeze(-2)
+        q[..., list(index)] = percentile_rows(rows, p)
+    return q
+
+
+def _thresholds_sort(s: Tensor, sizes: tuple[int, ...], p: float) -> Tensor:
+    """One segmented sort of the fused vector (the accelerator path: no call per tensor). The
+    bit patterns of non-negative float32 values order as the values, so the int64 key
+    (tensor index << 32) + bits sorts tensor by tensor, exactly."""
+    seg, n, offsets = segments(sizes, s.device)
+    high = seg << 32
+    bits = torch.sort(s.contiguous().view(torch.int32).long() + high, dim=-1).values - high
+    key = bits.int().view(torch.float32)
+    pos = (n - 1).double() * (p / 100.0)
+    lo = pos.floor()
+    frac = (pos - lo).float()
+    lo = lo.long()
+    hi = torch.minimum(lo + 1, n - 1)
+    v_lo = key.index_select(-1, offsets + lo)
+    v_hi = key.index_select(-1, offsets + hi)
+    q = v_lo + frac * (v_hi - v_lo)
+    return torch.where(torch.arange(len(sizes), device=s.device) < len(sizes) - 1, q, 0.0)
+
+
+@torch.no_grad()
+def thresholds(s: Tensor, sizes: tuple[int, ...], p: float, how: str = "auto") -> Tensor:
+    """Every tensor's p-th percentile of s (..., total) at once, (..., len(sizes)); the last
+    tensor (output bias) gets 0, i.e. no threshold. how: select | sort | auto (select on CPU,
+    sort elsewhere). Both equal numpy.percentile per tensor (tests)."""
+    if how == "auto":
+        how = "select" if s.device.type == "cpu" else "sort"
+    return _thresholds_select(s, sizes, p) if how == "select" else _thresholds_sort(s, sizes, p)

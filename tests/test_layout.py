@@ -1,0 +1,52 @@
+"""The code's shape where it matters to users: building tables or the pipeline plan does not
+load the training stack, and params.yaml is read once per command."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_tables_plan_and_run_layout_do_not_import_torch_or_mlflow():
+    code = ("import sys, hypermask.tables, hypermask.pipeline, hypermask.runs, hypermask.readme, hypermask.config; "
+            "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_params_file_is_read_once_per_command(tiny_params, monkeypatch, capsys):
+    import hypermask.config as config
+    import hypermask.pipeline as pipeline
+    from hypermask.cli import main
+
+    reads = []
+    real = config.load_yaml
+
+    def counted(path):
+        reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(config, "load_yaml", counted)
+    monkeypatch.setattr(pipeline, "load_yaml", counted)
+    for cmd in (["check"], ["list"], ["dvc-yaml"]):
+        reads.clear()
+        assert main(["--params", str(tiny_params), *cmd]) == 0
+        assert reads == [str(tiny_params)], (cmd, reads)
+
+
+def test_every_method_file_is_registered_and_implements_the_contract():
+    from hypermask.config import ExperimentConfig
+    from hypermask.methods import METHODS, Method, build_method
+    from hypermask.nets import build_target
+
+    files = {p.stem for p in (ROOT / "hypermask/methods").glob("*.py")} - {"__init__"}
+    assert files == {e.module for e in METHODS.values()}
+    for name in METHODS:
+        cfg = ExperimentConfig.model_validate({
+            "name": "x", "seeds": [1], "method": name,
+            "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
+            "target": {"kind": "mlp", "hidden": [8]}, "train": {"iterations": 1},
+        })
+        m = build_method(cfg, build_target(cfg.target, (64,), 10, 2))
+        assert isinstance(m, Method), name
+        assert m.supports_task_inference == METHODS[name].task_inference
