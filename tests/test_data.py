@@ -88,18 +88,19 @@ def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
 
 # --------------------------------------------------------------------------- raw data of the wrong size
 def _write_idx(path: Path, arr: np.ndarray) -> None:
+    """An uncompressed IDX file (the reader takes both; gzip would cost seconds here)."""
     header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    path.write_bytes(gzip.compress(header + arr.astype(np.uint8).tobytes(), compresslevel=1))
+    path.write_bytes(header + arr.astype(np.uint8).tobytes())
 
 
 def _idx_source(root: Path, n_train=60000, n_test=10000, side=28, max_label=9) -> Path:
     rng = np.random.default_rng(0)
     root.mkdir()
     for split, n in (("train", n_train), ("t10k", n_test)):
-        _write_idx(root / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, side, side)))
+        _write_idx(root / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, side, side), dtype=np.uint8))
         labels = rng.integers(0, 10, n)
         labels[0] = max_label
-        _write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
+        _write_idx(root / f"{split}-labels-idx1-ubyte", labels)
     return root
 
 

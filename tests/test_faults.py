@@ -119,6 +119,7 @@ def test_garbled_metrics_json_is_reported_and_rebuilt_from_checkpoints(reference
     assert (m.parent / "metrics.json.corrupt").read_text() == '{"status": "finis'
 
 
+@pytest.mark.slow
 def test_killed_after_the_last_checkpoint_rebuilds_outputs_and_trains_nothing(tmp_path, capsys):
     """A process killed between its last checkpoint and metrics.json: the next one writes the
     outputs from that checkpoint into the same MLflow run, training nothing again. Once the
@@ -280,6 +281,7 @@ def test_jobs_started_together_on_a_fresh_mlflow_store_all_succeed(tmp_path):
     assert not failures, failures[0]
 
 
+@pytest.mark.slow
 def test_resume_after_the_mlflow_store_was_removed_continues_in_a_new_run(tmp_path, capsys):
     """metrics.json and the checkpoints are the record: the checkpoint's MLflow run is gone, so
     the run goes on in a new one, tagged with the old id, holding every task's rows once."""

@@ -95,6 +95,7 @@ def test_finished_run_is_left_alone_unless_forced(tiny_params, tmp_path, capsys)
     assert m.stat().st_mtime_ns != before
 
 
+@pytest.mark.slow
 def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -176,6 +177,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings_but_not_of_other_seeds(ti
     assert "different configuration" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_killed_before_its_first_checkpoint_reuses_its_mlflow_run(tiny_params, tmp_path):
     """No checkpoint holds the run id yet: the unfinished run with the same run-dir tag is reopened."""
     from mlflow.tracking import MlflowClient
