@@ -322,7 +322,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `hypermask` command."""
+    """The `hypermask` command.
+
+    OpenMP's worker threads spin while they wait (OMP_WAIT_POLICY unset): beside one other
+    CPU-bound process on a 2-core machine a fmnist_permuted step took 5.7x as long as alone,
+    with PASSIVE 1.2x (bench/bench_contention.py; README, "Speed"). The policy is read when
+    torch loads its OpenMP runtime, so it is set here, before any import of torch, for this
+    process only; an OMP_WAIT_POLICY already in the environment wins."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.exit(main())
 
 
