@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from hypermask.provenance import cpu_model  # noqa: E402
+
 STEP = Path(__file__).resolve().parent / "bench_train_step.py"
 
 BUSY = {
@@ -70,18 +73,8 @@ def main() -> None:
                 "with_busy_process_ms": loaded["sec_per_iter_median"] * 1e3,
                 "slowdown": loaded["sec_per_iter_median"] / alone["sec_per_iter_median"],
             })
-    print(json.dumps({"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(), "rows": rows},
+    print(json.dumps({"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(), "rows": rows},
                      indent=2))
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

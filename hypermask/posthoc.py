@@ -8,7 +8,6 @@ the run's MLflow run.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

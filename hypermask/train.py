@@ -14,7 +14,6 @@ import platform
 import random
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,9 +33,10 @@ from .nets import build_target, set_train_mode
 from .optim import plateau
 from .plots import write_heatmap
 from .prepared import load_prepared
+from .provenance import cpu_model, environment_lock, git_commit
 from .events import Console, Events, RunStart, TaskCallback
 from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
-from .storage import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, safe_torch_load
+from .storage import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
 from .tracking import RUN_ID_TAG, STATE_FILE, MLflowSink, Tracker
 
 
@@ -70,37 +70,6 @@ def set_determinism(device: torch.device) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
-
-
-def git_commit(root: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-LOCK_FILE = "requirements.lock"  # the exact package versions the tests passed with
-
-
-def environment_lock(root: Path) -> str:
-    """SHA-256 of the repository's lock file (which software stack produced a run), or "none"."""
-    import hashlib
-
-    try:
-        return hashlib.sha256((root / LOCK_FILE).read_bytes()).hexdigest()
-    except OSError:
-        return "none"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _sync(device: torch.device) -> None:

@@ -1,7 +1,6 @@
 """Sources and scenarios on real data."""
 
 import copy
-import gzip
 from pathlib import Path
 
 import numpy as np

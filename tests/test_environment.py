@@ -59,6 +59,6 @@ def test_a_run_records_the_lock_it_was_made_with(tiny_params, tmp_path):
     m = json.loads((tmp_path / "runs/tiny/seed_1/metrics.json").read_text())
     # the params file's folder is the repository root here: no lock there
     assert m["environment_lock"] == "none" and m["cpu"]
-    from hypermask.train import environment_lock
+    from hypermask.provenance import environment_lock
 
     assert environment_lock(ROOT) == hashlib.sha256(LOCK.read_bytes()).hexdigest()

@@ -1,14 +1,13 @@
 """End-to-end runs on real data (scikit-learn's digits): accuracy, forgetting, determinism,
 resume, finished-run handling, MLflow."""
 
-import copy
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY, write_params
+from conftest import ROOT
 from hypermask.cli import main
 from hypermask.config import ExperimentConfig, load_experiment
 from hypermask.data import Split, Task
