@@ -111,6 +111,15 @@ class HyperMaskConfig(_Strict):
     hnet_reg_normalisation: Literal["reference", "single"] = "reference"
 
 
+class EWCConfig(_Strict):
+    """Online EWC (hypermask/methods/ewc.py)."""
+
+    lambda_: Annotated[float, Field(ge=0, alias="lambda")] = 100.0  # penalty weight (lambda / 2 in the loss)
+    gamma: Annotated[float, Field(gt=0, le=1)] = 1.0  # decay of the earlier tasks' Fisher (online form)
+    fisher_samples: Positive = 1000  # training samples of a task used for its Fisher
+    fisher_batch_size: Positive = 256  # per-sample gradients computed this many at a time
+
+
 class TrainConfig(_Strict):
     iterations: Positive | None = None  # per task
     epochs: Positive | None = None  # per task (exclusive with iterations)
@@ -151,6 +160,7 @@ class ExperimentConfig(_Strict):
     data: DataConfig
     target: TargetConfig
     hypermask: HyperMaskConfig = HyperMaskConfig()
+    ewc: EWCConfig = EWCConfig()
     train: TrainConfig
     evaluation: EvaluationConfig = EvaluationConfig()
     seeds: list[NonNegative] = Field(min_length=1)
@@ -168,6 +178,9 @@ class ExperimentConfig(_Strict):
             raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")
         if no_val and self.train.epochs is not None and self.train.lr_scheduler:
             raise ValueError("train.lr_scheduler: needs a validation set (data.validation_size > 0)")
+        if self.method == "ewc" and self.target.kind != "mlp":
+            raise ValueError("method: ewc needs per-sample gradients, here of an MLP target (batch norm "
+                             "with batch statistics has no per-sample output)")
         if self.target.kind != "mlp" and self.data.source in ("digits", "mnist", "fashion_mnist"):
             raise ValueError(f"target.kind: {self.target.kind} needs colour images, not {self.data.source}")
         if self.target.kind == "zenkenet" and self.data.source not in ("cifar100", "tinyimagenet"):
@@ -186,6 +199,8 @@ def training_fingerprint(cfg: ExperimentConfig) -> str:
     d = cfg.as_dict()
     for k in ("seeds", "description", "reference"):
         d.pop(k, None)
+    if cfg.method != "ewc":  # another method's block changes nothing of this run
+        d.pop("ewc", None)
     d["train"].pop("log_every", None)
     return json.dumps(d, sort_keys=True)
 

@@ -367,6 +367,7 @@ def _run_locked(
         step0 = sum(p["iterations"] for p in progress.per_task)
         for t in range(progress.done, T):
             info = train_task(learner, tasks[t], cfg, seed, events, step0)
+            learner.end_task(t, tasks[t])
             step0 += info["iterations"]
             e0 = time.perf_counter()
             row = evaluate_tasks(learner, tasks, eval_bs)

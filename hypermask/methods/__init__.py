@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # this module stays light: params.yaml validation reads the r
     from torch import Tensor
 
     from ..config import ExperimentConfig
+    from ..data import Task
     from ..nets import TargetNet
 
 
@@ -35,6 +36,9 @@ class Method(Protocol):
 
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
         """(total loss, cross-entropy) of one batch of task t at this iteration of the task."""
+
+    def end_task(self, t: int, task: Task) -> None:
+        """After task t's last step, before its evaluation: consolidation (EWC's Fisher)."""
 
     def make_optimizer(self, lr: float) -> Any:
         """The optimiser for the task about to start (zero_grad, step, param_groups)."""
@@ -57,6 +61,7 @@ class Entry:
 METHODS = {
     "hypermask": Entry("hypermask", "HyperMask", task_inference=True),
     "finetune": Entry("finetune", "FineTune", task_inference=False),
+    "ewc": Entry("ewc", "EWC", task_inference=False),
 }
 
 

@@ -28,6 +28,9 @@ class FineTune(nn.Module):
         ce = F.cross_entropy(self.target(x, t), y)
         return ce, ce
 
+    def end_task(self, t: int, task) -> None:
+        pass
+
     def make_optimizer(self, lr: float):
         """A fresh Adam per task, as for HyperMask: the same budget and optimiser."""
         from ..optim import adam

@@ -175,6 +175,9 @@ class HyperMask(nn.Module):
         beta = hnet_reg_weight(hm.beta, t, hm.hnet_reg_normalisation)
         return ce + beta * r_hnet + hm.lambda_ * r_target, ce
 
+    def end_task(self, t: int, task) -> None:
+        pass
+
     def make_optimizer(self, lr: float):
         """A fresh Adam per task over hypernetwork and target together (the reference)."""
         from ..optim import adam
