@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from ..config import ExperimentConfig
 from ..data import Task
 from ..nets import TargetNet
+from .base import MethodBase
 
 
-class EWC(nn.Module):
+class EWC(MethodBase):
     """Online EWC behind the method contract (hypermask.methods.Method)."""
 
-    supports_task_inference = False  # one set of weights: nothing to infer the task from
-
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
-        super().__init__()
-        self.target = target
+        super().__init__(target)
         self.hp = cfg.ewc
         self.names = [n for n, _ in target.named_parameters()]
         for i, (_, p) in enumerate(target.named_parameters()):
@@ -46,9 +44,6 @@ class EWC(nn.Module):
         """(theta_k, F_k, theta*_k) for every target tensor."""
         return [(p, getattr(self, f"fisher_{i}"), getattr(self, f"anchor_{i}"))
                 for i, p in enumerate(self.target.parameters())]
-
-    def start_task(self, t: int, n_iterations: int) -> None:
-        pass
 
     def penalty(self) -> Tensor:
         """sum_k F_k (theta_k - theta*_k)^2 (without lambda / 2)."""
@@ -92,16 +87,3 @@ class EWC(nn.Module):
             f.mul_(self.hp.gamma).add_(ft)
             a.copy_(p.detach())
         self.consolidated.fill_(True)
-
-    def make_optimizer(self, lr: float):
-        """A fresh Adam per task over the target, as for every method here."""
-        from ..optim import adam
-
-        return adam(self.target.parameters(), lr)
-
-    @torch.no_grad()
-    def eval_context(self, tasks: list[int]) -> dict:
-        return {}
-
-    def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
-        return self.target(x, t, features=features)

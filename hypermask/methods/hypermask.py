@@ -26,6 +26,7 @@ from torch.func import functional_call
 from ..config import ExperimentConfig
 from ..nets import TargetNet
 from ..percentile import segments, thresholds
+from .base import MethodBase
 
 
 # --------------------------------------------------------------------------- 1. hypernetwork
@@ -131,14 +132,15 @@ def hnet_reg_weight(beta: float, t: int, normalisation: str) -> float:
 
 
 # --------------------------------------------------------------------------- 5. the method
-class HyperMask(nn.Module):
-    """HyperMask behind the method contract (hypermask.methods.Method)."""
+class HyperMask(MethodBase):
+    """HyperMask behind the method contract (hypermask.methods.Method). Its fresh Adam per task
+    (MethodBase) covers hypernetwork (embeddings included) and target together, as the
+    reference's does."""
 
     supports_task_inference = True  # every task's mask is at hand: entropy inference, FeCAM
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
-        super().__init__()
-        self.target = target
+        super().__init__(target)
         self.hp = hm = cfg.hypermask
         self.shapes = target.masked_shapes()
         self.hnet = HyperNetwork(self.shapes, cfg.data.n_tasks, hm.embedding_dim, list(hm.hnet_hidden))
@@ -175,14 +177,6 @@ class HyperMask(nn.Module):
         beta = hnet_reg_weight(hm.beta, t, hm.hnet_reg_normalisation)
         return ce + beta * r_hnet + hm.lambda_ * r_target, ce
 
-    def end_task(self, t: int, task) -> None:
-        pass
-
-    def make_optimizer(self, lr: float):
-        """A fresh Adam per task over hypernetwork and target together (the reference)."""
-        from ..optim import adam
-
-        return adam(self.parameters(), lr)
 
     @torch.no_grad()
     def eval_context(self, tasks: list[int]) -> dict:
