@@ -57,6 +57,11 @@ class RunPaths:
         removed on purpose (a forced rerun); without it, the process stopped before the end."""
         return self.root / ".finished"
 
+    @property
+    def mlflow_state(self) -> Path:
+        """The MLflow sink's own state (run id, metrics not yet known to be logged)."""
+        return self.root / "mlflow.json"
+
     def checkpoint(self, t: int) -> Path:
         return self.checkpoints / f"task_{t:03d}.pt"
 

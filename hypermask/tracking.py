@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import RunStart, Subscriber
-from .runs import SETTING_METRICS
+from .runs import SETTING_METRICS, RunPaths
 
 RUN_ID_TAG = "hypermask.run_dir"
 PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
@@ -284,14 +284,13 @@ class Tracker:
 
 # --------------------------------------------------------------------------- the loop's sink
 TASK_MARKER = "tasks_completed"  # logged last with each task's results: its presence proves the batch
-STATE_FILE = "mlflow.json"  # in the run folder: the run id, and metrics not yet known to be logged
 
 
 class MLflowSink(Subscriber):
     """MLflow as a subscriber of the continual loop, exactly once across crashes.
 
     One run per (experiment, seed). A task's metrics are buffered; at task_evaluated (before
-    the checkpoint) the buffer is saved to RUN/mlflow.json with the task's index, at
+    the checkpoint) the buffer is saved to RunPaths.mlflow_state with the task's index, at
     task_saved (after the checkpoint) it is flushed and cleared. A process that dies between
     the two leaves a checkpoint and a saved buffer: the next process replays the buffer unless
     TASK_MARKER shows it arrived (log_batch writes all or nothing). A saved buffer of a task
@@ -319,7 +318,7 @@ class MLflowSink(Subscriber):
         tr = self.tracker
         if not tr.enabled:
             return
-        self.path = start.root / STATE_FILE
+        self.path = RunPaths(start.root).mlflow_state
         state = self._state() if start.completed else {}  # a fresh start opens no earlier run
         tr.start(self.experiment, self.run_name, start.tags, flatten(start.config), state.get("run_id"))
         pending = state.get("pending") or None

@@ -37,7 +37,7 @@ from .provenance import cpu_model, environment_lock, git_commit
 from .events import Console, Events, RunStart, TaskCallback
 from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
 from .storage import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
-from .tracking import RUN_ID_TAG, STATE_FILE, MLflowSink, Tracker
+from .tracking import RUN_ID_TAG, MLflowSink, Tracker
 
 
 class TrainingError(RuntimeError):
@@ -234,7 +234,7 @@ def run(
         if force:
             for p in sorted(paths.checkpoints.glob("task_*.pt")) if paths.checkpoints.is_dir() else []:
                 p.unlink()
-            for p in (paths.metrics, paths.finished, paths.root / STATE_FILE):
+            for p in (paths.metrics, paths.finished, paths.mlflow_state):
                 p.unlink(missing_ok=True)
         subscribers = [Console(cfg.name, seed, cfg.data.n_tasks, quiet),
                        MLflowSink(tracker, mlflow_experiment or cfg.name, run_name or f"seed_{seed}")]
@@ -285,7 +285,7 @@ def _set_aside(paths: RunPaths, why: str) -> None:
     if stale.exists():
         shutil.rmtree(stale)
     paths.checkpoints.rename(stale)
-    (paths.root / STATE_FILE).unlink(missing_ok=True)  # the next run is a new MLflow run
+    paths.mlflow_state.unlink(missing_ok=True)  # the next run is a new MLflow run
     print(f"{paths.checkpoints}: {why}; moved to {stale} and training from task 0", file=sys.stderr)
 
 
