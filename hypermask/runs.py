@@ -136,10 +136,6 @@ def read_metrics(paths: RunPaths, experiment: str | None = None, seed: int | Non
     return raw, ""
 
 
-def is_finished(paths: RunPaths) -> bool:
-    return read_metrics(paths)[0] is not None
-
-
 # --------------------------------------------------------------------------- lock
 class RunLockError(RuntimeError):
     """Another live process trains this run."""

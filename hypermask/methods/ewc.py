@@ -38,7 +38,6 @@ class EWC(MethodBase):
         for i, (_, p) in enumerate(target.named_parameters()):
             self.register_buffer(f"fisher_{i}", torch.zeros_like(p))
             self.register_buffer(f"anchor_{i}", torch.zeros_like(p))
-        self.register_buffer("consolidated", torch.zeros((), dtype=torch.bool))
 
     def _pairs(self) -> list[tuple[Tensor, Tensor, Tensor]]:
         """(theta_k, F_k, theta*_k) for every target tensor."""
@@ -86,4 +85,3 @@ class EWC(MethodBase):
         for (p, f, a), ft in zip(self._pairs(), new):
             f.mul_(self.hp.gamma).add_(ft)
             a.copy_(p.detach())
-        self.consolidated.fill_(True)
