@@ -13,6 +13,12 @@ include: "workflow/rules/common.smk"
 rule all_tables:
     input:
         PLAN.table_files(),
+
+
+# The suite's Optuna studies (the values they chose are committed in params.yaml; a study
+# whose best values train the final seeds, sweeps.use_best, is an input of its runs anyway).
+rule all_sweeps:
+    input:
         [PLAN.sweep_files(e) for e in PLAN.sweeps()],
 
 

@@ -1,4 +1,5 @@
-"""`hypermask` command line: train one (experiment, seed), check params.yaml, list experiments."""
+"""`hypermask` command line: train one (benchmark, method, seed), sweep, aggregate tables, check
+params.yaml, list benchmarks, methods and suites."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, experiment_config, read_params
+from .config import ConfigError, experiment_config, experiment_name, read_params, split_name
+
+
+def _experiment(args: argparse.Namespace) -> str:
+    """BENCHMARK [--method M] (or BENCHMARK/METHOD) -> BENCHMARK/METHOD; HyperMask by default."""
+    benchmark, method = split_name(args.experiment)
+    given = getattr(args, "method", None)
+    if given and "/" in args.experiment and given != method:
+        raise ConfigError(f"{args.experiment}: names method {method!r} but --method says {given!r}")
+    return experiment_name(benchmark, given or method)
 
 
 def _device(name: str | None):
@@ -39,10 +49,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .config import read_overrides
 
         overrides = read_overrides(args.override)
-    cfg = experiment_config(params, args.experiment, params_path, overrides, where=args.override)
+    cfg = experiment_config(params, _experiment(args), params_path, overrides, where=args.override)
     if args.seed not in cfg.seeds and not args.any_seed:
         raise ConfigError(
-            f"{params_path}: experiments.{cfg.name}.seeds: seed {args.seed} is not listed {cfg.seeds} "
+            f"{params_path}: benchmarks.{cfg.benchmark}.seeds: seed {args.seed} is not listed {cfg.seeds} "
             "(add it, or pass --any-seed)"
         )
     from .data import check_source_available
@@ -85,7 +95,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .tracking import Tracker
 
     params = read_params(args.params)
-    cfg = experiment_config(params, args.experiment, args.params)
+    cfg = experiment_config(params, _experiment(args), args.params)
     uri = _tracking_uri(args, params)
     out = evaluate_run(cfg, args.seed, _results(args, params), _device(args.device), args.setting,
                        Tracker(uri is not None, uri), Path(params.pipeline.data_cache))
@@ -102,7 +112,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepared import prepare
 
     params = read_params(args.params)  # the pipeline's first job: every experiment checked
-    cfg = experiment_config(params, args.experiment, args.params)
+    cfg = experiment_config(params, _experiment(args), args.params)
     from .data import check_source_available
 
     check_source_available(cfg.data)
@@ -116,10 +126,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     params = read_params(args.params)
     res = run_sweep(
-        params, args.experiment, _results(args, params), _device(args.device), _tracking_uri(args, params),
+        params, _experiment(args), _results(args, params), _device(args.device), _tracking_uri(args, params),
         n_trials=args.n_trials, quiet=True, data_cache=Path(params.pipeline.data_cache),
     )
-    print(f"{args.experiment}: best average accuracy {res['best_value']:.2f}% with {res['best_params']} "
+    print(f"{_experiment(args)}: best validation accuracy {res['best_value']:.2f}% with {res['best_params']} "
           f"({res['n_complete']} complete trials)")
     return 0
 
@@ -187,25 +197,31 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     params = read_params(args.params)
-    configs = {n: experiment_config(params, n, args.params) for n in params.experiments}
+    names = params.experiments()
+    configs = {n: experiment_config(params, n, args.params) for n in names}
     if args.data:
         from .data import check_source_available
 
         for cfg in configs.values():
-            if args.experiment and cfg.name not in args.experiment:
+            if args.experiment and cfg.benchmark not in args.experiment and cfg.name not in args.experiment:
                 continue
             check_source_available(cfg.data)
-    print(f"{args.params}: {len(configs)} experiments valid")
+    print(f"{args.params}: {len(params.benchmarks)} benchmarks, {len(params.methods)} methods, "
+          f"{len(configs)} experiments of {len(params.suites)} suites valid")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     params = read_params(args.params)
-    for name in params.experiments:
+    for name in params.benchmarks:
         cfg = experiment_config(params, name, args.params)
-        print(f"{name:28s} {cfg.method:10s} {cfg.data.source}/{cfg.data.scenario} x{cfg.data.n_tasks}  seeds {cfg.seeds}")
-    for suite, names in params.suites.items():
-        print(f"suite {suite}: {' '.join(names)}")
+        print(f"benchmark {name:28s} {cfg.data.source}/{cfg.data.scenario} x{cfg.data.n_tasks} {cfg.target.kind}  "
+              f"seeds {cfg.seeds}")
+    for name, m in params.methods.items():
+        print(f"method    {name:28s} {m.description}")
+    for suite, s in params.suites.items():
+        print(f"suite     {suite:28s} {' '.join(s.benchmarks)} x {' '.join(s.methods)}"
+              + (f" (without {' '.join(s.exclude)})" if s.exclude else ""))
     return 0
 
 
@@ -237,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help="the experiment file (default: ./params.yaml)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train one (experiment, seed); resumes; a finished run is left alone")
-    t.add_argument("experiment")
+    t = sub.add_parser("train", help="train one (benchmark, method, seed); resumes; a finished run is left alone")
+    t.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
+    t.add_argument("--method", default=None, help="the method (default: hypermask)")
     t.add_argument("--seed", type=_count(0), required=True)
     _add_run_options(t)
     t.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
@@ -252,19 +269,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="evaluate a finished run's checkpoints in a setting (no retraining)")
-    ev.add_argument("experiment")
+    ev.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
+    ev.add_argument("--method", default=None, help="the method (default: hypermask)")
     ev.add_argument("--seed", type=_count(0), required=True)
     ev.add_argument("--setting", choices=["til", "entropy", "fecam"], required=True)
     _add_run_options(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("prepare", help="verify an experiment's raw data and write its prepared cache")
-    pr.add_argument("experiment")
+    pr.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
+    pr.add_argument("--method", default=None, help="the method (default: hypermask)")
     pr.set_defaults(func=cmd_prepare)
 
     sw = sub.add_parser("sweep", help="run (or resume) the Optuna study of an experiment")
-    sw.add_argument("experiment")
-    sw.add_argument("--n-trials", type=_count(1), default=None, help="override the budget of sweeps.experiments.EXP")
+    sw.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
+    sw.add_argument("--method", default=None, help="the method (default: hypermask)")
+    sw.add_argument("--n-trials", type=_count(1), default=None, help="override the budget (sweeps.n_trials)")
     _add_run_options(sw)
     sw.set_defaults(func=cmd_sweep)
 
@@ -295,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--experiment", nargs="*", default=None)
     c.set_defaults(func=cmd_check)
 
-    ls = sub.add_parser("list", help="list experiments and suites")
+    ls = sub.add_parser("list", help="list benchmarks, methods and suites")
     ls.set_defaults(func=cmd_list)
     return p
 

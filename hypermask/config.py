@@ -1,9 +1,14 @@
 """params.yaml -> a validated, typed experiment configuration.
 
-params.yaml holds `defaults` (deep-merged under every experiment), `experiments`
-(name -> settings) and `suites` (name -> list of experiment names). Every key is
-checked: an unknown key, a wrong type or range, or an unknown experiment stops with
-one message that names the key, before any work starts.
+params.yaml declares each benchmark once (`benchmarks`: data, target network, budget,
+evaluation) and each method once (`methods`: its settings for every benchmark and its
+per-benchmark overrides); a suite lists benchmarks x methods. One experiment is one
+(benchmark, method) pair, named `BENCHMARK/METHOD` (its folder under results/runs/):
+
+    defaults <- benchmarks.B <- methods.M.settings <- methods.M.benchmarks.B
+
+deep-merged in that order. Every key is checked: an unknown key, a wrong type or range, or
+an unknown benchmark or method stops with one message that names the key, before any work.
 """
 
 from __future__ import annotations
@@ -120,6 +125,33 @@ class EWCConfig(_Strict):
     fisher_batch_size: Positive = 256  # per-sample gradients computed this many at a time
 
 
+class HNETConfig(_Strict):
+    """HNET (hypermask/methods/hnet.py): the hypernetwork generates every target weight."""
+
+    hnet_hidden: list[Positive] = [25, 25]
+    embedding_dim: Positive = 24
+    beta: Annotated[float, Field(ge=0)] = 1e-2  # beta * (1/t) * sum_j ||H(e_j) - H*_j||^2
+
+
+class WSNConfig(_Strict):
+    """WSN (hypermask/methods/wsn.py): per tensor, the top `capacity` % of scores form the mask."""
+
+    capacity: Annotated[float, Field(gt=0, le=100)] = 50.0
+
+
+class SupSupConfig(_Strict):
+    """SupSup (hypermask/methods/supsup.py): per tensor, the top `keep` % of a task's scores."""
+
+    keep: Annotated[float, Field(gt=0, le=100)] = 50.0
+
+
+class SIConfig(_Strict):
+    """SI (hypermask/methods/si.py): c * sum_k Omega_k (theta_k - theta~_k)^2, damping xi."""
+
+    c: Annotated[float, Field(ge=0)] = 0.1
+    xi: Annotated[float, Field(gt=0)] = 1e-3
+
+
 class TrainConfig(_Strict):
     iterations: Positive | None = None  # per task
     epochs: Positive | None = None  # per task (exclusive with iterations)
@@ -153,14 +185,22 @@ class EvaluationConfig(_Strict):
     batch_size: Positive = 1000  # samples per batch when evaluating all masks at once
 
 
+METHOD_BLOCKS = ("hypermask", "hnet", "wsn", "supsup", "ewc", "si")  # a method's own settings block
+
+
 class ExperimentConfig(_Strict):
-    name: str
+    name: str  # BENCHMARK/METHOD
+    benchmark: str = ""
     description: str = ""
     method: Literal[tuple(METHODS)] = "hypermask"  # hypermask/methods/: one file per method
     data: DataConfig
     target: TargetConfig
     hypermask: HyperMaskConfig = HyperMaskConfig()
+    hnet: HNETConfig = HNETConfig()
+    wsn: WSNConfig = WSNConfig()
+    supsup: SupSupConfig = SupSupConfig()
     ewc: EWCConfig = EWCConfig()
+    si: SIConfig = SIConfig()
     train: TrainConfig
     evaluation: EvaluationConfig = EvaluationConfig()
     seeds: list[NonNegative] = Field(min_length=1)
@@ -199,8 +239,9 @@ def training_fingerprint(cfg: ExperimentConfig) -> str:
     d = cfg.as_dict()
     for k in ("seeds", "description", "reference"):
         d.pop(k, None)
-    if cfg.method != "ewc":  # another method's block changes nothing of this run
-        d.pop("ewc", None)
+    for block in METHOD_BLOCKS:  # another method's block changes nothing of this run
+        if block != cfg.method:
+            d.pop(block, None)
     d["train"].pop("log_every", None)
     return json.dumps(d, sort_keys=True)
 
@@ -211,7 +252,7 @@ class PipelineConfig(_Strict):
     threads: Positive = 2  # CPU threads per training job
     gpus: NonNegative = 0  # GPUs per training job (scheduling resource; cluster profiles)
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite at the repository root
-    # Experiments whose train and sweep jobs run with glibc keeping freed large blocks
+    # Benchmarks whose train and sweep jobs run with glibc keeping freed large blocks
     # (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_): where a CPU gradient exceeds glibc's 32 MiB
     # mmap limit, it is otherwise page-faulted in again on every step.
     keep_freed_memory: list[str] = []
@@ -237,6 +278,8 @@ class SearchDim(_Strict):
 
 
 class SweepConfig(_Strict):
+    """The study of one (benchmark, method): the shared settings of `sweeps` and the method's space."""
+
     n_trials: Positive  # the study's budget (complete + pruned trials), shared by all workers
     seed: int = 1  # the training seed of every trial
     use_best: bool = False  # train the final seeds with the best trial's values (else params.yaml's)
@@ -247,19 +290,64 @@ class SweepConfig(_Strict):
 
 
 class SweepsConfig(_Strict):
-    # None: sqlite:///RESULTS/sweeps/EXP/study.db; "journal" for a journal file there (NFS-safe,
-    # for clusters); or any database URL (postgresql://..., mysql://...).
+    # None: sqlite:///RESULTS/sweeps/BENCHMARK/METHOD/study.db; "journal" for a journal file
+    # there (NFS-safe, for clusters); or any database URL (postgresql://..., mysql://...).
     storage: str | None = None
-    experiments: dict[str, SweepConfig] = {}
+    n_trials: Positive = 8
+    seed: int = 1
+    use_best: bool = False
+    enqueue_reference: bool = True
+    sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}
+    pruner: dict[str, Any] = {"n_startup_trials": 2, "n_warmup_steps": 1}
+    benchmarks: list[Name] = []  # every (benchmark, method with a space) pair has a study
+    spaces: dict[str, dict[str, SearchDim]] = {}  # method -> its search space (validation accuracy)
+
+    def study(self, benchmark: str, method: str) -> SweepConfig | None:
+        if benchmark not in self.benchmarks or not self.spaces.get(method):
+            return None
+        return SweepConfig(n_trials=self.n_trials, seed=self.seed, use_best=self.use_best,
+                           enqueue_reference=self.enqueue_reference, sampler=self.sampler, pruner=self.pruner,
+                           space=self.spaces[method])
+
+
+class MethodEntry(_Strict):
+    description: str = ""
+    settings: dict[str, Any] = {}  # experiment keys set on every benchmark (e.g. {wsn: {capacity: 50}})
+    benchmarks: dict[Name, dict[str, Any]] = {}  # benchmark -> experiment keys set there
+
+
+class SuiteConfig(_Strict):
+    benchmarks: list[Name] = Field(min_length=1)
+    methods: list[Name] = Field(min_length=1)
+    exclude: list[str] = []  # BENCHMARK/METHOD pairs left out (a method that cannot run there)
 
 
 class ParamsFile(_Strict):
-    defaults: dict[str, Any] = {}
-    experiments: dict[Name, dict[str, Any]] = Field(min_length=1)
-    suites: dict[Name, list[str]] = {}
+    defaults: dict[str, Any] = {}  # merged under every benchmark
+    benchmarks: dict[Name, dict[str, Any]] = Field(min_length=1)
+    methods: dict[Name, MethodEntry] = Field(min_length=1)
+    suites: dict[Name, SuiteConfig] = {}
     suite: str | None = None  # the suite the pipeline builds by default
     sweeps: SweepsConfig = SweepsConfig()
     pipeline: PipelineConfig = PipelineConfig()
+
+    def experiments(self) -> list[str]:
+        """Every (benchmark, method) pair of some suite, as BENCHMARK/METHOD (all validated)."""
+        return list(dict.fromkeys(e for s in self.suites for e in self.suite_experiments(s)))
+
+    def suite_experiments(self, suite: str) -> list[str]:
+        s = self.suites[suite]
+        return [e for b in s.benchmarks for m in s.methods if (e := experiment_name(b, m)) not in s.exclude]
+
+
+def experiment_name(benchmark: str, method: str) -> str:
+    return f"{benchmark}/{method}"
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """BENCHMARK/METHOD -> (benchmark, method); a bare BENCHMARK means HyperMask on it."""
+    benchmark, _, method = name.partition("/")
+    return benchmark, method or "hypermask"
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -338,25 +426,42 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
         params = ParamsFile.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_format(e, str(path))) from None
-    for suite, names in params.suites.items():
-        if not names:
-            raise ConfigError(f"{path}.suites.{suite}: empty suite")
-        for n in names:
-            if n not in params.experiments:
-                raise ConfigError(f"{path}.suites.{suite}: unknown experiment {n!r}")
+    for m in params.methods:
+        if m not in METHODS:
+            raise ConfigError(f"{path}.methods.{m}: unknown method (known: {', '.join(METHODS)})")
+        for b in params.methods[m].benchmarks:
+            if b not in params.benchmarks:
+                raise ConfigError(f"{path}.methods.{m}.benchmarks.{b}: unknown benchmark {b!r}")
+    for suite, s in params.suites.items():
+        for b in s.benchmarks:
+            if b not in params.benchmarks:
+                raise ConfigError(f"{path}.suites.{suite}.benchmarks: unknown benchmark {b!r}")
+        for m in s.methods:
+            if m not in params.methods:
+                raise ConfigError(f"{path}.suites.{suite}.methods: unknown method {m!r} (declare it under methods)")
+        for e in s.exclude:
+            b, _, m = e.partition("/")
+            if b not in s.benchmarks or m not in s.methods:
+                raise ConfigError(f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite")
     for n in params.pipeline.keep_freed_memory:
-        if n not in params.experiments:
-            raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown experiment {n!r}")
+        if n not in params.benchmarks:
+            raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown benchmark {n!r}")
     if params.suite is not None and params.suite not in params.suites:
         raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
-    for name in params.experiments:  # one bad entry is found before any run
-        experiment_config(params, name, path)
-    for name, sweep in params.sweeps.experiments.items():
-        if name not in params.experiments:
-            raise ConfigError(f"{path}.sweeps.experiments.{name}: unknown experiment {name!r}")
-        probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
-                 for k, d in sweep.space.items()}
-        experiment_config(params, name, path, overrides=probe, where=f"sweeps.experiments.{name}.space")
+    for b in params.sweeps.benchmarks:
+        if b not in params.benchmarks:
+            raise ConfigError(f"{path}.sweeps.benchmarks: unknown benchmark {b!r}")
+    for m in params.sweeps.spaces:
+        if m not in params.methods:
+            raise ConfigError(f"{path}.sweeps.spaces.{m}: unknown method {m!r}")
+    for suite in params.suites:  # one bad pair is found before any run
+        for name in params.suite_experiments(suite):
+            experiment_config(params, name, path)
+    for b in params.sweeps.benchmarks:
+        for m, space in params.sweeps.spaces.items():
+            probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
+                     for k, d in space.items()}
+            experiment_config(params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}")
     return params
 
 
@@ -378,17 +483,30 @@ def experiment_config(
     params: ParamsFile, name: str, path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None,
     where: str | None = None,
 ) -> ExperimentConfig:
-    if name not in params.experiments:
-        known = ", ".join(sorted(params.experiments))
-        raise ConfigError(f"{path}: unknown experiment {name!r} (known: {known})")
-    merged = _deep_merge(params.defaults, params.experiments[name] or {})
+    """The settings of experiment BENCHMARK/METHOD: defaults <- benchmark <- method settings <-
+    the method's overrides for this benchmark <- overrides (a sweep trial's values). Settings
+    without the task id that the method cannot evaluate (entropy, FeCAM) are left out; the
+    tables show "n/a" there."""
+    benchmark, method = split_name(name)
+    if benchmark not in params.benchmarks:
+        raise ConfigError(f"{path}: unknown benchmark {benchmark!r} (known: {', '.join(params.benchmarks)})")
+    if method not in params.methods:
+        raise ConfigError(f"{path}: unknown method {method!r} (declared under methods: {', '.join(params.methods)})")
+    entry = params.methods[method]
+    merged = _deep_merge(params.defaults, params.benchmarks[benchmark] or {})
+    merged = _deep_merge(merged, entry.settings)
+    merged = _deep_merge(merged, entry.benchmarks.get(benchmark, {}))
     if overrides:
         merged = apply_overrides(merged, overrides)
-    merged["name"] = name
+    merged["name"], merged["benchmark"], merged["method"] = experiment_name(benchmark, method), benchmark, method
+    settings = (merged.get("evaluation") or {}).get("settings")
+    if isinstance(settings, list) and method in METHODS and not METHODS[method].task_inference:
+        merged["evaluation"] = {**merged["evaluation"], "settings": [s for s in settings if s == "til"]}
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as e:
-        raise ConfigError(_format(e, f"{path}: {where or 'experiments.' + name}")) from None
+        where = where or f"benchmarks.{benchmark} with methods.{method}"
+        raise ConfigError(_format(e, f"{path}: {where}")) from None
 
 
 def load_experiment(path: str | Path, name: str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

@@ -29,12 +29,13 @@ def split_accuracy(learner, ctx: dict, task: Task, split: Split, batch_size: int
 
 
 @torch.no_grad()
-def evaluate_tasks(learner, tasks: list[Task], batch_size: int | None) -> np.ndarray:
-    """A row of the accuracy matrix: every task j with mask m_j (learned or not)."""
+def evaluate_tasks(learner, tasks: list[Task], batch_size: int | None, split: str = "test") -> np.ndarray:
+    """A row of the accuracy matrix: every task j with mask m_j (learned or not), on each
+    task's test split (or, for sweeps, its validation split)."""
     was_training = learner.training
     learner.eval()
     ctx = learner.eval_context([t.index for t in tasks])
-    accs = torch.stack([split_accuracy(learner, ctx, t, t.test, batch_size) for t in tasks])
+    accs = torch.stack([split_accuracy(learner, ctx, t, getattr(t, split), batch_size) for t in tasks])
     learner.train(was_training)
     return accs.cpu().numpy().astype(float)
 

@@ -44,6 +44,9 @@ class TaskBatchNorm(nn.Module):
 
 class TargetNet(nn.Module):
     masked_names: list[str]
+    # Multi-head (split benchmarks, methods whose weights have no task-specific part): the
+    # output layer holds n_heads blocks of equal width and task t reads block t.
+    n_heads: int = 1
 
     def features(self, x: Tensor, task: int | None = None) -> Tensor:  # penultimate layer
         raise NotImplementedError
@@ -53,7 +56,15 @@ class TargetNet(nn.Module):
 
     def forward(self, x: Tensor, task: int | None = None, features: bool = False) -> Tensor:
         h = self.features(x, task)
-        return h if features else self.head()(h)
+        if features:
+            return h
+        out = self.head()(h)
+        if self.n_heads == 1:
+            return out
+        if task is None:
+            raise ValueError("a multi-head target needs the task id")
+        w = out.shape[1] // self.n_heads
+        return out[:, task * w:(task + 1) * w]
 
     @property
     def batch_dependent(self) -> bool:
@@ -174,7 +185,14 @@ class ZenkeNet(TargetNet):
         return self.fc2
 
 
-def build_target(cfg: TargetConfig, input_shape: tuple[int, ...], n_out: int, n_tasks: int) -> TargetNet:
+def build_target(cfg: TargetConfig, input_shape: tuple[int, ...], n_out: int, n_tasks: int, heads: int = 1) -> TargetNet:
+    """The target network; heads > 1: one output block of n_out per head (multi-head)."""
+    net = _build_target(cfg, input_shape, n_out * heads, n_tasks)
+    net.n_heads = heads
+    return net
+
+
+def _build_target(cfg: TargetConfig, input_shape: tuple[int, ...], n_out: int, n_tasks: int) -> TargetNet:
     if cfg.kind == "mlp":
         n_in = 1
         for d in input_shape:

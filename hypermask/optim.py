@@ -34,6 +34,7 @@ def plateau(opt):
     """The reference's ReduceLROnPlateau on validation accuracy: factor sqrt(0.1), patience 5,
     min_lr 5e-7, for whichever Adam adam() returned."""
     kw = dict(factor=math.sqrt(0.1), patience=5, min_lr=5e-7, cooldown=0)
+    opt = getattr(opt, "inner", opt)  # a method's wrapper around adam() (SI's path integral)
     if isinstance(opt, FusedAdam):
         return ReduceLROnPlateau(opt, **kw)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", **kw)

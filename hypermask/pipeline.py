@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, ExperimentConfig, ParamsFile, experiment_config, load_yaml, parse_params, training_fingerprint
+from .config import (ConfigError, ExperimentConfig, ParamsFile, SweepConfig, experiment_config, load_yaml, parse_params,
+                     split_name, training_fingerprint)
 from .runs import RUN_FILES, run_relpath
 
 CODE = "hypermask"  # code dependency of every stage
@@ -67,7 +68,8 @@ class Plan:
         return self.params.pipeline.results
 
     def experiments(self) -> list[str]:
-        return list(self.params.suites[self.suite])
+        """The suite's (benchmark, method) pairs as BENCHMARK/METHOD."""
+        return self.params.suite_experiments(self.suite)
 
     def config(self, exp: str) -> ExperimentConfig:
         if exp not in self._configs:
@@ -84,12 +86,21 @@ class Plan:
             out.setdefault(self.config(e).data.source, e)
         return out
 
+    def study(self, exp: str) -> SweepConfig | None:
+        return self.params.sweeps.study(*split_name(exp))
+
     def sweeps(self) -> list[str]:
-        return [e for e in self.experiments() if e in self.params.sweeps.experiments]
+        """The suite's pairs that have a study (sweeps.benchmarks x sweeps.spaces)."""
+        return [e for e in self.experiments() if self.study(e) is not None]
 
     def uses_best(self, exp: str) -> bool:
-        sc = self.params.sweeps.experiments.get(exp)
+        sc = self.study(exp)
         return sc is not None and sc.use_best
+
+    @staticmethod
+    def stage(exp: str) -> str:
+        """A DVC stage-name part: BENCHMARK_METHOD (method names hold no underscore)."""
+        return exp.replace("/", "_")
 
     # ------------------------------------------------------------------ files
     def prepared(self, source: str) -> list[str]:
@@ -124,24 +135,29 @@ class Plan:
 
     def sweep_settings(self, exp: str) -> str:
         """What a sweep's results depend on: the experiment's settings and its sweep block."""
-        sweep = self.params.sweeps.experiments[exp].model_dump(mode="json")
+        sweep = self.study(exp).model_dump(mode="json")
         return json.dumps({"experiment": json.loads(self.train_settings(exp)), "sweep": sweep,
                            "storage": self.params.sweeps.storage}, sort_keys=True)
 
     # ------------------------------------------------------------------ commands
     def prepare_cmd(self, source: str) -> str:
-        return f"hypermask prepare {self.sources()[source]}"
+        return f"hypermask prepare {self._which(self.sources()[source])}"
 
     def _env(self, exp: str) -> str:
         """Environment of a training process (pipeline.keep_freed_memory): glibc serves large
         blocks from a heap it never trims, instead of mmap and munmap on every step."""
-        return KEEP_FREED_MEMORY + " " if exp in self.params.pipeline.keep_freed_memory else ""
+        return KEEP_FREED_MEMORY + " " if split_name(exp)[0] in self.params.pipeline.keep_freed_memory else ""
+
+    @staticmethod
+    def _which(exp: str) -> str:
+        benchmark, method = split_name(exp)
+        return f"{benchmark} --method {method}"
 
     def sweep_cmd(self, exp: str) -> str:
-        return f"{self._env(exp)}hypermask sweep {exp}"
+        return f"{self._env(exp)}hypermask sweep {self._which(exp)}"
 
     def train_cmd(self, exp: str, seed: int | str) -> str:
-        cmd = (f"{self._env(exp)}hypermask train {exp} --seed {seed} --quiet --restart-on-change "
+        cmd = (f"{self._env(exp)}hypermask train {self._which(exp)} --seed {seed} --quiet --restart-on-change "
                f"--threads {self.params.pipeline.threads}")
         if self.uses_best(exp):
             cmd += f" --override {self.sweep_files(exp)[0]}"
@@ -151,6 +167,13 @@ class Plan:
         return f"hypermask tables {suite or self.suite}"
 
     # ------------------------------------------------------------------ DVC
+    @staticmethod
+    def _settings_keys(exp: str) -> list[str]:
+        """The params.yaml keys an experiment's settings are merged from (config.experiment_config)."""
+        benchmark, method = split_name(exp)
+        return ["defaults", f"benchmarks.{benchmark}", f"methods.{method}.settings",
+                f"methods.{method}.benchmarks.{benchmark}"]
+
     def dvc_stages(self) -> dict[str, Any]:
         stages: dict[str, Any] = {}
         for source in self.sources():
@@ -158,23 +181,23 @@ class Plan:
             stages[f"prepare_{source}"] = {
                 "cmd": self.prepare_cmd(source),
                 "deps": [f"{CODE}/data.py", f"{CODE}/prepared.py"],
-                "params": self._keys(f"experiments.{self.sources()[source]}.data"),
+                "params": self._keys(f"benchmarks.{split_name(self.sources()[source])[0]}.data"),
                 "outs": [npz, {meta: {"cache": False}}],
             }
         for exp in self.sweeps():
             best, trials, history = self.sweep_files(exp)
-            stages[f"sweep_{exp}"] = {
+            stages[f"sweep_{self.stage(exp)}"] = {
                 "cmd": self.sweep_cmd(exp),
                 "deps": [CODE, self.prepared(self.config(exp).data.source)[0]],
-                "params": self._keys("defaults", f"experiments.{exp}", f"sweeps.experiments.{exp}"),
+                "params": self._keys(*self._settings_keys(exp), "sweeps"),
                 "outs": [{best: {"cache": False}}, {trials: {"cache": False}}, {history: {"cache": False}}],
             }
         for exp, seed in self.runs():
             metrics, csv, png = self.run_files(exp, seed)
-            stages[f"train_{exp}_{seed}"] = {
+            stages[f"train_{self.stage(exp)}_{seed}"] = {
                 "cmd": self.train_cmd(exp, seed),
                 "deps": [CODE, *self.train_inputs(exp)],
-                "params": self._keys("defaults", f"experiments.{exp}"),
+                "params": self._keys(*self._settings_keys(exp)),
                 "outs": [{f"{self.run_dir(exp, seed)}/checkpoints": {"persist": True}}, png],
                 "metrics": [{metrics: {"cache": False}}],
                 "plots": [{csv: {"cache": False, "x": "after_task"}}],
@@ -182,7 +205,7 @@ class Plan:
         stages[f"tables_{self.suite}"] = {
             "cmd": self.tables_cmd(),
             "deps": [CODE, *[self.run_files(e, s)[0] for e, s in self.runs()]],
-            "params": self._keys(f"suites.{self.suite}"),
+            "params": self._keys(f"suites.{self.suite}"),  # DVC's params are dotted keys of params.yaml
             "outs": [*[{f: {"cache": False}} for f in self.table_files()], {self.figures_dir(): {"cache": False}}],
         }
         return stages

@@ -58,3 +58,17 @@ def write_curves(path: Path, A: np.ndarray, title: str) -> None:
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     _save(fig, path)
+
+
+def write_method_curves(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
+    """One line per method: the mean accuracy over the tasks seen so far, after each task."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for method, y in curves.items():
+        ax.plot(np.arange(len(y)), y, marker="o", markersize=3, label=method)
+    ax.set_xlabel("after learning task")
+    ax.set_ylabel("mean test accuracy on tasks seen (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)

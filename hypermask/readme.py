@@ -17,7 +17,7 @@ import pandas as pd
 from .config import ConfigError
 from .storage import atomic_write_text
 
-CHECKED = (("accuracy", "average_accuracy_mean"), ("BWT", "bwt_mean"))
+CHECKED = ("average_accuracy", "bwt")  # the tables (tables.TABLES columns) whose means are compared
 
 
 def _block(text: str, suite: str, readme: Path) -> tuple[int, int]:
@@ -40,45 +40,66 @@ def update(readme: Path, suite: str, results: Path) -> None:
     atomic_write_text(readme, text[:i] + "\n" + table.strip() + "\n" + text[j:])
 
 
-def _readme_rows(text: str) -> dict[str, dict[str, str]]:
-    lines = [line for line in text.splitlines() if line.startswith("|")]
-    if len(lines) < 3:
-        return {}
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    return {cells[0]: dict(zip(header, cells))
-            for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+def _sections(text: str) -> dict[str, dict[str, dict[str, str]]]:
+    """The block's tables: title -> method -> benchmark -> cell."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    title, lines = None, []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("**") and line.rstrip().endswith("**"):
+            title, lines = line.strip().strip("*"), []
+        elif line.startswith("|") and title is not None:
+            lines.append(line)
+        elif lines and title is not None:
+            header = [c.strip() for c in lines[0].strip("|").split("|")]
+            rows = ([c.strip() for c in row.strip("|").split("|")] for row in lines[2:])
+            out[title] = {cells[0]: dict(zip(header[1:], cells[1:])) for cells in rows}
+            title, lines = None, []
+    return out
 
 
 def _mean(cell: str) -> float:
-    m = re.match(r"\s*([-+−]?\d+(?:\.\d+)?)", cell)
+    m = re.match(r"\s*\**([-+−]?\d+(?:\.\d+)?)", cell)
     if not m:
         return float("nan")
     return float(m.group(1).replace("−", "-"))
 
 
+def _seeds(cell: str, expected: str) -> str:
+    m = re.search(r"\((\d+/\d+)\)\s*$", cell)
+    return m.group(1) if m else expected.split("/")[1] + "/" + expected.split("/")[1]
+
+
 def check(readme: Path, suite: str, results: Path, tolerance: float) -> list[str]:
-    """The differences (beyond `tolerance` percentage points) between the README's block and
-    the suite's table; empty when the README says what the pipeline produced."""
+    """The differences (beyond `tolerance` percentage points, or in the seeds found) between
+    the README's block and the suite's table; empty when the README says what the pipeline
+    produced."""
+    from .tables import TABLES
+
     text = readme.read_text()
     i, j = _block(text, suite, readme)
-    rows = _readme_rows(text[i:j])
+    sections = _sections(text[i:j])
     csv = results / "tables" / f"{suite}.csv"
     try:
         df = pd.read_csv(csv, dtype={"missing": str})
     except (OSError, ValueError):
         raise ConfigError(f"{csv}: no table; run `hypermask tables {suite}` (or the pipeline) first") from None
     problems = []
-    for _, r in df.iterrows():
-        row = rows.get(str(r["experiment"]))
-        if row is None:
-            problems.append(f"{r['experiment']}: not in the README's {suite} block")
+    for table in (t for t in TABLES if t.column in CHECKED):
+        said = sections.get(table.title)
+        if said is None:
+            problems.append(f"no table '{table.title}' in the README's {suite} block")
             continue
-        if row.get("seeds") != r["seeds"]:
-            problems.append(f"{r['experiment']}: seeds {row.get('seeds')} in the README, {r['seeds']} produced")
-        for label, col in CHECKED:
-            said, got = _mean(row.get(label, "")), float(r[col])
-            if not abs(said - got) <= tolerance:
-                problems.append(f"{r['experiment']}: {label} {said} in the README, {got:.2f} produced here")
-    for name in set(rows) - set(df["experiment"].astype(str)):
-        problems.append(f"{name}: in the README's {suite} block but not in the suite")
+        for _, r in df.iterrows():
+            cell = said.get(str(r["method"]), {}).get(str(r["benchmark"]))
+            if cell is None:
+                problems.append(f"{r['experiment']}: not in the README's '{table.title}'")
+                continue
+            if _seeds(cell, r["seeds"]) != r["seeds"]:
+                problems.append(f"{r['experiment']}: seeds {_seeds(cell, r['seeds'])} in the README, {r['seeds']} produced")
+            got = float(r[f"{table.column}_mean"])
+            if not abs(_mean(cell) - got) <= tolerance:
+                problems.append(f"{r['experiment']}: {table.column} {cell} in the README, {got:.2f} produced here")
+        pairs = {(m, b) for m, cells in said.items() for b in cells}
+        for m, b in pairs - set(zip(df["method"].astype(str), df["benchmark"].astype(str))):
+            problems.append(f"{b}/{m}: in the README's '{table.title}' but not in the suite")
     return problems

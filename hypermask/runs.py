@@ -1,6 +1,6 @@
 """The layout of one run on disk, and what counts as a finished run.
 
-One run = one (experiment, seed) = RESULTS/runs/EXPERIMENT/seed_N/ holding metrics.json,
+One run = one (experiment, seed) = RESULTS/runs/BENCHMARK/METHOD/seed_N/ holding metrics.json,
 accuracy_matrix.csv, accuracy_matrix.png, checkpoints/task_XXX.pt, a `.lock` while a process
 trains it and a `.finished` marker once everything was written. Training, `evaluate`, the
 tables and the pipeline plan all read this module; it imports neither torch nor MLflow.

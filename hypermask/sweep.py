@@ -1,4 +1,7 @@
-"""Optuna sweeps: one persistent study per experiment under RESULTS/sweeps/EXPERIMENT/.
+"""Optuna sweeps: one persistent study per (benchmark, method) under RESULTS/sweeps/BENCHMARK/METHOD/.
+
+The objective is the average accuracy on the tasks' *validation* splits (never the test
+data): each trial trains on the training split and is scored from its validation rows.
 
 - storage: SQLite (default), a journal file (`storage: journal`, safe on shared
   filesystems) or any database URL; several worker processes may share one study;
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .config import ConfigError, ParamsFile, SweepConfig, experiment_config
+from .config import ConfigError, ParamsFile, SweepConfig, experiment_config, split_name
 from .storage import atomic_write_bytes, atomic_write_text
 from .tracking import Tracker
 
@@ -98,9 +101,12 @@ def run_sweep(
 
     from .train import run
 
-    sc: SweepConfig | None = params.sweeps.experiments.get(name)
+    benchmark, method = split_name(name)
+    name = f"{benchmark}/{method}"
+    sc: SweepConfig | None = params.sweeps.study(benchmark, method)
     if sc is None:
-        raise ConfigError(f"params.yaml: sweeps.experiments has no entry for {name!r}")
+        raise ConfigError(f"params.yaml: sweeps: no study of {name} (list {benchmark!r} under sweeps.benchmarks "
+                          f"and give sweeps.spaces.{method})")
     budget = n_trials or sc.n_trials
     directory = sweep_dir(results, name)
     directory.mkdir(parents=True, exist_ok=True)
@@ -129,7 +135,8 @@ def run_sweep(
     def objective(trial: optuna.Trial) -> float:
         lock.release()  # the trial exists (RUNNING): other workers may count it and go on
         values = _suggest(trial, sc.space)
-        cfg = experiment_config(params, name, overrides=values)
+        # scored on the validation splits; the task-id-free settings (test data) are not computed
+        cfg = experiment_config(params, name, overrides={**values, "evaluation.settings": ["til"]})
         child = Tracker(tracking_uri is not None, tracking_uri)
         child.parent_run_id = parent
 
@@ -142,7 +149,7 @@ def run_sweep(
         out = run(
             cfg, sc.seed, directory / "trials" / f"trial_{trial.number:04d}", device, child,
             quiet=quiet, on_task_end=report, data_cache=data_cache, restart_on_change=True,
-            mlflow_experiment=f"sweep_{name}", run_name=f"trial_{trial.number}",
+            mlflow_experiment=f"sweep_{name}", run_name=f"trial_{trial.number}", score_split="val",
         )
         return float(out["average_accuracy"])
 

@@ -28,7 +28,7 @@ from .config import ExperimentConfig, training_fingerprint
 from .data import BatchStream, Task, build_tasks
 from .evaluate import entropy_inference, evaluate_tasks, split_accuracy
 from .fecam import fecam_inference
-from .methods import build_method
+from .methods import build_method, heads_of
 from .nets import build_target, set_train_mode
 from .optim import plateau
 from .plots import write_heatmap
@@ -90,9 +90,8 @@ def iterations_for(cfg: ExperimentConfig, task: Task) -> tuple[int, int | None]:
 def training_step(learner, opt, task: Task, stream: BatchStream, gen: torch.Generator, i: int):
     """Iteration i of the task: one optimisation step on one batch; returns the detached loss
     (no host sync)."""
-    idx = stream.next()
-    x = task.inputs(task.train.x[idx], train=True, gen=gen)
-    loss, _ = learner.loss(x, task.train.y[idx], task.index, i)
+    x, y = learner.batch(task, stream.next(), gen)
+    loss, _ = learner.loss(x, y, task.index, i)
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -207,6 +206,7 @@ def run(
     on_task_end=None,
     mlflow_experiment: str | None = None,
     run_name: str | None = None,
+    score_split: str = "test",
 ) -> dict | None:
     """Train one (experiment, seed); resume if checkpoints exist; return metrics.json's dict.
     Returns None when stopped early by `stop_after_task` (tests, interruption drills).
@@ -214,7 +214,9 @@ def run(
     data_cache: where prepared sources are (used when present). restart_on_change: checkpoints
     of other settings are moved to checkpoints.stale/ and training starts over (the pipeline's
     behaviour after an edit of params.yaml) instead of stopping. on_task_end(t, row): called
-    after each task's evaluation (sweeps report to the pruner there)."""
+    after each task's evaluation (sweeps report to the pruner there). score_split "val": the
+    accuracy matrix (and so every summary metric) from the validation splits (sweeps: choosing
+    hyperparameters never looks at test data)."""
     device = torch.device(device)
     paths = run_dir(results, cfg.name, seed)
     finished, why = read_metrics(paths, cfg.name, seed)
@@ -241,7 +243,7 @@ def run(
         if on_task_end is not None:
             subscribers.append(TaskCallback(on_task_end))
         return _run_locked(cfg, seed, paths, device, Events(subscribers), stop_after_task, repo_root or Path.cwd(),
-                           data_cache, restart_on_change, regenerate)
+                           data_cache, restart_on_change, regenerate, score_split)
 
 
 def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache: Path | None = None):
@@ -252,8 +254,10 @@ def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache
     input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
     n_out = max(t.n_classes for t in tasks)
     torch.manual_seed(seed)
-    target = build_target(cfg.target, input_shape, n_out, len(tasks))
-    return tasks, build_method(cfg, target).to(device)
+    target = build_target(cfg.target, input_shape, n_out, len(tasks), heads=heads_of(cfg))
+    learner = build_method(cfg, target).to(device)
+    learner.attach(tasks)
+    return tasks, learner
 
 
 def evaluate_settings(learner, tasks: list[Task], t: int, cfg: ExperimentConfig) -> dict[str, dict]:
@@ -324,10 +328,10 @@ class Progress:
 
 def _run_locked(
     cfg, seed, paths: RunPaths, device, events: Events, stop_after_task, repo_root,
-    data_cache, restart_on_change, regenerate=False,
+    data_cache, restart_on_change, regenerate=False, score_split="test",
 ) -> dict | None:
     wall0 = time.perf_counter()
-    config_json = training_fingerprint(cfg)
+    config_json = training_fingerprint(cfg) + ("" if score_split == "test" else f"|scored on {score_split}")
     tasks, learner = build_run(cfg, seed, device, data_cache)
     T = len(tasks)
     eval_bs = cfg.train.eval_batch_size
@@ -349,7 +353,7 @@ def _run_locked(
             print(f"{paths.metrics}: missing after the last task's checkpoint; rebuilding it", file=sys.stderr)
     if state is None:
         paths.finished.unlink(missing_ok=True)
-        progress = Progress(evaluate_tasks(learner, tasks, eval_bs))
+        progress = Progress(evaluate_tasks(learner, tasks, eval_bs, score_split))
     else:
         learner.load_state_dict(state["learner"])
         progress = Progress.from_checkpoint(state)
@@ -370,7 +374,7 @@ def _run_locked(
             learner.end_task(t, tasks[t])
             step0 += info["iterations"]
             e0 = time.perf_counter()
-            row = evaluate_tasks(learner, tasks, eval_bs)
+            row = evaluate_tasks(learner, tasks, eval_bs, score_split)
             settings = evaluate_settings(learner, tasks, t, cfg)
             info["eval_seconds"] = time.perf_counter() - e0
             bad = [k for k, v in learner.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -393,6 +397,9 @@ def _run_locked(
         raise
 
     out = _outputs(cfg, seed, device, progress, progress.wall_before + time.perf_counter() - wall0, commit, repo_root)
+    out["memory"] = learner.memory()
+    if score_split != "test":
+        out["scored_on"] = score_split
     events.emit("run_summary", out)
     A = np.array(out["accuracy_matrix"])
     atomic_write_text(paths.matrix_csv, matrix_csv(np.stack(progress.rows)))

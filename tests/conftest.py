@@ -10,16 +10,20 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 # A CPU-seconds experiment on real data (scikit-learn's digits) for loop-level tests.
 TINY = {
     "suite": "demo",
-    "suites": {"demo": ["tiny"]},
-    "defaults": {"method": "hypermask", "train": {"lr": 1e-3, "val_every": 20, "log_every": 20}},
-    "experiments": {
+    "suites": {"demo": {"benchmarks": ["tiny"], "methods": ["hypermask"]}},
+    "defaults": {"train": {"lr": 1e-3, "val_every": 20, "log_every": 20}},
+    "benchmarks": {
         "tiny": {
             "seeds": [1, 2],
             "data": {"source": "digits", "scenario": "permuted", "n_tasks": 3, "validation_size": 50},
             "target": {"kind": "mlp", "hidden": [32]},
-            "hypermask": {"hnet_hidden": [10], "embedding_dim": 8, "beta": 5e-3, "lambda": 1e-2, "sparsity": 20},
             "train": {"iterations": 60, "batch_size": 32},
         }
+    },
+    "methods": {
+        "hypermask": {"settings": {"hypermask": {"hnet_hidden": [10], "embedding_dim": 8, "beta": 5e-3,
+                                                 "lambda": 1e-2, "sparsity": 20}}},
+        "finetune": {},
     },
 }
 

@@ -25,27 +25,31 @@ def _set(d, dotted, value):
 
 
 _DEL = object()
-E = "experiments.tiny"
+E = "benchmarks.tiny"
+H = "methods.hypermask.settings.hypermask"
 
 # (id, edits, expected fragment of the message)
 BAD = [
     ("unknown key", [(f"{E}.train.iteratons", 5)], "train.iteratons: unknown key"),
-    ("unknown top key", [("experimentz", {})], "experimentz: unknown key"),
+    ("unknown top key", [("experiments", {})], "experiments: unknown key"),
     ("wrong type", [(f"{E}.train.batch_size", "big")], "train.batch_size"),
     ("negative budget", [(f"{E}.train.iterations", -5)], "train.iterations"),
     ("zero budget", [(f"{E}.train.iterations", 0)], "train.iterations"),
     ("both budgets", [(f"{E}.train.epochs", 2)], "train.iterations"),
-    ("sparsity > 100", [(f"{E}.hypermask.sparsity", 150)], "hypermask.sparsity"),
-    ("sparsity < 0", [(f"{E}.hypermask.sparsity", -1)], "hypermask.sparsity"),
-    ("negative beta", [(f"{E}.hypermask.beta", -0.1)], "hypermask.beta"),
+    ("sparsity > 100", [(f"{H}.sparsity", 150)], "hypermask.sparsity"),
+    ("sparsity < 0", [(f"{H}.sparsity", -1)], "hypermask.sparsity"),
+    ("negative beta", [(f"{H}.beta", -0.1)], "hypermask.beta"),
     ("negative lr", [(f"{E}.train.lr", -1e-3)], "train.lr"),
     ("unknown target", [(f"{E}.target.kind", "vgg")], "target.kind"),
-    ("unknown method", [(f"{E}.method", "packnet")], "method"),
-    ("ewc on a conv target", [(f"{E}.method", "ewc"), (f"{E}.target.kind", "resnet20"), (f"{E}.data.source", "cifar100"), (f"{E}.data.root", "x")], "method"),
+    ("unknown method", [("methods.packnet", {})], "methods.packnet: unknown method"),
+    ("undeclared method in a suite", [("suites.demo.methods", ["ewc"])], "unknown method 'ewc'"),
+    ("ewc on a conv target", [("methods.ewc", {}), ("suites.demo.methods", ["ewc"]), (f"{E}.target.kind", "resnet20"), (f"{E}.data.source", "cifar100"), (f"{E}.data.root", "x")], "method"),
+    ("override of an unknown benchmark", [("methods.hypermask.benchmarks.nope", {})], "unknown benchmark 'nope'"),
+    ("exclude outside the suite", [("suites.demo.exclude", ["tiny/ewc"])], "suites.demo.exclude"),
     ("unknown source", [(f"{E}.data.source", "imagenet")], "data.source"),
     ("unknown scenario", [(f"{E}.data.scenario", "rotated")], "data.scenario"),
-    ("empty suite", [("suites.demo", [])], "suites.demo: empty suite"),
-    ("suite with unknown experiment", [("suites.demo", ["nope"])], "suites.demo: unknown experiment"),
+    ("empty suite", [("suites.demo.methods", [])], "suites.demo.methods"),
+    ("suite with unknown benchmark", [("suites.demo.benchmarks", ["nope"])], "unknown benchmark 'nope'"),
     ("duplicate seeds", [(f"{E}.seeds", [1, 1])], "seeds: duplicated"),
     ("no seeds", [(f"{E}.seeds", [])], "seeds"),
     ("split without classes", [(f"{E}.data.scenario", "split")], "data.classes_per_task"),
@@ -82,7 +86,7 @@ def test_yaml_syntax_error(tmp_path, capsys):
 
 def test_unknown_experiment_and_unlisted_seed(tiny_params, capsys):
     assert main(["--params", str(tiny_params), "train", "nope", "--seed", "1", "--no-tracking"]) != 0
-    assert "unknown experiment 'nope'" in capsys.readouterr().err
+    assert "unknown benchmark 'nope'" in capsys.readouterr().err
     assert main(["--params", str(tiny_params), "train", "tiny", "--seed", "9", "--no-tracking"]) != 0
     assert "seeds: seed 9 is not listed" in capsys.readouterr().err
 
@@ -123,7 +127,7 @@ def test_cli_exit_status_through_the_console_script(tmp_path):
         capture_output=True, text=True,
     )
     assert out.returncode == 2
-    assert "experiments.tiny.hypermask.sparsity" in out.stderr
+    assert "methods.hypermask.hypermask.sparsity" in out.stderr
 
 
 @pytest.mark.slow
@@ -134,8 +138,8 @@ def test_console_script_exit_codes_and_complete_output(tmp_path):
     assert listed.returncode == 0
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
     lines = listed.stdout.splitlines()
-    assert [line.split()[0] for line in lines[: len(params["experiments"])]] == list(params["experiments"])
-    assert lines[-1].startswith(f"suite {list(params['suites'])[-1]}:")  # the last line arrived
+    assert [line.split()[1] for line in lines[: len(params["benchmarks"])]] == list(params["benchmarks"])
+    assert lines[-1].split()[:2] == ["suite", list(params["suites"])[-1]]  # the last line arrived
     assert subprocess.run([exe, "--help"], capture_output=True).returncode == 0
     usage = subprocess.run([exe, "train"], capture_output=True, text=True)  # argparse: --seed missing
     assert usage.returncode == 2 and "--seed" in usage.stderr
@@ -148,10 +152,15 @@ def test_repository_params_are_valid():
     from hypermask.config import experiment_config, read_params
 
     params = read_params(ROOT / "params.yaml")
-    configs = {n: experiment_config(params, n) for n in params.experiments}
-    assert {"digits_permuted", "digits_split", "fmnist_permuted", "fmnist_split", "permuted_mnist"} <= set(configs)
-    pm = configs["permuted_mnist"]
+    configs = {n: experiment_config(params, n) for n in params.experiments()}
+    assert {"digits_permuted/hypermask", "digits_split/wsn", "fmnist_permuted/joint", "permuted_mnist/hypermask"} <= set(configs)
+    pm = configs["permuted_mnist/hypermask"]
     assert (pm.hypermask.beta, pm.hypermask.lambda_, pm.train.iterations) == (5e-4, 1e-3, 5000)
+    # the values of the experiments before benchmarks x methods (the fine-tuning baseline included)
+    ft = configs["digits_permuted/finetune"]
+    assert (ft.method, ft.train.iterations, ft.train.batch_size, ft.target.hidden, ft.evaluation.settings) == (
+        "finetune", 500, 128, [100, 100], ["til"])
+    assert configs["digits_split/hypermask"].hypermask.sparsity == 30
 
 
 def test_lambda_alias(tiny_params):
@@ -164,15 +173,15 @@ def test_keep_freed_memory_sets_glibc_for_the_listed_experiments_jobs_only(tmp_p
     from hypermask.pipeline import KEEP_FREED_MEMORY, Plan
 
     params = copy.deepcopy(TINY)
-    params["experiments"]["other"] = copy.deepcopy(params["experiments"]["tiny"])
-    params["suites"]["demo"] = ["tiny", "other"]
+    params["benchmarks"]["other"] = copy.deepcopy(params["benchmarks"]["tiny"])
+    params["suites"]["demo"]["benchmarks"] = ["tiny", "other"]
     params["pipeline"] = {"keep_freed_memory": ["tiny"]}
-    params["sweeps"] = {"experiments": {"tiny": {"n_trials": 2, "space": {"hypermask.beta": {"low": 0.001, "high": 0.1}}}}}
+    params["sweeps"] = {"n_trials": 2, "benchmarks": ["tiny"], "spaces": {"hypermask": {"hypermask.beta": {"low": 0.001, "high": 0.1}}}}
     plan = Plan.from_file(write_params(tmp_path / "params.yaml", params))
-    assert plan.train_cmd("tiny", 1).startswith(KEEP_FREED_MEMORY + " hypermask train tiny ")
-    assert plan.sweep_cmd("tiny").startswith(KEEP_FREED_MEMORY + " hypermask sweep tiny")
-    assert plan.train_cmd("other", 1).startswith("hypermask train other ")
+    assert plan.train_cmd("tiny/hypermask", 1).startswith(KEEP_FREED_MEMORY + " hypermask train tiny --method hypermask ")
+    assert plan.sweep_cmd("tiny/hypermask").startswith(KEEP_FREED_MEMORY + " hypermask sweep tiny --method hypermask")
+    assert plan.train_cmd("other/hypermask", 1).startswith("hypermask train other --method hypermask ")
     params["pipeline"] = {"keep_freed_memory": ["nope"]}
     p = write_params(tmp_path / "params.yaml", params)
     assert main(["--params", str(p), "check"]) == 2
-    assert "pipeline.keep_freed_memory: unknown experiment 'nope'" in capsys.readouterr().err
+    assert "pipeline.keep_freed_memory: unknown benchmark 'nope'" in capsys.readouterr().err

@@ -118,7 +118,7 @@ def test_raw_data_of_the_wrong_size_is_refused(tmp_path, capsys, name, shape, ex
 
     root = _idx_source(tmp_path / "fm", **shape)
     params = copy.deepcopy(TINY)
-    params["experiments"]["tiny"]["data"].update(source="fashion_mnist", root=str(root), **extra)
+    params["benchmarks"]["tiny"]["data"].update(source="fashion_mnist", root=str(root), **extra)
     params["pipeline"] = {"data_cache": str(tmp_path / "cache")}
     p = write_params(tmp_path / "params.yaml", params)
     for cmd in (["prepare", "tiny"], ["train", "tiny", "--seed", "1", "--no-tracking", "--quiet", "--results", str(tmp_path)]):

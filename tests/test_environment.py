@@ -56,7 +56,7 @@ def test_a_run_records_the_lock_it_was_made_with(tiny_params, tmp_path):
 
     assert main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path),
                  "--no-tracking", "--quiet"]) == 0
-    m = json.loads((tmp_path / "runs/tiny/seed_1/metrics.json").read_text())
+    m = json.loads((tmp_path / "runs/tiny/hypermask/seed_1/metrics.json").read_text())
     # the params file's folder is the repository root here: no lock there
     assert m["environment_lock"] == "none" and m["cpu"]
     from hypermask.provenance import environment_lock

@@ -81,9 +81,8 @@ def test_ewc_run_resumes_exactly_and_forgets_less_than_finetuning(tmp_path):
     """On real data: the Fisher and anchor travel in the checkpoint (a resumed run equals an
     uninterrupted one), and a strong penalty keeps the first task better than fine-tuning."""
     p = copy.deepcopy(TINY)
-    p["experiments"]["tiny"].update(method="ewc", ewc={"lambda": 5000.0, "fisher_samples": 300})
-    p["experiments"]["tiny"]["train"]["iterations"] = 150
-    p["experiments"]["tiny_ft"] = {**copy.deepcopy(p["experiments"]["tiny"]), "method": "finetune"}
+    p["methods"]["ewc"] = {"settings": {"ewc": {"lambda": 5000.0, "fisher_samples": 300}}}
+    p["benchmarks"]["tiny"]["train"]["iterations"] = 150
     params = write_params(tmp_path / "params.yaml", p)
 
     def train(exp, results, *extra):
@@ -92,9 +91,10 @@ def test_ewc_run_resumes_exactly_and_forgets_less_than_finetuning(tmp_path):
         path = tmp_path / results / "runs" / exp / "seed_1" / "metrics.json"
         return json.loads(path.read_text()) if path.exists() else None
 
-    full = train("tiny", "full")
-    assert train("tiny", "cut", "--stop-after-task", "1") is None
-    assert train("tiny", "cut")["accuracy_matrix"] == full["accuracy_matrix"]
-    ft = train("tiny_ft", "full")
+    full = train("tiny/ewc", "full")
+    assert full["memory"]["parts"].keys() == {"target", "fisher", "anchor"}
+    assert train("tiny/ewc", "cut", "--stop-after-task", "1") is None
+    assert train("tiny/ewc", "cut")["accuracy_matrix"] == full["accuracy_matrix"]
+    ft = train("tiny/finetune", "full")
     assert full["accuracy_matrix"][-1][0] > ft["accuracy_matrix"][-1][0]  # task 0 after the last task
     assert full["bwt"] > ft["bwt"]

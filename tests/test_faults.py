@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 
 def _params(tmp_path: Path, iterations: int = 60, **train) -> Path:
     p = json.loads(json.dumps(TINY))
-    p["experiments"]["tiny"]["train"].update(iterations=iterations, **train)
+    p["benchmarks"]["tiny"]["train"].update(iterations=iterations, **train)
     return write_params(tmp_path / "params.yaml", p)
 
 
@@ -31,7 +31,7 @@ def _train(params: Path, results: Path, *extra: str) -> int:
 
 
 def _metrics(results: Path) -> dict:
-    return json.loads((results / "runs/tiny/seed_1/metrics.json").read_text())
+    return json.loads((results / "runs/tiny/hypermask/seed_1/metrics.json").read_text())
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_metrics_and_one_mlf
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
     assert len(runs) == 1
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy_task_0")]
     assert steps == [0, 1, 2]  # one row per task: none lost, none duplicated
@@ -81,7 +81,7 @@ def test_torn_and_garbled_checkpoints_are_reported_and_skipped(reference, tmp_pa
     params, ref = reference
     results = tmp_path / "torn"
     assert _train(params, results, "--no-tracking", "--stop-after-task", "2") == 0
-    ck = results / "runs/tiny/seed_1/checkpoints"
+    ck = results / "runs/tiny/hypermask/seed_1/checkpoints"
     (ck / ".task_002.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a write killed mid-way
     good = (ck / "task_000.pt").read_bytes()
     (ck / "task_001.pt").write_bytes((ck / "task_001.pt").read_bytes()[:1000])  # truncated
@@ -111,7 +111,7 @@ def test_garbled_metrics_json_is_reported_and_rebuilt_from_checkpoints(reference
     params, ref = reference
     results = tmp_path / "garbled"
     assert _train(params, results, "--no-tracking") == 0
-    m = results / "runs/tiny/seed_1/metrics.json"
+    m = results / "runs/tiny/hypermask/seed_1/metrics.json"
     m.write_text('{"status": "finis')
     assert _train(params, results, "--no-tracking") == 0
     assert f"{m}: unreadable (" in capsys.readouterr().err
@@ -130,7 +130,7 @@ def test_killed_after_the_last_checkpoint_rebuilds_outputs_and_trains_nothing(tm
     results = tmp_path / "late"
     assert _train(params, results, "--tracking-uri", uri) == 0
     first = _metrics(results)
-    run = results / "runs/tiny/seed_1"
+    run = results / "runs/tiny/hypermask/seed_1"
     for name in ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png", ".finished"):
         (run / name).unlink()  # as if killed before any output was written
     capsys.readouterr()
@@ -142,7 +142,7 @@ def test_killed_after_the_last_checkpoint_rebuilds_outputs_and_trains_nothing(tm
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
     assert len(runs) == 1 and runs[0].info.run_id == first["mlflow_run_id"]
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy_task_0")] == [0, 1, 2]
     assert len(client.get_metric_history(runs[0].info.run_id, "average_accuracy")) == 1  # not logged twice
@@ -160,7 +160,7 @@ def test_corrupt_prepared_data_is_refused_by_path(tmp_path, capsys):
     npz.write_bytes(bytes(data))
     assert _train(params, tmp_path / "r", "--no-tracking") != 0
     assert f"{npz}: checksum mismatch" in capsys.readouterr().err
-    assert not (tmp_path / "r/runs/tiny/seed_1/metrics.json").exists()
+    assert not (tmp_path / "r/runs/tiny/hypermask/seed_1/metrics.json").exists()
 
 
 def test_nan_loss_stops_with_task_and_iteration_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
@@ -179,11 +179,11 @@ def test_nan_loss_stops_with_task_and_iteration_and_keeps_the_last_good_checkpoi
     monkeypatch.setattr(HyperMask, "loss", poisoned)
     assert _train(params, tmp_path, "--no-tracking") != 0
     assert "task 1, iteration 39: training loss is nan" in capsys.readouterr().err
-    ck = tmp_path / "runs/tiny/seed_1/checkpoints"
+    ck = tmp_path / "runs/tiny/hypermask/seed_1/checkpoints"
     assert [p.name for p in ck.iterdir()] == ["task_000.pt"]  # the last good one, intact
     state = safe_torch_load(ck / "task_000.pt")["learner"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
-    assert not (tmp_path / "runs/tiny/seed_1/metrics.json").exists()
+    assert not (tmp_path / "runs/tiny/hypermask/seed_1/metrics.json").exists()
 
 
 def test_diverging_run_saves_no_non_finite_weights(tmp_path, capsys):
@@ -191,12 +191,12 @@ def test_diverging_run_saves_no_non_finite_weights(tmp_path, capsys):
     assert _train(params, tmp_path, "--no-tracking") != 0
     err = capsys.readouterr().err
     assert "task 0" in err and ("training loss is" in err or "non-finite weights" in err)
-    assert not list((tmp_path / "runs/tiny/seed_1").rglob("*.pt"))
+    assert not list((tmp_path / "runs/tiny/hypermask/seed_1").rglob("*.pt"))
 
 
 def test_second_process_on_the_same_run_is_refused(tmp_path, capsys):
     params = _params(tmp_path)
-    lock = tmp_path / "runs/tiny/seed_1/.lock"
+    lock = tmp_path / "runs/tiny/hypermask/seed_1/.lock"
     lock.parent.mkdir(parents=True)
     lock.write_text(str(os.getpid()))  # a live process holds the run
     assert _train(params, tmp_path, "--no-tracking") != 0
@@ -209,7 +209,7 @@ def test_second_process_on_the_same_run_is_refused(tmp_path, capsys):
 def test_failing_write_names_the_path_and_keeps_previous_files(tmp_path, capsys, monkeypatch):
     params = _params(tmp_path)
     assert _train(params, tmp_path, "--no-tracking", "--stop-after-task", "1") == 0
-    ck = tmp_path / "runs/tiny/seed_1/checkpoints/task_000.pt"
+    ck = tmp_path / "runs/tiny/hypermask/seed_1/checkpoints/task_000.pt"
     before = ck.read_bytes()
     import hypermask.storage as storage
 
@@ -225,7 +225,7 @@ def test_failing_write_names_the_path_and_keeps_previous_files(tmp_path, capsys,
     monkeypatch.setattr(storage.os, "fsync", real)
     assert ck.read_bytes() == before
     assert not list(ck.parent.glob(".*.tmp"))  # no half-written file left behind
-    assert not (tmp_path / "runs/tiny/seed_1/metrics.json").exists()
+    assert not (tmp_path / "runs/tiny/hypermask/seed_1/metrics.json").exists()
     assert _train(params, tmp_path, "--no-tracking") == 0  # and the run then finishes
 
 
@@ -293,7 +293,7 @@ def test_resume_after_the_mlflow_store_was_removed_continues_in_a_new_run(tmp_pa
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
     assert _train(params, tmp_path, "--tracking-uri", uri, "--stop-after-task", "2") == 0
-    old_id = json.loads((tmp_path / "runs/tiny/seed_1/mlflow.json").read_text())["run_id"]
+    old_id = json.loads((tmp_path / "runs/tiny/hypermask/seed_1/mlflow.json").read_text())["run_id"]
     db.unlink()  # the store is removed (or replaced by another one)
     capsys.readouterr()
     assert _train(params, tmp_path, "--tracking-uri", uri) == 0
@@ -301,7 +301,7 @@ def test_resume_after_the_mlflow_store_was_removed_continues_in_a_new_run(tmp_pa
     m = _metrics(tmp_path)
     assert m["status"] == "finished" and m["mlflow_run_id"] != old_id
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags[PREVIOUS_RUN_TAG] == old_id
     assert [x.step for x in client.get_metric_history(m["mlflow_run_id"], "test_accuracy_task_0")] == [0, 1, 2]
     assert [x.step for x in client.get_metric_history(m["mlflow_run_id"], "tasks_completed")] == [0, 1, 2]
@@ -326,7 +326,7 @@ def test_metrics_json_of_the_wrong_shape_is_never_taken_for_a_finished_run(tmp_p
     params = _params(tmp_path)
     assert _train(params, tmp_path, "--no-tracking") == 0
     good = _metrics(tmp_path)
-    m = tmp_path / "runs/tiny/seed_1/metrics.json"
+    m = tmp_path / "runs/tiny/hypermask/seed_1/metrics.json"
     m.write_text(json.dumps(mangle(good)))
     # tables: counted as a missing seed, with the file named; no traceback
     assert main(["--params", str(params), "tables", "demo", "--results", str(tmp_path)]) == 0

@@ -125,12 +125,12 @@ def test_evaluate_reproduces_stored_til_and_entropy(tiny_params, tmp_path, capsy
     import yaml
 
     p = yaml.safe_load(tiny_params.read_text())
-    p["experiments"]["tiny"]["evaluation"] = {"settings": ["til", "entropy", "fecam"]}
+    p["benchmarks"]["tiny"]["evaluation"] = {"settings": ["til", "entropy", "fecam"]}
     tiny_params.write_text(yaml.safe_dump(p))
     args = ["--params", str(tiny_params)]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main([*args, "train", "tiny", "--seed", "1", "--results", str(tmp_path), "--quiet", "--tracking-uri", uri]) == 0
-    run = tmp_path / "runs/tiny/seed_1"
+    run = tmp_path / "runs/tiny/hypermask/seed_1"
     m = json.loads((run / "metrics.json").read_text())
     assert set(m["entropy"]) >= {"task_accuracy", "class_accuracy", "final_task_accuracy"}
     assert len(m["entropy"]["task_accuracy"]) == 3 and m["entropy"]["task_accuracy"][0] == 100.0  # one task: no doubt
@@ -148,7 +148,7 @@ def test_evaluate_reproduces_stored_til_and_entropy(tiny_params, tmp_path, capsy
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
     assert len(runs) == 1  # evaluation logged into the training run
     assert [x.step for x in client.get_metric_history(runs[0].info.run_id, "posthoc_entropy_task_accuracy")] == [0, 1, 2]
 

@@ -65,7 +65,7 @@ def test_a_run_with_torch_optim_equals_the_default_bit_for_bit(tmp_path, monkeyp
     from hypermask.cli import main
 
     p = copy.deepcopy(TINY)
-    p["experiments"]["tiny"]["train"] = {"epochs": 3, "batch_size": 64, "lr_scheduler": True, "val_every": 5}
+    p["benchmarks"]["tiny"]["train"] = {"epochs": 3, "batch_size": 64, "lr_scheduler": True, "val_every": 5}
     params = write_params(tmp_path / "params.yaml", p)
     out = {}
     for name, env in (("default", None), ("torch", "1")):
@@ -73,6 +73,6 @@ def test_a_run_with_torch_optim_equals_the_default_bit_for_bit(tmp_path, monkeyp
             monkeypatch.setenv("HYPERMASK_TORCH_OPTIM", env)
         assert main(["--params", str(params), "train", "tiny", "--seed", "1", "--results", str(tmp_path / name),
                      "--no-tracking", "--quiet", "--threads", "1"]) == 0
-        out[name] = json.loads((tmp_path / name / "runs/tiny/seed_1/metrics.json").read_text())
+        out[name] = json.loads((tmp_path / name / "runs/tiny/hypermask/seed_1/metrics.json").read_text())
     assert out["torch"]["accuracy_matrix"] == out["default"]["accuracy_matrix"]
     assert out["torch"]["random_init_accuracy"] == out["default"]["random_init_accuracy"]

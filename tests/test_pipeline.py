@@ -24,9 +24,9 @@ BIN = Path(sys.executable).parent
 
 def tiny_suite() -> dict:
     p = copy.deepcopy(TINY)
-    p["experiments"]["tiny"]["train"]["iterations"] = 40
-    p["experiments"]["tiny"]["evaluation"] = {"settings": ["til", "entropy"]}
-    p["experiments"]["tiny_ft"] = {**copy.deepcopy(p["experiments"]["tiny"]), "method": "finetune"}
+    p["benchmarks"]["tiny"]["train"]["iterations"] = 40
+    p["benchmarks"]["tiny"]["evaluation"] = {"settings": ["til", "entropy"]}
+    p["experiments"]["tiny_ft"] = {**copy.deepcopy(p["benchmarks"]["tiny"]), "method": "finetune"}
     del p["experiments"]["tiny_ft"]["evaluation"]
     p["suites"] = {"demo": ["tiny", "tiny_ft"]}
     p["sweeps"] = {
@@ -152,7 +152,7 @@ def test_committed_dvc_yaml_and_schema_are_generated_from_params():
 
 def test_workflow_rejects_bad_params_before_any_job(tmp_path):
     p = tiny_suite()
-    p["experiments"]["tiny"]["hypermask"]["sparsity"] = 120
+    p["methods"]["hypermask"]["settings"]["hypermask"]["sparsity"] = 120
     d = project(tmp_path, p)
     out = sh([str(BIN / "snakemake"), "--cores", "1", "-n", "all_tables"], d, check=False)
     assert out.returncode != 0
@@ -166,8 +166,8 @@ def test_workflow_rejects_bad_params_before_any_job(tmp_path):
 
 def test_rerun_one_seed_with_snakemake_retrains_it_alone(snake_run):
     d = snake_run
-    m1 = d / "results/runs/tiny/seed_1/metrics.json"
-    m2 = d / "results/runs/tiny/seed_2/metrics.json"
+    m1 = d / "results/runs/tiny/hypermask/seed_1/metrics.json"
+    m2 = d / "results/runs/tiny/hypermask/seed_2/metrics.json"
     before1, before2 = json.loads(m1.read_text()), m2.stat().st_mtime_ns
     snakemake(d, "--force", str(m1.relative_to(d)))
     after1 = json.loads(m1.read_text())
@@ -221,7 +221,7 @@ def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path
     assert "train_tiny_1:" not in status and "prepare_digits" not in status
     write_params(d / "params.yaml", tiny_suite())
     # one seed again
-    m = d / "results/runs/tiny/seed_2/metrics.json"
+    m = d / "results/runs/tiny/hypermask/seed_2/metrics.json"
     before = json.loads(m.read_text())
     sh([str(BIN / "dvc"), "repro", "-s", "-f", "train_tiny_2"], d)
     after = json.loads(m.read_text())
@@ -234,17 +234,17 @@ def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path
     digest = npz.read_bytes()
     shutil.rmtree(d / ".dvc/cache")
     npz.unlink()
-    shutil.rmtree(d / "results/runs/tiny/seed_1/checkpoints")
+    shutil.rmtree(d / "results/runs/tiny/hypermask/seed_1/checkpoints")
     sh([str(BIN / "dvc"), "pull"], d)
     assert npz.read_bytes() == digest
-    assert (d / "results/runs/tiny/seed_1/checkpoints/task_002.pt").exists()
+    assert (d / "results/runs/tiny/hypermask/seed_1/checkpoints/task_002.pt").exists()
 
 
 def test_tables_report_a_missing_seed(snake_run, tmp_path):
     d = tmp_path / "t"
     shutil.copytree(snake_run / "results", d / "results")
     write_params(d / "params.yaml", tiny_suite())
-    (d / "results/runs/tiny/seed_2/metrics.json").unlink()
+    (d / "results/runs/tiny/hypermask/seed_2/metrics.json").unlink()
     assert main(["--params", str(d / "params.yaml"), "tables", "demo", "--results", str(d / "results")]) == 0
     rows = {r.split(",")[0]: r for r in (d / "results/tables/demo.csv").read_text().splitlines()}
     assert ",1/2,2," in rows["tiny"]  # seeds found/expected, then the missing seed
@@ -288,24 +288,24 @@ def test_killed_snakemake_job_resumes_from_its_checkpoint(tmp_path):
     p = tiny_suite()
     p["suites"]["demo"] = ["tiny"]
     p["sweeps"] = {}
-    p["experiments"]["tiny"]["seeds"] = [1]
-    p["experiments"]["tiny"]["train"]["iterations"] = 1500
+    p["benchmarks"]["tiny"]["seeds"] = [1]
+    p["benchmarks"]["tiny"]["train"]["iterations"] = 1500
     d = project(tmp_path, p)
     proc = subprocess.Popen([str(BIN / "snakemake"), "--cores", "2", "all_tables"], cwd=d, env=_env(d),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    first = d / "results/runs/tiny/seed_1/checkpoints/task_000.pt"
+    first = d / "results/runs/tiny/hypermask/seed_1/checkpoints/task_000.pt"
     deadline = time.time() + 300
     while not first.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert first.exists() and proc.poll() is None
     os.killpg(proc.pid, signal.SIGKILL)  # the scheduler and its job, mid-run
     proc.wait()
-    assert not (d / "results/runs/tiny/seed_1/metrics.json").exists()
+    assert not (d / "results/runs/tiny/hypermask/seed_1/metrics.json").exists()
     sh([str(BIN / "snakemake"), "--unlock"], d)  # a SIGKILLed Snakemake leaves its lock
     snakemake(d, "all_tables")  # the default profile reruns incomplete jobs
     log = (d / "logs/train/tiny/seed_1.log").read_text()
     assert "resuming tiny seed 1 after task" in log, log
-    assert json.loads((d / "results/runs/tiny/seed_1/metrics.json").read_text())["status"] == "finished"
+    assert json.loads((d / "results/runs/tiny/hypermask/seed_1/metrics.json").read_text())["status"] == "finished"
 
 
 def _stage_name(cmd: str) -> str:
@@ -361,7 +361,7 @@ def test_snakemake_job_stopped_before_its_end_is_rebuilt_not_retrained(snake_run
     unfinished): Snakemake removes the job's outputs and reruns it; the run is rebuilt from its
     checkpoints, exactly as plain `hypermask train` does, never retrained from task 0."""
     d = snake_run
-    run = d / "results/runs/tiny_ft/seed_2"
+    run = d / "results/runs/tiny/finetune/seed_2"
     before = json.loads((run / "metrics.json").read_text())
     for name in ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png", ".finished"):
         (run / name).unlink()

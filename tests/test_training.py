@@ -19,6 +19,7 @@ from hypermask.train import run, train_task
 
 
 def _metrics(results, exp, seed):
+    exp = exp if "/" in exp else f"{exp}/hypermask"
     return json.loads((results / "runs" / exp / f"seed_{seed}" / "metrics.json").read_text())
 
 
@@ -51,7 +52,7 @@ def test_digits_permuted_remembers_and_finetune_forgets(tmp_path):
     R = np.array(hm["random_init_accuracy"])
     assert hm["fwt"] == pytest.approx(np.mean([A[j - 1, j] - R[j] for j in range(1, T)]), abs=1e-3)
     assert 0 < R.mean() < 30  # an untrained model is near chance (10 classes)
-    run_dir = tmp_path / "runs" / "digits_permuted" / "seed_1"
+    run_dir = tmp_path / "runs" / "digits_permuted" / "hypermask" / "seed_1"
     assert (run_dir / "accuracy_matrix.csv").read_text().startswith("after_task,task_0")
     assert (run_dir / "accuracy_matrix.png").stat().st_size > 1000
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [f"task_{t:03d}.pt" for t in range(5)]
@@ -72,12 +73,12 @@ def test_same_command_twice_gives_identical_metrics(tiny_params, tmp_path):
 def test_resume_after_second_task_equals_uninterrupted(tiny_params, tmp_path, capsys):
     _train(tiny_params, tmp_path / "full", "tiny", 1, "--no-tracking")
     _train(tiny_params, tmp_path / "cut", "tiny", 1, "--no-tracking", "--stop-after-task", "2")
-    run_dir = tmp_path / "cut" / "runs" / "tiny" / "seed_1"
+    run_dir = tmp_path / "cut" / "runs" / "tiny" / "hypermask" / "seed_1"
     assert not (run_dir / "metrics.json").exists()
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["task_000.pt", "task_001.pt"]
     rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "cut"), "--no-tracking"])
     assert rc == 0
-    assert "resuming tiny seed 1 after task 1" in capsys.readouterr().err
+    assert "resuming tiny/hypermask seed 1 after task 1" in capsys.readouterr().err
     full, cut = _metrics(tmp_path / "full", "tiny", 1), _metrics(tmp_path / "cut", "tiny", 1)
     assert full["accuracy_matrix"] == cut["accuracy_matrix"]
     for k in ("average_accuracy", "bwt", "fwt", "forgetting"):
@@ -86,7 +87,7 @@ def test_resume_after_second_task_equals_uninterrupted(tiny_params, tmp_path, ca
 
 def test_finished_run_is_left_alone_unless_forced(tiny_params, tmp_path, capsys):
     _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking")
-    m = tmp_path / "runs" / "tiny" / "seed_1" / "metrics.json"
+    m = tmp_path / "runs" / "tiny" / "hypermask" / "seed_1" / "metrics.json"
     before = m.stat().st_mtime_ns
     _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking")
     assert m.stat().st_mtime_ns == before
@@ -102,7 +103,7 @@ def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri, "--stop-after-task", "1")
     _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri)
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("tiny")
+    exp = client.get_experiment_by_name("tiny/hypermask")
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1
     r = runs[0]
@@ -165,11 +166,11 @@ def test_resume_refuses_a_checkpoint_of_other_settings_but_not_of_other_seeds(ti
 
     _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking", "--stop-after-task", "1")
     params = yaml.safe_load(tiny_params.read_text())
-    params["experiments"]["tiny"]["seeds"] = [1, 2, 3]  # harmless edit: resumes
-    params["experiments"]["tiny"]["description"] = "edited"
+    params["benchmarks"]["tiny"]["seeds"] = [1, 2, 3]  # harmless edit: resumes
+    params["benchmarks"]["tiny"]["description"] = "edited"
     tiny_params.write_text(yaml.safe_dump(params))
     _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking", "--stop-after-task", "2")
-    params["experiments"]["tiny"]["hypermask"]["beta"] = 0.5  # a different training setting
+    params["methods"]["hypermask"]["settings"]["hypermask"]["beta"] = 0.5  # a different training setting
     tiny_params.write_text(yaml.safe_dump(params))
     rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path), "--no-tracking", "--quiet"])
     assert rc != 0
@@ -185,8 +186,8 @@ def test_run_killed_before_its_first_checkpoint_reuses_its_mlflow_run(tiny_param
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    exp_id = client.create_experiment("tiny")
-    run_dir = (tmp_path / "runs/tiny/seed_1").resolve()
+    exp_id = client.create_experiment("tiny/hypermask")
+    run_dir = (tmp_path / "runs/tiny/hypermask/seed_1").resolve()
     orphan = client.create_run(exp_id, run_name="seed_1", tags={RUN_ID_TAG: str(run_dir)})  # killed early
     _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri)
     runs = client.search_runs([exp_id])

@@ -1,5 +1,6 @@
-"""What most methods share: a torch module around the target network, no-op task hooks and
-a fresh Adam per task over all trained parameters (the protocol every method here faces)."""
+"""What most methods share: a torch module around the target network, no-op task hooks,
+batches from the current task, a fresh Adam per task over all trained parameters (the
+protocol every method here faces) and the count of the memory a method keeps."""
 
 from __future__ import annotations
 
@@ -11,13 +12,23 @@ from ..nets import TargetNet
 
 class MethodBase(nn.Module):
     supports_task_inference = False
+    # state_dict key prefixes a method needs while learning a task but not to serve (or go
+    # on learning) its tasks: left out of `memory()` (they are in the checkpoint for resumes).
+    transient: tuple[str, ...] = ()
 
     def __init__(self, target: TargetNet):
         super().__init__()
         self.target = target
 
+    def attach(self, tasks) -> None:
+        pass
+
     def start_task(self, t: int, n_iterations: int) -> None:
         pass
+
+    def batch(self, task, idx: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """One training batch of the current task (augmented with the task's generator)."""
+        return task.inputs(task.train.x[idx], train=True, gen=gen), task.train.y[idx]
 
     def end_task(self, t: int, task) -> None:
         pass
@@ -26,7 +37,7 @@ class MethodBase(nn.Module):
         """A fresh Adam per task over every trained parameter (the reference's protocol)."""
         from ..optim import adam
 
-        return adam(self.parameters(), lr)
+        return adam([p for p in self.parameters() if p.requires_grad], lr)
 
     @torch.no_grad()
     def eval_context(self, tasks: list[int]) -> dict:
@@ -34,3 +45,14 @@ class MethodBase(nn.Module):
 
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return self.target(x, t, features=features)
+
+    def memory(self) -> dict:
+        """Bytes of every tensor of the method's state (its checkpoint's `learner` entry) that
+        serving and further learning need, by top-level part (target, hnet, masks, fisher ...)."""
+        parts: dict[str, int] = {}
+        for k, v in self.state_dict().items():
+            if self.transient and k.startswith(self.transient):
+                continue
+            part = k.split(".")[0].rstrip("_0123456789") or k
+            parts[part] = parts.get(part, 0) + v.numel() * v.element_size()
+        return {"bytes": sum(parts.values()), "parts": parts}

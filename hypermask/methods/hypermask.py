@@ -94,6 +94,13 @@ def stacked_masked_forward(target: TargetNet, masks: list[list[Tensor]], x: Tens
     k = len(masks)
     stacked = {n: params[n] * torch.stack([m[i] for m in masks]) for i, n in enumerate(names[:-1])}
     stacked[names[-1]] = params[names[-1]].expand(k, *params[names[-1]].shape)
+    return stacked_forward(target, stacked, x, features)
+
+
+def stacked_forward(target: TargetNet, stacked: dict[str, Tensor], x: Tensor, features: bool = False) -> Tensor:
+    """f(x; p_k) for K stacked sets of the target's tensors (leading dimension K): (K, N, out),
+    one vmapped call (HyperMask's masked weights, HNET's generated weights, WSN's and SupSup's
+    masks)."""
 
     def one(p: dict[str, Tensor]) -> Tensor:
         return functional_call(target, p, (x,), {"task": None, "features": features})

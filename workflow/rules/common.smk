@@ -27,6 +27,6 @@ envvars:
 
 
 wildcard_constraints:
-    exp=r"[A-Za-z0-9_]+",
+    exp=r"[A-Za-z0-9_]+/[A-Za-z0-9_]+",  # BENCHMARK/METHOD
     seed=r"\d+",
     source=r"[a-z_0-9]+",

@@ -1,4 +1,4 @@
-# Optuna study per experiment (only those with an entry under sweeps.experiments).
+# Optuna study per (benchmark, method): sweeps.benchmarks x the methods with a sweeps.spaces entry.
 
 
 rule sweep:

@@ -1,0 +1,51 @@
+"""SupSup: M. Wortsman, V. Ramanujan, R. Liu, A. Kembhavi, M. Rastegari, J. Yosinski,
+A. Farhadi, "Supermasks in Superposition", NeurIPS 2020 (the GG scenario: task id given
+while training and testing).
+
+1. The target's weights are random and never trained: signed Kaiming constants,
+   w = sign(N(0,1)) * sqrt(2 / fan_in) (the official code's `signed_constant` init,
+   github.com/RAIVNLab/supsup), biases 0 (the official layers have none).
+2. Each task learns one supermask over the weight tensors with edge-popup: fresh scores per
+   task (kaiming-uniform, a = sqrt(5), as the official code), the top-k% of |scores| per
+   tensor kept (`supsup.keep`), straight-through gradient to the scores
+   (hypermask.methods.supermask); a fresh Adam per task over the task's scores only.
+3. After the task its mask is stored bit-packed; task t is evaluated with W * m_t. The
+   weights never change, so BWT is exactly 0 by construction.
+
+Batch norm's scale and shift stay at identity (the official code uses non-affine batch
+norm). The scores of the task being learned are in the checkpoint but not in the memory
+count (re-initialised at each task's start); the fixed weights are counted, though a seed
+would regenerate them. The paper's one-shot gradient-based task inference is not
+implemented; entropy task inference over the stored masks is available as for HyperMask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config import ExperimentConfig
+from ..nets import TargetNet
+from .supermask import SupermaskMethod
+
+
+class SupSup(SupermaskMethod):
+    """SupSup behind the method contract (hypermask.methods.Method)."""
+
+    transient = ("scores",)
+
+    def __init__(self, cfg: ExperimentConfig, target: TargetNet):
+        names = [n for n in target.masked_names if n.endswith("weight")]
+        super().__init__(target, names, cfg.supsup.keep, cfg.data.n_tasks)
+        with torch.no_grad():
+            for n, p in target.named_parameters():
+                if n in names:
+                    p.copy_(torch.randn_like(p).sign() * math.sqrt(2.0 / p[0].numel()))
+                elif n in target.masked_names:
+                    p.zero_()
+                p.requires_grad_(False)
+
+    def start_task(self, t: int, n_iterations: int) -> None:
+        """A new task's scores (drawn from the task's seed: the loop seeds torch before)."""
+        self.init_scores()

@@ -1,0 +1,232 @@
+"""HNET, WSN, SupSup, SI and joint training (hypermask/methods/) against naive loops, hand
+computations and their defining guarantees, on small random inputs and on real data."""
+
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TINY, write_params
+from hypermask.cli import main
+from hypermask.config import ExperimentConfig
+from hypermask.data import Split, Task
+from hypermask.methods import build_method
+from hypermask.methods.supermask import pack, top_mask, unpack
+from hypermask.nets import build_target
+from hypermask.train import build_run
+
+
+def _cfg(method: str, scenario: str = "permuted", **block) -> ExperimentConfig:
+    data = {"source": "digits", "scenario": scenario, "n_tasks": 3}
+    if scenario == "split":
+        data["classes_per_task"] = 2
+    return ExperimentConfig.model_validate({
+        "name": f"x/{method}", "seeds": [1], "method": method, **({method: block} if block else {}),
+        "data": data, "target": {"kind": "mlp", "hidden": [16]}, "train": {"iterations": 1, "batch_size": 16},
+    })
+
+
+def _build(method: str, n_out: int = 5, heads: int = 1, **block):
+    cfg = _cfg(method, **block)
+    torch.manual_seed(0)
+    return cfg, build_method(cfg, build_target(cfg.target, (64,), n_out, 3, heads))
+
+
+def _task(t: int, n: int = 40, seed: int = 0) -> Task:
+    g = torch.Generator().manual_seed(seed + t)
+    split = Split(torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, 5, (n,), generator=g))
+    return Task(t, list(range(5)), split, split, split)
+
+
+def _learn(m, task: Task, steps: int = 15) -> None:
+    """A few Adam steps on one task through the method's own hooks, as the loop runs them."""
+    m.start_task(task.index, steps)
+    opt = m.make_optimizer(1e-2)
+    for i in range(steps):
+        loss, _ = m.loss(task.inputs(task.train.x), task.train.y, task.index, i)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.end_task(task.index, task)
+
+
+# --------------------------------------------------------------------------- supermasks
+def test_top_mask_keeps_exactly_the_top_fraction_and_packs_to_bits():
+    torch.manual_seed(1)
+    s = torch.randn(37, 11)
+    m = top_mask(s, 30.0)
+    kept = s.numel() - int(0.7 * s.numel())
+    assert int(m.sum()) == kept
+    assert s.abs()[m.bool()].min() > s.abs()[~m.bool()].max()  # no dropped score beats a kept one
+    packed = pack(m)
+    assert packed.dtype == torch.uint8 and packed.numel() == (s.numel() + 7) // 8
+    assert torch.equal(unpack(packed, s.shape), m)
+
+
+def test_wsn_freezes_every_weight_under_an_earlier_mask_and_keeps_earlier_tasks_exactly():
+    cfg, m = _build("wsn", capacity=40.0)
+    t0, t1 = _task(0), _task(1)
+    _learn(m, t0)
+    masks0 = [m.stored_mask(0, i) for i in range(len(m.names))]
+    for s, mask in zip(m.scores, masks0):  # the stored mask is the top-c% of the final scores
+        assert torch.equal(mask, top_mask(s, 40.0))
+    weights0 = {n: p.detach().clone() for n, p in m.target.named_parameters()}
+    ctx0 = m.eval_context([0])
+    before = m.logits(ctx0, t0.inputs(t0.test.x), 0).detach()
+    _learn(m, t1)
+    params = dict(m.target.named_parameters())
+    moved = 0
+    for n, mask in zip(m.names, masks0):
+        used = mask.bool()
+        assert torch.equal(params[n][used], weights0[n][used]), n  # bit-identical under task 0's mask
+        moved += int((params[n][~used] != weights0[n][~used]).sum())
+    assert moved > 0  # task 1 trained the free weights
+    after = m.logits(m.eval_context([0]), t0.inputs(t0.test.x), 0)
+    assert torch.equal(after, before)
+
+
+def test_supsup_weights_never_change_and_masks_are_per_task():
+    cfg, m = _build("supsup", keep=50.0)
+    w0 = {n: p.detach().clone() for n, p in m.target.named_parameters()}
+    for n, p in m.target.named_parameters():  # signed constants, zero biases
+        if n.endswith("weight"):
+            assert torch.allclose(p.abs(), torch.full_like(p, (2.0 / p.shape[1]) ** 0.5))
+        elif n in m.target.masked_names:
+            assert not p.any()
+    t0, t1 = _task(0), _task(1)
+    _learn(m, t0)
+    out0 = m.logits(m.eval_context([0]), t0.inputs(t0.test.x), 0).detach()
+    _learn(m, t1)
+    for n, p in m.target.named_parameters():
+        assert torch.equal(p, w0[n]), n
+    assert torch.equal(m.logits(m.eval_context([0]), t0.inputs(t0.test.x), 0), out0)
+    assert not torch.equal(m.stored_mask(0, 0), m.stored_mask(1, 0))
+    assert "scores" not in m.memory()["parts"]  # the task's scores are not kept
+
+
+# --------------------------------------------------------------------------- HNET
+def test_hnet_regularizer_equals_a_loop_over_earlier_tasks_and_generates_all_weights():
+    cfg, m = _build("hnet", beta=0.7, hnet_hidden=[8], embedding_dim=4)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        m.hnet.embeddings.normal_()
+    m.start_task(2, 1)  # snapshots of tasks 0 and 1
+    with torch.no_grad():
+        m.hnet.embeddings.add_(0.1 * torch.randn_like(m.hnet.embeddings))
+    t = _task(2)
+    x, y = t.inputs(t.train.x), t.train.y
+    loss, ce = m.loss(x, y, 2, 0)
+    h = m.hnet(slice(0, 3))
+    naive = sum(((h[j] - m.h_star[j]) ** 2).sum() for j in range(2)) / 2
+    assert loss.item() == pytest.approx(ce.item() + 0.7 * naive.item(), rel=1e-5)
+    # the target's own weights play no part: the output is that of the generated weights
+    gen = m.generated(h[2].detach())
+    w = [gen[n] for n in m.target.masked_names]
+    hand = F.linear(F.relu(F.linear(x.flatten(1), w[0], w[1])), w[2], w[3])
+    assert torch.allclose(m.logits({2: gen}, x, 2), hand, atol=1e-5)
+    assert all(not p.requires_grad for n, p in m.target.named_parameters() if n in m.target.masked_names)
+
+
+# --------------------------------------------------------------------------- SI
+def test_si_path_integral_equals_a_hand_loop_and_the_analytic_integral():
+    """On L = 1/2 sum a_k theta_k^2 with plain gradient descent, omega_k = sum over steps of
+    -g_k delta_k = sum lr (a_k theta_k)^2, which tends to L_k(start) - L_k(end) as lr -> 0."""
+    from hypermask.methods.si import PathIntegral
+
+    cfg, m = _build("si", c=0.0)
+    m.start_task(0, 1)
+    params = list(m.target.parameters())
+    torch.manual_seed(0)
+    a = [torch.rand_like(p) + 0.5 for p in params]
+    start = [p.detach().clone() for p in params]
+    lr, steps = 1e-3, 200
+    opt = PathIntegral(torch.optim.SGD(params, lr=lr), m)
+    hand = [torch.zeros_like(p) for p in params]
+    theta = [s.clone() for s in start]
+    for _ in range(steps):
+        loss = sum((ak * p.pow(2)).sum() / 2 for ak, p in zip(a, params))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for k in range(len(theta)):  # the naive loop
+            g = a[k] * theta[k]
+            hand[k] += -g * (-lr * g)
+            theta[k] = theta[k] - lr * g
+    for k, p in enumerate(params):
+        assert torch.allclose(m.omega(k), hand[k], rtol=1e-4, atol=1e-10)
+        analytic = a[k] * (start[k].pow(2) - p.detach().pow(2)) / 2
+        assert torch.allclose(m.omega(k), analytic, rtol=2e-3, atol=1e-7)
+    omega = [m.omega(k).clone() for k in range(len(params))]
+    m.end_task(0, None)
+    for k, (p, big, anchor) in enumerate(m.triples()):  # Omega = omega / (delta^2 + xi)
+        assert torch.allclose(big, omega[k] / ((p.detach() - start[k]).pow(2) + cfg.si.xi))
+        assert not m.omega(k).any()
+
+
+def test_si_penalty_and_task_loss_gradient():
+    cfg, m = _build("si", c=2.5)
+    t0, t1 = _task(0), _task(1)
+    _learn(m, t0)
+    m.start_task(1, 1)
+    with torch.no_grad():
+        for p in m.target.parameters():
+            p.add_(0.01)
+    loss, ce = m.loss(t1.inputs(t1.train.x), t1.train.y, 1, 0)
+    hand = sum((big * (p - anc).pow(2)).sum() for p, big, anc in m.triples())
+    assert loss.item() == pytest.approx(ce.item() + 2.5 * hand.item(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- joint, heads
+def test_joint_batches_mix_every_task_and_use_each_rows_head():
+    cfg = _cfg("joint", scenario="split")
+    tasks, m = build_run(cfg, 1, torch.device("cpu"))
+    assert m.target.n_heads == 3
+    gen = torch.Generator().manual_seed(0)
+    x, y = m.batch(tasks[1], torch.arange(16), gen)
+    assert len(y) == 16 and m.row_task.bincount().tolist() == [6, 5, 5]
+    out = m.target.head()(m.target.features(x)).view(16, 3, 2)
+    hand = torch.stack([out[i, m.row_task[i]] for i in range(16)])
+    _, ce = m.loss(x, y, 1, 0)
+    assert ce.item() == pytest.approx(F.cross_entropy(hand, y).item())
+    # each task's rows come from that task's training split (its own classes, remapped 0/1)
+    for j, tj in enumerate(tasks):
+        rows = x[m.row_task == j]
+        pool = tj.inputs(tj.train.x)
+        assert all((pool == r).all(1).any() for r in rows)
+
+
+def test_multi_head_target_reads_the_tasks_block():
+    cfg = _cfg("finetune", scenario="split")
+    torch.manual_seed(0)
+    net = build_target(cfg.target, (64,), 2, 3, heads=3)
+    x = torch.rand(4, 64)
+    full = net.head()(net.features(x))
+    assert full.shape == (4, 6)
+    assert torch.equal(net(x, 2), full[:, 4:6])
+
+
+# --------------------------------------------------------------------------- real data
+def test_compare_methods_on_real_data(tmp_path):
+    """Every method on a small real stream: WSN and SupSup forget nothing (BWT exactly 0 and
+    an identical accuracy matrix column), SI forgets less than fine-tuning, memory counted."""
+    p = copy.deepcopy(TINY)
+    p["benchmarks"]["tiny"].update(seeds=[1])
+    p["benchmarks"]["tiny"]["train"]["iterations"] = 100
+    p["methods"].update(wsn={}, supsup={}, si={"settings": {"si": {"c": 5.0}}}, hnet={}, joint={})
+    params = write_params(tmp_path / "params.yaml", p)
+    out = {}
+    for method in ("wsn", "supsup", "si", "finetune", "hnet", "joint"):
+        assert main(["--params", str(params), "train", "tiny", "--method", method, "--seed", "1",
+                     "--results", str(tmp_path), "--no-tracking", "--quiet", "--threads", "1"]) == 0
+        out[method] = json.loads((tmp_path / f"runs/tiny/{method}/seed_1/metrics.json").read_text())
+    for method in ("wsn", "supsup"):
+        A = out[method]["accuracy_matrix"]
+        assert out[method]["bwt"] == 0.0 and out[method]["forgetting"] == 0.0
+        assert all(A[t][j] == A[j][j] for j in range(3) for t in range(j, 3))
+    assert out["si"]["bwt"] > out["finetune"]["bwt"]
+    assert out["joint"]["average_accuracy"] > out["finetune"]["average_accuracy"]
+    assert out["hnet"]["memory"]["parts"].keys() == {"hnet"}  # generated weights: no target weights kept
+    for method, m in out.items():
+        assert m["memory"]["bytes"] == sum(m["memory"]["parts"].values()) > 0
