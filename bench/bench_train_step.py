@@ -1,4 +1,4 @@
-"""Seconds per HyperMask training iteration and peak memory, printed as JSON.
+"""Seconds per training iteration and peak memory of a method on a benchmark, printed as JSON.
 
 Times the exact step the trainer runs (`hypermask.train.training_step`) on a task after
 the first (so both regularizers are active), median over repeats after warm-up, and the
@@ -8,6 +8,8 @@ process so that peak memory is its own.
     python bench/bench_train_step.py     # fmnist_permuted, digits_permuted, permuted_mnist, cifar100_resnet20
     python bench/bench_train_step.py --configs fmnist_permuted --threads 2
     python bench/bench_train_step.py --configs fmnist_split --threads 2 --profile
+    python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 \
+        --methods hypermask hnet wsn supsup ewc si finetune joint   # every method (HyperMask by default)
 
 `optimizer_step_seconds` times the fused Adam step alone, the memory-bound floor of a step.
 """
@@ -60,7 +62,7 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
     from hypermask.config import load_experiment
     from hypermask.data import BatchStream, Split, Task, build_tasks, check_source_available
     from hypermask.evaluate import evaluate_tasks
-    from hypermask.methods import build_method
+    from hypermask.methods import build_method, heads_of
     from hypermask.nets import build_target
     from hypermask.train import set_determinism, training_step
 
@@ -95,7 +97,8 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
     task = tasks[min(task_index, T - 1)]
     shape = tuple(task.inputs(task.train.x[:1]).shape[1:])
     torch.manual_seed(1)
-    learner = build_method(cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T)).to(dev)
+    learner = build_method(cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T, heads_of(cfg))).to(dev)
+    learner.attach(tasks)
     iters = cfg.train.iterations or 1000  # the task's budget (its sparsity ramp, on the first task)
     learner.start_task(task.index, iters)
     learner.train()
@@ -128,6 +131,7 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
     n_hnet = sum(p.numel() for p in learner.hnet.parameters()) if hasattr(learner, "hnet") else 0
     return {
         "config": name,
+        "method": cfg.method,
         "data": data,
         "device": str(dev) + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""),
         "threads": torch.get_num_threads(),
@@ -136,6 +140,7 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         "batch_size": cfg.train.batch_size,
         "hnet_parameters": n_hnet,
         "target_parameters": sum(p.numel() for p in learner.target.parameters()),
+        "memory_bytes": learner.memory()["bytes"],
         "sec_per_iter_median": statistics.median(times),
         "sec_per_iter_min": min(times),
         "sec_per_iter_max": max(times),
@@ -151,7 +156,8 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", nargs="*", default=DEFAULT)
+    ap.add_argument("--configs", nargs="*", default=DEFAULT, help="benchmarks (or BENCHMARK/METHOD)")
+    ap.add_argument("--methods", nargs="*", default=None, help="run each benchmark with each of these methods")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
@@ -167,7 +173,7 @@ def main() -> None:
     if a.one:
         if a.threads:
             torch.set_num_threads(a.threads)
-        big = device == "cpu" and (a.configs[0] == "permuted_mnist" or "resnet" in a.configs[0] or "zenke" in a.configs[0])
+        big = device == "cpu" and (a.configs[0].split("/")[0] == "permuted_mnist" or "resnet" in a.configs[0] or "zenke" in a.configs[0])
         res = bench_one(
             a.configs[0], device,
             a.warmup if a.warmup is not None else (2 if big else 20),
@@ -181,9 +187,12 @@ def main() -> None:
     from hypermask.config import read_params
     from hypermask.pipeline import KEEP_FREED_MEMORY
 
+    from hypermask.config import split_name
+
     keep = set(read_params(ROOT / "params.yaml").pipeline.keep_freed_memory)
     results = []
-    for name in a.configs:
+    names = [f"{c}/{m}" for c in a.configs for m in a.methods] if a.methods else a.configs
+    for name in names:
         cmd = [sys.executable, __file__, "--one", "--configs", name, "--device", device, "--task", str(a.task)]
         cmd += ["--profile"] if a.profile else []
         for flag in ("threads", "warmup", "repeats", "per_repeat"):
@@ -191,7 +200,7 @@ def main() -> None:
             if v is not None:
                 cmd += [f"--{flag.replace('_', '-')}", str(v)]
         env = dict(os.environ)
-        if name in keep:  # as the pipeline runs it (pipeline.keep_freed_memory)
+        if split_name(name)[0] in keep:  # as the pipeline runs it (pipeline.keep_freed_memory)
             env.update(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
         if out.returncode != 0:

@@ -147,6 +147,25 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .claims import check
+
+    params = read_params(args.params)
+    csv = _results(args, params) / "tables" / f"{args.suite}.csv"
+    try:
+        df = pd.read_csv(csv, dtype={"missing": str})
+    except (OSError, ValueError):
+        raise ConfigError(f"{csv}: no table; run `hypermask tables {args.suite}` (or the pipeline) first") from None
+    results = check(df)
+    for ok, what in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {what}")
+    failed = sum(not ok for ok, _ in results)
+    print(f"{csv}: {len(results) - failed} of {len(results)} claims hold")
+    return 1 if failed else 0
+
+
 def cmd_readme(args: argparse.Namespace) -> int:
     from . import readme
 
@@ -292,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("suite", nargs="*", help="default: the params file's `suite`")
     tb.add_argument("--results", default=None)
     tb.set_defaults(func=cmd_tables)
+
+    cl = sub.add_parser("claims", help="check a comparison suite's table against what the methods guarantee")
+    cl.add_argument("suite")
+    cl.add_argument("--results", default=None)
+    cl.set_defaults(func=cmd_claims)
 
     rd = sub.add_parser("readme", help="copy a suite's table into the README (or --check that it agrees)")
     rd.add_argument("suite")

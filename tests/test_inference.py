@@ -162,18 +162,19 @@ def test_fecam_class_incremental_on_split_fashion_mnist(tmp_path):
     import yaml
 
     p = copy.deepcopy(TINY)
-    p["experiments"]["fm"] = {
+    p["benchmarks"]["fm"] = {
         "seeds": [1],
         "data": {"source": "fashion_mnist", "root": str(FMNIST), "scenario": "split", "n_tasks": 5,
                  "classes_per_task": 2, "validation_size": 500},
         "target": {"kind": "mlp", "hidden": [100, 100]},
-        "hypermask": {"hnet_hidden": [25, 25], "embedding_dim": 24, "beta": 1e-3, "lambda": 1e-3, "sparsity": 30},
         "train": {"iterations": 150, "batch_size": 128},
         "evaluation": {"settings": ["til", "fecam"], "batch_size": 2000},
     }
+    p["methods"]["hypermask"]["benchmarks"] = {"fm": {"hypermask": {
+        "hnet_hidden": [25, 25], "embedding_dim": 24, "beta": 1e-3, "lambda": 1e-3, "sparsity": 30}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     assert main(["--params", str(tmp_path / "params.yaml"), "train", "fm", "--seed", "1", "--results", str(tmp_path),
                  "--quiet", "--no-tracking"]) == 0
-    m = json.loads((tmp_path / "runs/fm/seed_1/metrics.json").read_text())
+    m = json.loads((tmp_path / "runs/fm/hypermask/seed_1/metrics.json").read_text())
     assert m["fecam"]["accuracy"][0] > 90  # one task of 2 classes
     assert m["fecam"]["final_accuracy"] > 40, m["fecam"]  # 10 classes in competition; chance is 10%

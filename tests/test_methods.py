@@ -230,3 +230,21 @@ def test_compare_methods_on_real_data(tmp_path):
     assert out["hnet"]["memory"]["parts"].keys() == {"hnet"}  # generated weights: no target weights kept
     for method, m in out.items():
         assert m["memory"]["bytes"] == sum(m["memory"]["parts"].values()) > 0
+
+
+def test_claims_hold_and_fail_where_they_should():
+    import pandas as pd
+
+    from hypermask.claims import check
+
+    def row(m, acc, std, bwt, fg=None, seeds="3/3"):
+        return {"benchmark": "b", "method": m, "seeds": seeds, "average_accuracy_mean": acc,
+                "average_accuracy_std": std, "bwt_mean": bwt, "forgetting_mean": -bwt if fg is None else fg}
+
+    good = pd.DataFrame([row("wsn", 90, 1, 0.0), row("ewc", 80, 1, -5), row("finetune", 60, 2, -30),
+                         row("joint", 91, 0.5, 1.0), row("hypermask", 92, 0.4, -1.0)])
+    assert all(ok for ok, _ in check(good))
+    bad = pd.DataFrame([row("wsn", 90, 1, -0.01), row("ewc", 50, 1, -40), row("finetune", 60, 2, -30),
+                        row("joint", 85, 0.5, 1.0), row("hypermask", 92, 0.4, -3.5), row("si", 70, 1, -1, seeds="0/3")])
+    failed = [what for ok, what in check(bad) if not ok]
+    assert len(failed) == 4 and not any("si" in w for w in failed)  # si has no seed: skipped

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # real Optuna studies of real training: minutes (
 BIN = Path(sys.executable).parent
 
 
-def _study(results: Path, name: str = "tiny") -> optuna.Study:
+def _study(results: Path, name: str = "tiny/hypermask") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage_for(None, sweep_dir(results, name)))
 
 
@@ -32,18 +32,23 @@ def test_reference_first_reports_per_task_and_resumes(tmp_path):
     assert len(trials) == 2
     assert trials[0].params == {"hypermask.beta": 5e-3}  # the experiment's own value, enqueued first
     assert sorted(trials[0].intermediate_values) == [0, 1, 2]  # running mean after each of 3 tasks
+    import json
+
+    scored = json.loads((sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_1/metrics.json").read_text())
+    assert scored["scored_on"] == "val" and trials[0].value == scored["average_accuracy"]  # never the test data
+    assert "entropy" not in scored
     run_sweep(params, "tiny", res, "cpu", None, n_trials=2)  # nothing missing: nothing added
     assert len(_study(res).get_trials()) == 2
     out = run_sweep(params, "tiny", res, "cpu", None, n_trials=3)  # only the missing trial
     assert len(_study(res).get_trials()) == 3 and out["n_complete"] + sum(
         t.state == optuna.trial.TrialState.PRUNED for t in _study(res).get_trials()) == 3
-    best = yaml.safe_load((sweep_dir(res, "tiny") / "best_params.yaml").read_text())
+    best = yaml.safe_load((sweep_dir(res, "tiny/hypermask") / "best_params.yaml").read_text())
     assert best["hypermask.beta"] == _study(res).best_params["hypermask.beta"]
 
 
 def test_four_workers_share_one_study_without_losing_or_duplicating_trials(tmp_path):
     suite = tiny_suite()
-    suite["sweeps"]["experiments"]["tiny"]["n_trials"] = 8
+    suite["sweeps"]["n_trials"] = 8
     p = write_params(tmp_path / "params.yaml", suite)
     cmd = [str(BIN / "hypermask"), "--params", str(p), "sweep", "tiny", "--no-tracking",
            "--results", str(tmp_path / "results")]
