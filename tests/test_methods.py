@@ -247,4 +247,5 @@ def test_claims_hold_and_fail_where_they_should():
     bad = pd.DataFrame([row("wsn", 90, 1, -0.01), row("ewc", 50, 1, -40), row("finetune", 60, 2, -30),
                         row("joint", 85, 0.5, 1.0), row("hypermask", 92, 0.4, -3.5), row("si", 70, 1, -1, seeds="0/3")])
     failed = [what for ok, what in check(bad) if not ok]
-    assert len(failed) == 4 and not any("si" in w for w in failed)  # si has no seed: skipped
+    assert len(failed) == 5 and not any(" si " in w for w in failed)  # si has no seed: skipped
+    assert sum("joint" in w for w in failed) == 2  # below wsn and hypermask, not below ewc or fine-tuning
