@@ -2,8 +2,12 @@
 
 * the forget-free methods (WSN, SupSup) have BWT exactly 0.00 and forgetting 0.00;
 * EWC and SI forget less than fine-tuning (higher BWT);
-* joint training is not below any other method's average accuracy by more than seed noise
-  (two standard errors of the difference of the two means, from the population stds, + 0.5);
+* joint training is not below any method that shares one network over all tasks (EWC, SI,
+  fine-tuning) by more than seed noise (two standard errors of the difference of the two
+  means, from the population stds, + 0.5). Against methods with task-specific parameters
+  (generated weights, masks) joint is no bound: one network of the same size must fit every
+  task at once, while HNET on permuted digits, for one, gives each task its own weights. Those
+  comparisons are printed as notes, not checked;
 * HyperMask and HNET keep BWT >= -3.
 
 `hypermask claims SUITE` prints each claim with its numbers and exits 1 if one fails (CI runs
@@ -17,6 +21,7 @@ import math
 import pandas as pd
 
 FORGET_FREE = ("wsn", "supsup")
+SHARED_NETWORK = ("ewc", "si", "finetune")  # one set of weights for all tasks, as joint's
 REGULARISED = ("ewc", "si")
 HYPERNETWORKS = ("hypermask", "hnet")
 BWT_FLOOR = -3.0
@@ -28,8 +33,8 @@ def _noise(a: pd.Series, b: pd.Series) -> float:
     return 2 * se + 0.5
 
 
-def check(df: pd.DataFrame) -> list[tuple[bool, str]]:
-    """(holds, what) for every claim that applies to the table's rows."""
+def check(df: pd.DataFrame) -> list[tuple[bool | None, str]]:
+    """(holds, what) for every claim that applies to the table's rows; holds None: a note."""
     out = []
     for benchmark, rows in df.groupby("benchmark", sort=False):
         by = {r["method"]: r for _, r in rows.iterrows() if str(r["seeds"]).split("/")[0] != "0"}
@@ -47,7 +52,13 @@ def check(df: pd.DataFrame) -> list[tuple[bool, str]]:
             for m, r in by.items():
                 if m != "joint":
                     gap = r["average_accuracy_mean"] - j["average_accuracy_mean"]
-                    out.append((gap <= _noise(j, r), f"{benchmark}: joint ({j['average_accuracy_mean']:.2f}) is not below "
+                    holds = gap <= _noise(j, r)
+                    if m not in SHARED_NETWORK:
+                        out.append((None, f"{benchmark}: {m} ({r['average_accuracy_mean']:.2f}) vs joint "
+                                    f"({j['average_accuracy_mean']:.2f}): "
+                                    + ("within seed noise or below" if holds else "above joint beyond seed noise")))
+                        continue
+                    out.append((holds, f"{benchmark}: joint ({j['average_accuracy_mean']:.2f}) is not below "
                                 f"{m} ({r['average_accuracy_mean']:.2f}) by more than seed noise ({_noise(j, r):.2f})"))
         for m in HYPERNETWORKS:
             if m in by:
