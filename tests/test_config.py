@@ -120,7 +120,7 @@ def test_corrupt_data_file_is_named(tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_exit_status_through_the_console_script(tmp_path):
     params = copy.deepcopy(TINY)
-    _set(params, f"{E}.hypermask.sparsity", 101)
+    _set(params, f"{H}.sparsity", 101)
     p = write_params(tmp_path / "params.yaml", params)
     out = subprocess.run(
         [sys.executable, "-m", "hypermask.cli", "--params", str(p), "train", "tiny", "--seed", "1"],

@@ -33,9 +33,9 @@ def test_digits_permuted_remembers_and_finetune_forgets(tmp_path):
     """The repository's digits_permuted experiment (real data, 5 tasks x 500 iterations)."""
     params = ROOT / "params.yaml"
     _train(params, tmp_path, "digits_permuted", 1, "--no-tracking")
-    _train(params, tmp_path, "digits_permuted_finetune", 1, "--no-tracking")
+    _train(params, tmp_path, "digits_permuted/finetune", 1, "--no-tracking")
     hm = _metrics(tmp_path, "digits_permuted", 1)
-    ft = _metrics(tmp_path, "digits_permuted_finetune", 1)
+    ft = _metrics(tmp_path, "digits_permuted/finetune", 1)
     A, F = np.array(hm["accuracy_matrix"]), np.array(ft["accuracy_matrix"])
     assert A.shape == (5, 5)
     assert hm["average_accuracy"] >= 85.0, hm["average_accuracy"]
@@ -108,7 +108,7 @@ def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     assert len(runs) == 1
     r = runs[0]
     assert r.info.status == "FINISHED"
-    assert r.data.tags["seed"] == "1" and r.data.tags["method"] == "hypermask" and r.data.tags["experiment"] == "tiny"
+    assert r.data.tags["seed"] == "1" and r.data.tags["method"] == "hypermask" and r.data.tags["experiment"] == "tiny/hypermask"
     assert "git_commit" in r.data.tags
     assert r.data.params["hypermask.lambda"] == "0.01" and r.data.params["train.iterations"] == "60"
     hist = client.get_metric_history(r.info.run_id, "test_accuracy_task_0")
