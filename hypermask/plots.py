@@ -1,4 +1,4 @@
-"""Figures: accuracy-matrix heatmaps and accuracy-per-task curves, written atomically."""
+"""Figures: accuracy-matrix heatmaps and every method's accuracy curve per benchmark, written atomically."""
 
 from __future__ import annotations
 
@@ -39,23 +39,6 @@ def write_heatmap(path: Path, A: np.ndarray, title: str) -> None:
     ax.set_ylabel("after learning task")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def write_curves(path: Path, A: np.ndarray, title: str) -> None:
-    """Accuracy on each task j (one line) after learning each task t >= j."""
-    plt = _plt()
-    T = A.shape[0]
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for j in range(A.shape[1]):
-        ts = np.arange(j, T)
-        ax.plot(ts, A[j:, j], marker="o", markersize=3, label=f"task {j}" if A.shape[1] <= 10 else None)
-    ax.plot(np.arange(T), [A[t, : t + 1].mean() for t in range(T)], "k--", lw=2, label="mean over seen tasks")
-    ax.set_xlabel("after learning task")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     _save(fig, path)
 

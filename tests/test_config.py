@@ -110,6 +110,7 @@ def test_corrupt_data_file_is_named(tmp_path, capsys):
     params = copy.deepcopy(TINY)
     _set(params, f"{E}.data.source", "fashion_mnist")
     _set(params, f"{E}.data.root", str(root))
+    params["pipeline"] = {"data_cache": str(tmp_path / "cache")}  # not the checkout's prepared data
     p = write_params(tmp_path / "params.yaml", params)
     rc = main(["--params", str(p), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "res"), "--no-tracking", "--quiet"])
     assert rc != 0
