@@ -2,7 +2,7 @@
 
 For each product the trainer runs per iteration (shapes from `bench_train_step.py --profile`
 with shapes recorded: the hypernetwork output layer 25 -> 113,610 for the current and one
-earlier task, the target MLP 1024-100-100-10 on a batch of 128): its time through torch
+earlier task, also in nn.Linear's layout for comparison, the target MLP 1024-100-100-10 on a batch of 128): its time through torch
 (MKL here) and through numpy (OpenBLAS), the time its arithmetic takes at the machine's
 measured peak GEMM rate (a large square product), and the time its bytes take at the
 machine's measured copy bandwidth. The larger of the two floors is what bounds it.
@@ -18,16 +18,28 @@ import sys
 import time
 from pathlib import Path
 
-# (name, m, k, n): C[m, n] = A[m, k] @ B[k, n]
+# (name, m, k, n, a_t, b_t): C[m, n] = A[m, k] @ B[k, n], where a_t / b_t mean the operand is the
+# transposed view of a row-major tensor, as the step hands it to the BLAS (F.linear's W.t(),
+# autograd's g.t()). The hypernetwork's output weight is stored (25, n) (WideLinear).
 STEP_PRODUCTS = [
-    ("hnet output forward (2 embeddings)", 2, 25, 113_610),
-    ("hnet output backward, hidden grad", 2, 113_610, 25),
-    ("hnet output backward, weight grad", 113_610, 2, 25),
-    ("target layer 1 forward", 128, 1024, 100),
-    ("target layer 1 weight grad", 100, 128, 1024),
-    ("target layer 2 forward", 128, 100, 100),
-    ("target layer 3 forward", 128, 100, 10),
+    ("hnet output forward (2 embeddings)", 2, 25, 113_610, False, False),
+    ("hnet output backward, hidden grad", 2, 113_610, 25, False, True),
+    ("hnet output backward, weight grad", 25, 2, 113_610, True, False),
+    ("  the same, weight stored (n, 25) as nn.Linear: forward", 2, 25, 113_610, False, True),
+    ("  hidden grad", 2, 113_610, 25, False, False),
+    ("  weight grad", 113_610, 2, 25, True, False),
+    ("target layer 1 forward", 128, 1024, 100, False, True),
+    ("target layer 1 weight grad", 100, 128, 1024, True, False),
+    ("target layer 2 forward", 128, 100, 100, False, True),
+    ("target layer 3 forward", 128, 100, 10, False, True),
 ]
+IN_STEP = {name for name, *_ in STEP_PRODUCTS if not name.startswith(" ")}
+
+
+def operand(rows: int, cols: int, transposed: bool):
+    import torch
+
+    return torch.randn(cols, rows).t() if transposed else torch.randn(rows, cols)
 
 
 def best_of(f, repeats: int, inner: int) -> float:
@@ -60,8 +72,8 @@ def main() -> None:
     bandwidth = 2 * src.numel() * 4 / best_of(lambda: dst.copy_(src), a.repeats, 5)  # bytes/s, read + write
     rows = []
     total = {"torch": 0.0, "numpy": 0.0, "floor": 0.0}
-    for name, m, k, n in STEP_PRODUCTS:
-        x, y = torch.randn(m, k), torch.randn(k, n)
+    for name, m, k, n, a_t, b_t in STEP_PRODUCTS:
+        x, y = operand(m, k, a_t), operand(k, n, b_t)
         xn, yn = x.numpy(), y.numpy()
         inner = max(1, int(2e7 // (m * k * n + m * n + k * n)))
         t_torch = best_of(lambda: x @ y, a.repeats, inner)
@@ -70,15 +82,17 @@ def main() -> None:
         moved = 4 * (m * k + k * n + m * n)
         floor = max(flops / peak, moved / bandwidth)
         rows.append({
-            "product": name, "m": m, "k": k, "n": n,
+            "product": name.strip(), "in_step": name in IN_STEP, "m": m, "k": k, "n": n,
+            "a_transposed": a_t, "b_transposed": b_t,
             "torch_us": round(t_torch * 1e6, 1), "numpy_openblas_us": round(t_numpy * 1e6, 1),
             "compute_floor_us": round(flops / peak * 1e6, 1), "memory_floor_us": round(moved / bandwidth * 1e6, 1),
             "bound": "compute" if flops / peak > moved / bandwidth else "memory",
             "torch_over_floor": round(t_torch / floor, 2),
         })
-        total["torch"] += t_torch
-        total["numpy"] += t_numpy
-        total["floor"] += floor
+        if name in IN_STEP:
+            total["torch"] += t_torch
+            total["numpy"] += t_numpy
+            total["floor"] += floor
     print(json.dumps({
         "machine": describe(),
         "threads": a.threads,

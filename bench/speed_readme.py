@@ -4,6 +4,7 @@
     python bench/bench_contention.py --configs fmnist_permuted --threads 2 > bench/results/speed_contention.json
     python bench/bench_gemm.py --threads 2 > bench/results/speed_gemm.json
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
+    python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
     python bench/speed_readme.py            # rewrites the block between <!-- speed --> and <!-- end speed -->
     python bench/speed_readme.py --check    # exit 1 if the README's block differs from the JSON
 """
@@ -58,20 +59,35 @@ def render() -> str:
         out += [f"The step's matrix products (`bench/bench_gemm.py`, {gemm['threads']} threads; measured peak "
                 f"{gemm['peak_gemm_gflops']} GFLOP/s on a 2048² product, copy bandwidth "
                 f"{gemm['copy_bandwidth_gb_s']} GB/s):", "",
-                "| product | m×k×n | torch (MKL) | numpy (OpenBLAS) | floor | bound by |", "|---|---|---|---|---|---|"]
+                "| product | m×k×n | operands | torch (MKL) | numpy (OpenBLAS) | floor | bound by |",
+                "|---|---|---|---|---|---|---|"]
         for r in gemm["products"]:
             floor = max(r["compute_floor_us"], r["memory_floor_us"])
-            out.append(f"| {r['product']} | {r['m']}×{r['k']}×{r['n']} | {r['torch_us']:.0f} µs | "
+            name = r["product"] if r.get("in_step", True) else f"*not in the step:* {r['product']}"
+            ops = f"A{'ᵀ' if r.get('a_transposed') else ''}, B{'ᵀ' if r.get('b_transposed') else ''}"
+            out.append(f"| {name} | {r['m']}×{r['k']}×{r['n']} | {ops} | {r['torch_us']:.0f} µs | "
                        f"{r['numpy_openblas_us']:.0f} µs | {floor:.0f} µs | {r['bound']} |")
         s = gemm["sum_ms"]
-        out += ["", f"Sum: torch {s['torch']:.2f} ms, OpenBLAS {s['numpy']:.2f} ms, floor {s['floor']:.2f} ms.", ""]
+        out += ["", "Aᵀ/Bᵀ: the operand is the transposed view of a row-major tensor, as the step passes it.",
+                f"Sum over the step's products: torch {s['torch']:.2f} ms, OpenBLAS {s['numpy']:.2f} ms, "
+                f"floor {s['floor']:.2f} ms.", ""]
+    pct = _load("speed_percentile.json")
+    if pct:
+        out += [f"HyperMask's mask thresholds (`bench/bench_percentile.py`, `{pct['config']}`, p = {pct['sparsity']:g}): "
+                "one tensor's two neighbouring order statistics", "",
+                "| entries | torch.kthvalue + 2 passes | numpy.partition, both ranks | numpy.partition, lower rank + min (used) |",
+                "|---|---|---|---|"]
+        for r in pct["tensors"]:
+            out.append(f"| {r['entries']:,} | {r['torch_kthvalue_and_neighbour_us']:.0f} µs | "
+                       f"{r['numpy_partition_both_ranks_us']:.0f} µs | {r['numpy_partition_lower_rank_and_min_us']:.0f} µs |")
+        out += ["", f"All thresholds of the step (`thresholds()`): {pct['thresholds_call_us'] / 1e3:.2f} ms.", ""]
     cont = _load("speed_contention.json")
     if cont:
         out += [f"Beside one other CPU-bound process (`bench/bench_contention.py`, a {cont['rows'][0]['busy']} "
                 "process the bench starts and stops):", "",
-                "| configuration | OpenMP wait policy | alone | with the busy process | slowdown |", "|---|---|---|---|---|"]
+                "| configuration | OpenMP settings | alone | with the busy process | slowdown |", "|---|---|---|---|---|"]
         for r in cont["rows"]:
-            policy = r["env"].get("OMP_WAIT_POLICY", "unset (spinning)")
+            policy = ", ".join(f"{k}={v}" for k, v in r["env"].items()) or "none (libgomp spins 300,000 times)"
             out.append(f"| `{r['config']}` | {policy} | {r['alone_ms']:.2f} ms | {r['with_busy_process_ms']:.2f} ms | "
                        f"{r['slowdown']:.2f}x |")
         out.append("")

@@ -6,6 +6,7 @@ import torch
 
 from hypermask.methods.hypermask import (
     HyperNetwork,
+    WideLinear,
     hnet_reg_weight,
     hnet_regularizer,
     masked_forward,
@@ -14,7 +15,7 @@ from hypermask.methods.hypermask import (
     sparsity_at,
     target_regularizer,
 )
-from hypermask.percentile import percentile_rows, thresholds
+from hypermask.percentile import _order_stats_numpy, _order_stats_torch, percentile_rows, thresholds
 from hypermask.nets import MLP
 
 
@@ -25,6 +26,22 @@ def test_percentile_matches_numpy_linear_interpolation():
         s[1, : n // 2] = s[1, 0]  # a repeated value at the lower neighbour
         for p in (0, 0.5, 10, 30, 33.3, 50, 70, 99.9, 100):
             np.testing.assert_allclose(percentile_rows(s, p).numpy(), np.percentile(s.numpy(), p, axis=-1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_order_statistics_numpy_and_torch_paths_agree_bit_for_bit(dtype):
+    """The CPU path (numpy's selection) and the accelerator path (kthvalue) pick the same two
+    values of x, with ties, several rows, and a first-layer-sized row."""
+    g = torch.Generator().manual_seed(3)
+    for n in (1, 2, 3, 64, 1001, 313_600):
+        x = torch.randn(2, n, generator=g, dtype=dtype).tanh().abs()
+        x[1, : n // 2] = x[1, n // 3]  # a value repeated across the lower half
+        for lo in sorted({0, n // 3, (n - 1) // 2, n - 1}):
+            hi = min(lo + 1, n - 1)
+            got, ref = _order_stats_numpy(x, lo, hi), _order_stats_torch(x, lo, hi)
+            assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1]), (n, lo)
+            srt = x.sort(-1).values  # and both are the sorted rows' entries lo and hi
+            assert torch.equal(got[0], srt[:, lo]) and torch.equal(got[1], srt[:, hi])
 
 
 def _plain_thresholds(s: torch.Tensor, sizes: list[int], p: float) -> torch.Tensor:
@@ -158,7 +175,7 @@ def test_target_regularizer_equals_naive_loop_and_reaches_hypernetwork():
     unmasked = target_regularizer(theta, theta_star, None)
     assert unmasked.item() == pytest.approx(sum((w - w0).abs().sum().item() for w, w0 in zip(theta, theta_star)), rel=1e-6)
     fast.backward()
-    assert hnet.out.weight.grad is not None and hnet.out.weight.grad.abs().sum() > 0
+    assert hnet.out.weight_t.grad is not None and hnet.out.weight_t.grad.abs().sum() > 0
     assert hnet.embeddings.grad[1].abs().sum() > 0 and hnet.embeddings.grad[0].abs().sum() == 0
 
 
@@ -170,3 +187,25 @@ def test_hypernetwork_shapes_and_init():
     n_params = sum(p.numel() for p in hnet.parameters())
     assert n_params == 24 * 25 + 25 + 25 * 25 + 25 + 25 * 113_610 + 113_610 + 5 * 24
     assert abs(hnet.embeddings.std().item() - 1) < 0.3  # N(0, 1)
+
+
+def test_wide_linear_is_nn_linear_stored_transposed():
+    """The same draws as nn.Linear under the same seed, the same function and gradients (to
+    rounding: sums over n may run in another order), and an nn.Linear checkpoint loads."""
+    torch.manual_seed(7)
+    lin = torch.nn.Linear(25, 1000)
+    torch.manual_seed(7)
+    wide = WideLinear(25, 1000)
+    assert wide.weight_t.is_contiguous() and wide.weight_t.shape == (25, 1000)
+    assert torch.equal(wide.weight, lin.weight) and torch.equal(wide.bias, lin.bias)
+    h = torch.randn(3, 25, requires_grad=True)
+    g = torch.randn(3, 1000)
+    torch.testing.assert_close(wide(h), lin(h))
+    (gh_wide,) = torch.autograd.grad((wide(h) * g).sum(), h)
+    (gh_lin,) = torch.autograd.grad((lin(h) * g).sum(), h)
+    torch.testing.assert_close(gh_wide, gh_lin)
+    (wide(h) * g).sum().backward()
+    torch.testing.assert_close(wide.weight_t.grad, h.detach().t() @ g)  # dL/dW^T = h^T g, by hand
+    other = WideLinear(25, 1000)
+    other.load_state_dict(lin.state_dict())  # {"weight": (1000, 25), "bias"}
+    assert torch.equal(other.weight, lin.weight) and torch.equal(other.bias, lin.bias)

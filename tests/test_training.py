@@ -153,7 +153,7 @@ def test_conv_targets_train_a_few_steps(kind, bn, side):
         before = {k: v.clone() for k, v in learner.state_dict().items()}
         train_task(learner, tasks[t], cfg, 1, Events([]), 0)
         after = learner.state_dict()
-        assert not torch.equal(before["hnet.out.weight"], after["hnet.out.weight"])  # the step reached
+        assert not torch.equal(before["hnet.out.weight_t"], after["hnet.out.weight_t"])  # the step reached
         assert not torch.equal(before["hnet.embeddings"][t], after["hnet.embeddings"][t])  # this task's embedding
         if t == 1:  # an earlier task's embedding moves only through the regularizer, which keeps it close
             assert (before["hnet.embeddings"][0] - after["hnet.embeddings"][0]).abs().max() < 0.1
