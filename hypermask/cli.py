@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
     ev.add_argument("--method", default=None, help="the method (default: hypermask)")
     ev.add_argument("--seed", type=_count(0), required=True)
-    ev.add_argument("--setting", choices=["til", "entropy", "fecam"], required=True)
+    ev.add_argument("--setting", choices=["til", "entropy", "fecam", "oneshot"], required=True)
     _add_run_options(ev)
     ev.set_defaults(func=cmd_evaluate)
 

@@ -179,10 +179,12 @@ class FeCAMConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     # Settings computed after every task: "til" (task id given; always), "entropy" (task inferred
-    # per sample by the lowest softmax entropy), "fecam" (class-incremental, FeCAM on features).
-    settings: list[Literal["til", "entropy", "fecam"]] = ["til"]
+    # per sample by the lowest softmax entropy), "fecam" (class-incremental, FeCAM on features),
+    # "oneshot" (SupSup's one-shot task inference, one task per batch of oneshot_batch_size).
+    settings: list[Literal["til", "entropy", "fecam", "oneshot"]] = ["til"]
     fecam: FeCAMConfig = FeCAMConfig()
     batch_size: Positive = 1000  # samples per batch when evaluating all masks at once
+    oneshot_batch_size: Positive = 128  # the batch one task is inferred for (Wortsman et al. 2020: 128)
 
 
 METHOD_BLOCKS = ("hypermask", "hnet", "wsn", "supsup", "ewc", "si")  # a method's own settings block
@@ -213,6 +215,8 @@ class ExperimentConfig(_Strict):
         if not METHODS[self.method].task_inference and set(self.evaluation.settings) - {"til"}:
             raise ValueError(f"evaluation.settings: {self.method} cannot evaluate without the task id "
                              "(entropy and fecam need one model per task)")
+        if "oneshot" in self.evaluation.settings and not METHODS[self.method].one_shot:
+            raise ValueError(f"evaluation.settings: oneshot is SupSup's task inference, not {self.method}'s")
         no_val = self.data.validation_size == 0 and not self.data.validation_per_class
         if no_val and self.train.selection == "best_val":
             raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")
@@ -243,6 +247,8 @@ def training_fingerprint(cfg: ExperimentConfig) -> str:
         if block != cfg.method:
             d.pop(block, None)
     d["train"].pop("log_every", None)
+    if "oneshot" not in d["evaluation"]["settings"]:  # a setting this run does not evaluate
+        d["evaluation"].pop("oneshot_batch_size", None)
     return json.dumps(d, sort_keys=True)
 
 
@@ -488,8 +494,8 @@ def experiment_config(
 ) -> ExperimentConfig:
     """The settings of experiment BENCHMARK/METHOD: defaults <- benchmark <- method settings <-
     the method's overrides for this benchmark <- overrides (a sweep trial's values). Settings
-    without the task id that the method cannot evaluate (entropy, FeCAM) are left out; the
-    tables show "n/a" there."""
+    without the task id that the method cannot evaluate (entropy, FeCAM, one-shot) are left
+    out; the tables show "n/a" there."""
     benchmark, method = split_name(name)
     if benchmark not in params.benchmarks:
         raise ConfigError(f"{path}: unknown benchmark {benchmark!r} (known: {', '.join(params.benchmarks)})")
@@ -503,8 +509,10 @@ def experiment_config(
         merged = apply_overrides(merged, overrides)
     merged["name"], merged["benchmark"], merged["method"] = experiment_name(benchmark, method), benchmark, method
     settings = (merged.get("evaluation") or {}).get("settings")
-    if isinstance(settings, list) and method in METHODS and not METHODS[method].task_inference:
-        merged["evaluation"] = {**merged["evaluation"], "settings": [s for s in settings if s == "til"]}
+    if isinstance(settings, list) and method in METHODS:
+        entry = METHODS[method]
+        kept = [s for s in settings if s == "til" or (entry.task_inference and (s != "oneshot" or entry.one_shot))]
+        merged["evaluation"] = {**merged["evaluation"], "settings": kept}
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as e:

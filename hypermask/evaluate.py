@@ -79,3 +79,48 @@ def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) ->
         "class_accuracy": 100.0 * class_hits / n_total,
         "task_accuracy_per_task": per_task,
     }
+
+
+# --------------------------------------------------------------------------- SupSup one-shot
+def one_shot_gradient(learner, ctx: dict, tasks: list[int], x: Tensor) -> Tensor:
+    """dH/d(alpha_i) at alpha_i = 1/k for each of the k tasks (Wortsman et al. 2020, section
+    3.3): H is the softmax entropy of the network whose masked tensors are superposed,
+    sum_i alpha_i (W * M_i), averaged over the batch x. One forward and one backward pass."""
+    alpha = torch.full((len(tasks),), 1.0 / len(tasks), dtype=x.dtype, device=x.device, requires_grad=True)
+    with torch.enable_grad():
+        logits = learner.superposed_logits(ctx, tasks, alpha, x)
+        logp = torch.log_softmax(logits, dim=-1)
+        entropy = -(logp.exp() * logp).sum(-1).mean()
+        (grad,) = torch.autograd.grad(entropy, alpha)
+    return grad
+
+
+@torch.no_grad()
+def one_shot_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
+    """SupSup's one-shot task inference over tasks 0..seen-1: each batch of `batch_size` test
+    samples of one task (as in the paper's experiments, a batch comes from a single task) is
+    given the task argmin_i dH/d(alpha_i), the mask whose weight increase lowers the entropy
+    the most; its samples are then classified with that task's mask. A sample counts as right
+    only with the right task and the right class, as for entropy inference."""
+    was_training = learner.training
+    learner.eval()
+    ids = list(range(seen))
+    ctx = learner.eval_context(ids)
+    task_hits, class_hits, per_task, n_total = 0, 0, [], 0
+    for j in ids:
+        task, split = tasks[j], tasks[j].test
+        t_ok = c_ok = 0
+        for i in range(0, len(split.y), batch_size):
+            x, y = task.inputs(split.x[i : i + batch_size]), split.y[i : i + batch_size]
+            pred_task = ids[int(one_shot_gradient(learner, ctx, ids, x).argmin())]
+            if pred_task == j:
+                t_ok += len(y)
+                c_ok += int((learner.logits(ctx, x, pred_task).argmax(1) == y).sum())
+        per_task.append(100.0 * t_ok / len(split.y))
+        task_hits, class_hits, n_total = task_hits + t_ok, class_hits + c_ok, n_total + len(split.y)
+    learner.train(was_training)
+    return {
+        "task_accuracy": 100.0 * task_hits / n_total,
+        "class_accuracy": 100.0 * class_hits / n_total,
+        "task_accuracy_per_task": per_task,
+    }

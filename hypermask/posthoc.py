@@ -35,6 +35,8 @@ def evaluate_run(
         raise ConfigError(f"{paths.checkpoints}: no checkpoints to evaluate")
     if setting != "til" and not METHODS[cfg.method].task_inference:
         raise ConfigError(f"--setting {setting}: {cfg.name}'s method {cfg.method} cannot evaluate without the task id")
+    if setting == "oneshot" and not METHODS[cfg.method].one_shot:
+        raise ConfigError(f"--setting oneshot: SupSup's task inference; {cfg.name}'s method is {cfg.method}")
     cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"settings": [setting]})})
     tasks, learner = build_run(cfg, seed, torch.device(device), data_cache)
     after, til_rows, setting_rows = [], [], []

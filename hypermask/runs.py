@@ -24,7 +24,8 @@ from . import metrics as M
 
 RUN_FILES = ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png")
 # metrics.json: the results of each task-id-free setting (evaluation.settings) after every task
-SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",)}
+SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",),
+                   "oneshot": ("task_accuracy", "class_accuracy")}
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ SETTING_COLUMNS = [
     ("entropy", "final_task_accuracy", "entropy_task", "Task inferred by entropy: task accuracy (%)"),
     ("entropy", "final_class_accuracy", "entropy_class", "Task inferred by entropy: class accuracy (%)"),
     ("fecam", "final_accuracy", "fecam", "Class-incremental, FeCAM (%)"),
+    ("oneshot", "final_task_accuracy", "oneshot_task", "Task inferred one-shot (SupSup, per batch of one task): task accuracy (%)"),
+    ("oneshot", "final_class_accuracy", "oneshot_class", "Task inferred one-shot (SupSup, per batch of one task): class accuracy (%)"),
 ]
 
 
@@ -75,7 +77,7 @@ def _runs(results: Path, name: str, seeds: list[int]) -> tuple[list[dict], list[
             missing.append(seed)
             continue
         m["_posthoc"] = {}
-        for setting in ("entropy", "fecam"):
+        for setting in {s for s, *_ in SETTING_COLUMNS}:
             try:
                 m["_posthoc"][setting] = json.loads((paths.root / f"eval_{setting}.json").read_text())
             except (OSError, ValueError):

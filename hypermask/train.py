@@ -26,7 +26,7 @@ import torch
 from . import metrics as M
 from .config import ExperimentConfig, training_fingerprint
 from .data import BatchStream, Task, build_tasks
-from .evaluate import entropy_inference, evaluate_tasks, split_accuracy
+from .evaluate import entropy_inference, evaluate_tasks, one_shot_inference, split_accuracy
 from .fecam import fecam_inference
 from .methods import build_method, heads_of
 from .nets import build_target, set_train_mode
@@ -269,6 +269,8 @@ def evaluate_settings(learner, tasks: list[Task], t: int, cfg: ExperimentConfig)
         out["entropy"] = entropy_inference(learner, tasks, t + 1, ev.batch_size)
     if "fecam" in ev.settings:
         out["fecam"] = fecam_inference(learner, tasks, t + 1, ev.fecam, ev.batch_size)
+    if "oneshot" in ev.settings:
+        out["oneshot"] = one_shot_inference(learner, tasks, t + 1, ev.oneshot_batch_size)
     return out
 
 
@@ -279,8 +281,8 @@ def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:
         if rows and setting in rows[0]:
             out[setting] = {k: [r[setting][k] for r in rows] for k in keys}
             out[setting].update({f"final_{k}": rows[-1][setting][k] for k in keys})
-            out[setting]["per_task_after_last"] = rows[-1][setting][
-                "task_accuracy_per_task" if setting == "entropy" else "accuracy_per_task"]
+            last = rows[-1][setting]
+            out[setting]["per_task_after_last"] = last.get("task_accuracy_per_task", last.get("accuracy_per_task"))
     return out
 
 

@@ -15,7 +15,7 @@ from hypermask.methods.hypermask import (
     sparsity_at,
     target_regularizer,
 )
-from hypermask.percentile import _order_stats_numpy, _order_stats_torch, percentile_rows, thresholds
+from hypermask.percentile import _order_stats_numpy, _order_stats_torch, kth_smallest, percentile_rows, thresholds
 from hypermask.nets import MLP
 
 
@@ -42,6 +42,7 @@ def test_order_statistics_numpy_and_torch_paths_agree_bit_for_bit(dtype):
             assert torch.equal(got[0], ref[0]) and torch.equal(got[1], ref[1]), (n, lo)
             srt = x.sort(-1).values  # and both are the sorted rows' entries lo and hi
             assert torch.equal(got[0], srt[:, lo]) and torch.equal(got[1], srt[:, hi])
+            assert torch.equal(kth_smallest(x, lo + 1), torch.kthvalue(x, lo + 1, dim=-1).values)
 
 
 def _plain_thresholds(s: torch.Tensor, sizes: list[int], p: float) -> torch.Tensor:

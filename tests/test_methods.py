@@ -106,6 +106,56 @@ def test_supsup_weights_never_change_and_masks_are_per_task():
     assert "scores" not in m.memory()["parts"]  # the task's scores are not kept
 
 
+def _naive_superposed_entropy(m, tasks, alpha, x) -> torch.Tensor:
+    """The superposed network written out by hand: each weight W * sum_t alpha_t M_t from the
+    unpacked stored masks, biases as they are, the MLP's ReLU layers; mean softmax entropy."""
+    params = dict(m.target.named_parameters())
+    h = x.flatten(1)
+    layers = len(m.target.layers)
+    for li in range(layers):
+        name = f"layers.{li}.weight"
+        i = m.names.index(name)
+        mask = sum(a * m.stored_mask(t, i).to(x.dtype) for a, t in zip(alpha, tasks))
+        h = h @ (params[name] * mask).t() + params[f"layers.{li}.bias"]
+        if li < layers - 1:
+            h = torch.relu(h)
+    p = h.softmax(-1)
+    return -(p * p.log()).sum(-1).mean()
+
+
+def test_supsup_one_shot_gradient_equals_central_differences_and_superposes_masks():
+    """dH/dalpha_i at alpha = 1/k (Wortsman et al. 2020, section 3.3) against central finite
+    differences of the hand-written superposed network, in float64; a one-hot alpha gives that
+    task's own outputs; the inferred task is the argmin of the gradient."""
+    from hypermask.evaluate import one_shot_gradient, one_shot_inference
+
+    cfg, m = _build("supsup", keep=50.0)
+    tasks = [_task(t) for t in range(3)]
+    for task in tasks:
+        _learn(m, task)
+    m = m.double().eval()
+    ids = [0, 1, 2]
+    ctx = m.eval_context(ids)
+    x = tasks[1].inputs(tasks[1].test.x).double()
+    grad = one_shot_gradient(m, ctx, ids, x)
+    eps = 1e-6
+    for i in ids:
+        up, down = [torch.full((3,), 1 / 3, dtype=torch.float64) for _ in range(2)]
+        up[i] += eps
+        down[i] -= eps
+        fd = (_naive_superposed_entropy(m, ids, up, x) - _naive_superposed_entropy(m, ids, down, x)) / (2 * eps)
+        assert abs(float(grad[i]) - float(fd)) < 1e-6, (i, float(grad[i]), float(fd))
+    for t in ids:
+        onehot = torch.zeros(3, dtype=torch.float64)
+        onehot[t] = 1.0
+        torch.testing.assert_close(m.superposed_logits(ctx, ids, onehot, x), m.logits(ctx, x, t))
+    # one batch per task: the task picked is argmin of the gradient, class hits only under it
+    out = one_shot_inference(m.float(), tasks, 3, batch_size=len(tasks[0].test.y))
+    picked = [int(one_shot_gradient(m, m.eval_context(ids), ids, t.inputs(t.test.x)).argmin()) for t in tasks]
+    assert out["task_accuracy_per_task"] == [100.0 if p == j else 0.0 for j, p in enumerate(picked)]
+    assert 0.0 <= out["class_accuracy"] <= out["task_accuracy"] <= 100.0
+
+
 # --------------------------------------------------------------------------- HNET
 def test_hnet_regularizer_equals_a_loop_over_earlier_tasks_and_generates_all_weights():
     cfg, m = _build("hnet", beta=0.7, hnet_hidden=[8], embedding_dim=4)
@@ -215,6 +265,7 @@ def test_compare_methods_on_real_data(tmp_path):
     p["benchmarks"]["tiny"].update(seeds=[1])
     p["benchmarks"]["tiny"]["train"]["iterations"] = 100
     p["methods"].update(wsn={}, supsup={}, si={"settings": {"si": {"c": 5.0}}}, hnet={}, joint={})
+    p["benchmarks"]["tiny"]["evaluation"] = {"settings": ["til", "oneshot"], "oneshot_batch_size": 32}
     params = write_params(tmp_path / "params.yaml", p)
     out = {}
     for method in ("wsn", "supsup", "si", "finetune", "hnet", "joint"):
@@ -228,6 +279,12 @@ def test_compare_methods_on_real_data(tmp_path):
     assert out["si"]["bwt"] > out["finetune"]["bwt"]
     assert out["joint"]["average_accuracy"] > out["finetune"]["average_accuracy"]
     assert out["hnet"]["memory"]["parts"].keys() == {"hnet"}  # generated weights: no target weights kept
+    # SupSup's one-shot inference is recorded after every task (after task 0 only one task can
+    # be picked); the other methods leave the setting out (the tables' "n/a")
+    shot = out["supsup"]["oneshot"]
+    assert len(shot["task_accuracy"]) == 3 and shot["task_accuracy"][0] == 100.0
+    assert all(0.0 <= c <= t <= 100.0 for c, t in zip(shot["class_accuracy"], shot["task_accuracy"]))
+    assert all("oneshot" not in out[m] for m in ("wsn", "si", "finetune", "hnet", "joint"))
     for method, m in out.items():
         assert m["memory"]["bytes"] == sum(m["memory"]["parts"].values()) > 0
 

@@ -67,6 +67,8 @@ class Entry:
     # One output head per task on split benchmarks: the method's weights have no task-specific
     # part that could make one shared head task specific (BASELINES: fine-tuning, EWC, SI, joint).
     multi_head: bool = False
+    # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
+    one_shot: bool = False
 
 
 # name (params.yaml `method:`) -> where its class lives
@@ -74,7 +76,7 @@ METHODS = {
     "hypermask": Entry("hypermask", "HyperMask", task_inference=True),
     "hnet": Entry("hnet", "HNET", task_inference=True),
     "wsn": Entry("wsn", "WSN", task_inference=True),
-    "supsup": Entry("supsup", "SupSup", task_inference=True),
+    "supsup": Entry("supsup", "SupSup", task_inference=True, one_shot=True),
     "ewc": Entry("ewc", "EWC", task_inference=False, multi_head=True),
     "si": Entry("si", "SI", task_inference=False, multi_head=True),
     "finetune": Entry("finetune", "FineTune", task_inference=False, multi_head=True),

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..percentile import kth_smallest
 from .base import MethodBase
 from .hypermask import stacked_forward
 
@@ -20,15 +21,15 @@ _BITS = 1 << torch.arange(8, dtype=torch.uint8)
 def top_mask(scores: Tensor, keep: float) -> Tensor:
     """The binary mask (scores' dtype) that keeps the `keep` % largest |scores| of the tensor:
     the n - int((1 - keep/100) n) largest, as WSN's `GetSubnetFaster` counts them. The
-    threshold is the n_drop-th smallest |score| by selection (`kthvalue`, linear time; the
-    official codes sort, 4x slower here on fmnist_split's 410k-weight layer); scores tied with
-    the threshold are dropped with it, which changes the count only on exact ties (scores are
-    continuous)."""
+    threshold is the n_drop-th smallest |score| by selection (linear time, numpy's on a CPU:
+    hypermask.percentile.kth_smallest; the official codes sort, 4x slower here on
+    fmnist_split's 410k-weight layer); scores tied with the threshold are dropped with it,
+    which changes the count only on exact ties (scores are continuous)."""
     a = scores.detach().abs()
     n_drop = int((1 - keep / 100) * a.numel())
     if n_drop == 0:
         return torch.ones_like(a)
-    return (a > a.flatten().kthvalue(n_drop).values).to(a.dtype)
+    return (a > kth_smallest(a.flatten(), n_drop).to(a.device)).to(a.dtype)
 
 
 def straight_through_mask(scores: Tensor, keep: float) -> Tensor:

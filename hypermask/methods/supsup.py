@@ -15,8 +15,13 @@ while training and testing).
 Batch norm's scale and shift stay at identity (the official code uses non-affine batch
 norm). The scores of the task being learned are in the checkpoint but not in the memory
 count (re-initialised at each task's start); the fixed weights are counted, though a seed
-would regenerate them. The paper's one-shot gradient-based task inference is not
-implemented; entropy task inference over the stored masks is available as for HyperMask.
+would regenerate them.
+
+Without the task id: the paper's one-shot inference (section 3.3; evaluation setting
+`oneshot`, hypermask.evaluate.one_shot_inference) superposes every learned mask with weights
+alpha_i = 1/k and picks the task whose alpha most lowers the output entropy, argmin_i dH/dalpha_i,
+for a batch of one task's samples; entropy task inference (per sample, the lowest entropy
+over the stored masks) is available as for HyperMask.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
+from torch.func import functional_call
 
 from ..config import ExperimentConfig
 from ..nets import TargetNet
@@ -49,3 +56,11 @@ class SupSup(SupermaskMethod):
     def start_task(self, t: int, n_iterations: int) -> None:
         """A new task's scores (drawn from the task's seed: the loop seeds torch before)."""
         self.init_scores()
+
+    def superposed_logits(self, ctx: dict, tasks: list[int], alpha: Tensor, x: Tensor) -> Tensor:
+        """f(x; W * sum_i alpha_i M_i) over the given tasks' masks (ctx from eval_context holds
+        each W * M_i): the superposition one-shot inference differentiates with respect to alpha."""
+        if self.target.per_task_bn:
+            raise ValueError("one-shot inference superposes tasks: it needs batch norm without per-task statistics")
+        params = {n: torch.einsum("k,k...->...", alpha, torch.stack([ctx[t][n] for t in tasks])) for n in self.names}
+        return functional_call(self.target, params, (x,), {"task": None})
