@@ -14,21 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def best_of(f, repeats: int, inner: int = 10) -> float:
-    f()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            f()
-        best = min(best, (time.perf_counter() - t0) / inner)
-    return best
 
 
 def main() -> None:
@@ -43,6 +31,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_gemm import best_of
     from machine import describe
 
     from hypermask.config import load_experiment
@@ -64,11 +53,11 @@ def main() -> None:
         xn = x.numpy()
         rows.append({
             "entries": n,
-            "torch_kthvalue_and_neighbour_us": round(best_of(lambda: _order_stats_torch(x, lo, hi), a.repeats) * 1e6, 1),
-            "numpy_partition_both_ranks_us": round(best_of(lambda: np.partition(xn, (lo, hi), axis=-1), a.repeats) * 1e6, 1),
-            "numpy_partition_lower_rank_and_min_us": round(best_of(lambda: _order_stats_numpy(x, lo, hi), a.repeats) * 1e6, 1),
+            "torch_kthvalue_and_neighbour_us": round(best_of(lambda: _order_stats_torch(x, lo, hi), a.repeats, 10) * 1e6, 1),
+            "numpy_partition_both_ranks_us": round(best_of(lambda: np.partition(xn, (lo, hi), axis=-1), a.repeats, 10) * 1e6, 1),
+            "numpy_partition_lower_rank_and_min_us": round(best_of(lambda: _order_stats_numpy(x, lo, hi), a.repeats, 10) * 1e6, 1),
         })
-    whole = best_of(lambda: thresholds(s, tensor_sizes, a.sparsity), a.repeats)
+    whole = best_of(lambda: thresholds(s, tensor_sizes, a.sparsity), a.repeats, 10)
     print(json.dumps({"machine": describe(), "config": a.config, "target_tensor_sizes": tensor_sizes,
                       "sparsity": a.sparsity, "tensors": rows, "thresholds_call_us": round(whole * 1e6, 1)}, indent=2))
 

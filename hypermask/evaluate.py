@@ -52,10 +52,11 @@ def entropy_select(outputs: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
-    """Task inference by entropy over tasks 0..seen-1, on the test samples of those tasks
-    (each task's test set in batches of `batch_size`). A sample's class counts as right only
-    with the right task and the right class (the classes of different tasks are distinct)."""
+def infer_tasks(learner, tasks: list[Task], seen: int, batch_size: int, select) -> dict:
+    """Task inference over tasks 0..seen-1, on the test samples of those tasks (each task's test
+    set in batches of `batch_size`): select(ctx, ids, x) gives each sample's predicted task and
+    class. A sample's class counts as right only with the right task and the right class (the
+    classes of different tasks are distinct)."""
     was_training = learner.training
     learner.eval()
     ids = list(range(seen))
@@ -66,8 +67,7 @@ def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) ->
         task, split = tasks[j], tasks[j].test
         t_ok = c_ok = 0
         for i in range(0, len(split.y), batch_size):
-            x = task.inputs(split.x[i : i + batch_size])
-            pred_task, pred_cls = entropy_select(learner.all_task_outputs(ctx, ids, x))
+            pred_task, pred_cls = select(ctx, ids, task.inputs(split.x[i : i + batch_size]))
             right_task = pred_task == j
             t_ok += int(right_task.sum())
             c_ok += int((right_task & (pred_cls == split.y[i : i + batch_size])).sum())
@@ -79,6 +79,12 @@ def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) ->
         "class_accuracy": 100.0 * class_hits / n_total,
         "task_accuracy_per_task": per_task,
     }
+
+
+def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
+    """Per sample, the task whose output has the lowest entropy (entropy_select)."""
+    return infer_tasks(learner, tasks, seen, batch_size,
+                          lambda ctx, ids, x: entropy_select(learner.all_task_outputs(ctx, ids, x)))
 
 
 # --------------------------------------------------------------------------- SupSup one-shot
@@ -95,32 +101,14 @@ def one_shot_gradient(learner, ctx: dict, tasks: list[int], x: Tensor) -> Tensor
     return grad
 
 
-@torch.no_grad()
 def one_shot_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
     """SupSup's one-shot task inference over tasks 0..seen-1: each batch of `batch_size` test
     samples of one task (as in the paper's experiments, a batch comes from a single task) is
     given the task argmin_i dH/d(alpha_i), the mask whose weight increase lowers the entropy
-    the most; its samples are then classified with that task's mask. A sample counts as right
-    only with the right task and the right class, as for entropy inference."""
-    was_training = learner.training
-    learner.eval()
-    ids = list(range(seen))
-    ctx = learner.eval_context(ids)
-    task_hits, class_hits, per_task, n_total = 0, 0, [], 0
-    for j in ids:
-        task, split = tasks[j], tasks[j].test
-        t_ok = c_ok = 0
-        for i in range(0, len(split.y), batch_size):
-            x, y = task.inputs(split.x[i : i + batch_size]), split.y[i : i + batch_size]
-            pred_task = ids[int(one_shot_gradient(learner, ctx, ids, x).argmin())]
-            if pred_task == j:
-                t_ok += len(y)
-                c_ok += int((learner.logits(ctx, x, pred_task).argmax(1) == y).sum())
-        per_task.append(100.0 * t_ok / len(split.y))
-        task_hits, class_hits, n_total = task_hits + t_ok, class_hits + c_ok, n_total + len(split.y)
-    learner.train(was_training)
-    return {
-        "task_accuracy": 100.0 * task_hits / n_total,
-        "class_accuracy": 100.0 * class_hits / n_total,
-        "task_accuracy_per_task": per_task,
-    }
+    the most; its samples are then classified with that task's mask."""
+
+    def select(ctx: dict, ids: list[int], x: Tensor) -> tuple[Tensor, Tensor]:
+        t = ids[int(one_shot_gradient(learner, ctx, ids, x).argmin())]
+        return torch.full((len(x),), t, device=x.device), learner.logits(ctx, x, t).argmax(1)
+
+    return infer_tasks(learner, tasks, seen, batch_size, select)
