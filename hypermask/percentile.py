@@ -34,10 +34,15 @@ def percentile_rows(x: Tensor, p: float) -> Tensor:
     return v_lo + frac * (v_hi - v_lo)
 
 
+def _numpy_selects(x: Tensor) -> bool:
+    """Whether numpy's selection serves x: a CPU tensor numpy can view (float32 or float64)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
 def _order_stats(x: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor]:
     """The lo-th and hi-th smallest values (0-based ranks, hi = lo or lo + 1) along the last
     dimension: numpy's selection on a CPU, torch's elsewhere (both exact)."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+    if _numpy_selects(x):
         return _order_stats_numpy(x, lo, hi)
     return _order_stats_torch(x, lo, hi)
 
@@ -45,7 +50,7 @@ def _order_stats(x: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor]:
 def kth_smallest(x: Tensor, k: int) -> Tensor:
     """torch.kthvalue(x, k, dim=-1).values (k 1-based), the same value: numpy's selection on a
     CPU (about 9x faster here, bench/bench_percentile.py), torch's elsewhere."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+    if _numpy_selects(x):
         return torch.from_numpy(np.partition(x.detach().numpy(), k - 1, axis=-1)[..., k - 1].copy())
     return torch.kthvalue(x, k, dim=-1).values
 
