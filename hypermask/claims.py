@@ -1,6 +1,6 @@
 """What a comparison suite must show on real data, checked on its table (RESULTS/tables/SUITE.csv):
 
-* the forget-free methods (WSN, SupSup) have BWT exactly 0.00 and forgetting 0.00;
+* the forget-free methods (WSN, SupSup, PackNet) have BWT exactly 0.00 and forgetting 0.00;
 * EWC and SI forget less than fine-tuning (higher BWT);
 * joint training is not below any method that shares one network over all tasks (EWC, SI,
   fine-tuning) by more than seed noise (two standard errors of the difference of the two
@@ -20,7 +20,7 @@ import math
 
 import pandas as pd
 
-FORGET_FREE = ("wsn", "supsup")
+FORGET_FREE = ("wsn", "supsup", "packnet")
 SHARED_NETWORK = ("ewc", "si", "finetune")  # one set of weights for all tasks, as joint's
 REGULARISED = ("ewc", "si")
 HYPERNETWORKS = ("hypermask", "hnet")

@@ -145,6 +145,16 @@ class SupSupConfig(_Strict):
     keep: Annotated[float, Field(gt=0, le=100)] = 50.0
 
 
+class PackNetConfig(_Strict):
+    """PackNet (hypermask/methods/packnet.py): after training a task, release `prune` % of the
+    weights it trained (smallest |w|, per layer) and retrain the rest for the task's last
+    `retrain_fraction` of iterations at `retrain_lr` times the learning rate."""
+
+    prune: Annotated[float, Field(ge=0, lt=100)] = 75.0
+    retrain_fraction: Annotated[float, Field(ge=0, lt=1)] = 1 / 3
+    retrain_lr: Annotated[float, Field(gt=0)] = 0.1
+
+
 class SIConfig(_Strict):
     """SI (hypermask/methods/si.py): c * sum_k Omega_k (theta_k - theta~_k)^2, damping xi."""
 
@@ -187,7 +197,7 @@ class EvaluationConfig(_Strict):
     oneshot_batch_size: Positive = 128  # the batch one task is inferred for (Wortsman et al. 2020: 128)
 
 
-METHOD_BLOCKS = ("hypermask", "hnet", "wsn", "supsup", "ewc", "si")  # a method's own settings block
+METHOD_BLOCKS = ("hypermask", "hnet", "wsn", "supsup", "packnet", "ewc", "si")  # a method's own settings block
 
 
 class ExperimentConfig(_Strict):
@@ -201,6 +211,7 @@ class ExperimentConfig(_Strict):
     hnet: HNETConfig = HNETConfig()
     wsn: WSNConfig = WSNConfig()
     supsup: SupSupConfig = SupSupConfig()
+    packnet: PackNetConfig = PackNetConfig()
     ewc: EWCConfig = EWCConfig()
     si: SIConfig = SIConfig()
     train: TrainConfig

@@ -30,6 +30,17 @@ def adam(params: Iterable[Tensor], lr: float):
     return FusedAdam(params, lr=lr)
 
 
+def scale_lr(opt, factor: float) -> None:
+    """Multiply the learning rate of whichever Adam adam() returned by `factor` (PackNet's
+    retraining after pruning)."""
+    opt = getattr(opt, "inner", opt)
+    if isinstance(opt, FusedAdam):
+        opt.lr *= factor
+    else:
+        for g in opt.param_groups:
+            g["lr"] *= factor
+
+
 def plateau(opt):
     """The reference's ReduceLROnPlateau on validation accuracy: factor sqrt(0.1), patience 5,
     min_lr 5e-7, for whichever Adam adam() returned."""

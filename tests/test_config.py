@@ -41,7 +41,7 @@ BAD = [
     ("negative beta", [(f"{H}.beta", -0.1)], "hypermask.beta"),
     ("negative lr", [(f"{E}.train.lr", -1e-3)], "train.lr"),
     ("unknown target", [(f"{E}.target.kind", "vgg")], "target.kind"),
-    ("unknown method", [("methods.packnet", {})], "methods.packnet: unknown method"),
+    ("unknown method", [("methods.lwf", {})], "methods.lwf: unknown method"),
     ("undeclared method in a suite", [("suites.demo.methods", ["ewc"])], "unknown method 'ewc'"),
     ("ewc on a conv target", [("methods.ewc", {}), ("suites.demo.methods", ["ewc"]), (f"{E}.target.kind", "resnet20"), (f"{E}.data.source", "cifar100"), (f"{E}.data.root", "x")], "method"),
     ("override of an unknown benchmark", [("methods.hypermask.benchmarks.nope", {})], "unknown benchmark 'nope'"),

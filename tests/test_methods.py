@@ -106,6 +106,67 @@ def test_supsup_weights_never_change_and_masks_are_per_task():
     assert "scores" not in m.memory()["parts"]  # the task's scores are not kept
 
 
+def test_packnet_prunes_by_the_official_rule_freezes_earlier_weights_and_owns_the_rest():
+    """The released weights are the round(prune * n) smallest |w| of those the task trained
+    (a sort per layer); earlier tasks' weights bit-identical; each task's network the weights
+    owned by tasks <= t, so earlier outputs are identical; biases train on task 0 only; the
+    retraining runs at retrain_lr times the learning rate."""
+    from hypermask.optim import FusedAdam
+
+    cfg, m = _build("packnet", prune=60.0, retrain_fraction=0.4, retrain_lr=0.1)
+    t0, t1 = _task(0), _task(1)
+    steps = 10
+    m.start_task(0, steps)
+    opt = m.make_optimizer(1e-2)
+    assert m.prune_at == 6
+    for i in range(steps):
+        if i == m.prune_at:  # naive pruning of the weights as they are just before it
+            expected = []
+            for w in m._weights():
+                order = w.detach().abs().flatten().sort().values
+                cutoff = order[round(0.6 * w.numel()) - 1]
+                expected.append(w.detach().abs() <= cutoff)
+        loss, _ = m.loss(t0.inputs(t0.train.x), t0.train.y, 0, i)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i == m.prune_at:
+            lr = opt.lr if isinstance(opt, FusedAdam) else opt.param_groups[0]["lr"]
+            assert lr == pytest.approx(1e-3)
+    m.end_task(0, t0)
+    params = dict(m.target.named_parameters())
+    for n, owner, released in zip(m.names, m.owners(), expected):
+        assert torch.equal(owner == 0, released), n  # released: free again, the rest task 0's
+        assert not params[n][released].any()  # and set to 0
+    state0 = {n: p.detach().clone() for n, p in m.target.named_parameters()}
+    owners0 = [o.clone() for o in m.owners()]
+    out0 = m.logits(m.eval_context([0]), t0.inputs(t0.test.x), 0).detach()
+    _learn(m, t1, steps=steps)
+    params = dict(m.target.named_parameters())
+    moved = 0
+    for n, o in zip(m.names, owners0):
+        used = o > 0
+        assert torch.equal(params[n][used], state0[n][used]), n  # bit-identical under task 0
+        moved += int((params[n][~used] != 0).sum())
+    assert moved > 0  # task 1 trained the free weights
+    for n in m.biases:  # trained on task 0 only
+        assert torch.equal(params[n], state0[n])
+    for o0, o in zip(owners0, m.owners()):
+        assert torch.equal(o[o0 > 0], o0[o0 > 0]) and (o == 2).any()
+    assert torch.equal(m.logits(m.eval_context([0]), t0.inputs(t0.test.x), 0), out0)
+    # task 1's network: the weights owned by tasks 0 and 1, by a hand-written MLP
+    x = t1.inputs(t1.test.x)
+    w = [params[n] * (o > 0) for n, o in zip(m.names, m.owners())]
+    b = [params[n] for n in m.biases]
+    h = x.flatten(1)
+    for i, (wi, bi) in enumerate(zip(w, b)):
+        h = h @ wi.t() + bi
+        if i < len(w) - 1:
+            h = torch.relu(h)
+    assert torch.allclose(m.logits(m.eval_context([1]), x, 1), h, atol=1e-6)
+    assert m.memory()["parts"].keys() == {"target", "learned", "owner"}
+
+
 def _naive_superposed_entropy(m, tasks, alpha, x) -> torch.Tensor:
     """The superposed network written out by hand: each weight W * sum_t alpha_t M_t from the
     unpacked stored masks, biases as they are, the MLP's ReLU layers; mean softmax entropy."""
@@ -264,15 +325,15 @@ def test_compare_methods_on_real_data(tmp_path):
     p = copy.deepcopy(TINY)
     p["benchmarks"]["tiny"].update(seeds=[1])
     p["benchmarks"]["tiny"]["train"]["iterations"] = 100
-    p["methods"].update(wsn={}, supsup={}, si={"settings": {"si": {"c": 5.0}}}, hnet={}, joint={})
+    p["methods"].update(wsn={}, supsup={}, packnet={}, si={"settings": {"si": {"c": 5.0}}}, hnet={}, joint={})
     p["benchmarks"]["tiny"]["evaluation"] = {"settings": ["til", "oneshot"], "oneshot_batch_size": 32}
     params = write_params(tmp_path / "params.yaml", p)
     out = {}
-    for method in ("wsn", "supsup", "si", "finetune", "hnet", "joint"):
+    for method in ("wsn", "supsup", "packnet", "si", "finetune", "hnet", "joint"):
         assert main(["--params", str(params), "train", "tiny", "--method", method, "--seed", "1",
                      "--results", str(tmp_path), "--no-tracking", "--quiet", "--threads", "1"]) == 0
         out[method] = json.loads((tmp_path / f"runs/tiny/{method}/seed_1/metrics.json").read_text())
-    for method in ("wsn", "supsup"):
+    for method in ("wsn", "supsup", "packnet"):
         A = out[method]["accuracy_matrix"]
         assert out[method]["bwt"] == 0.0 and out[method]["forgetting"] == 0.0
         assert all(A[t][j] == A[j][j] for j in range(3) for t in range(j, 3))
@@ -284,7 +345,7 @@ def test_compare_methods_on_real_data(tmp_path):
     shot = out["supsup"]["oneshot"]
     assert len(shot["task_accuracy"]) == 3 and shot["task_accuracy"][0] == 100.0
     assert all(0.0 <= c <= t <= 100.0 for c, t in zip(shot["class_accuracy"], shot["task_accuracy"]))
-    assert all("oneshot" not in out[m] for m in ("wsn", "si", "finetune", "hnet", "joint"))
+    assert all("oneshot" not in out[m] for m in ("wsn", "packnet", "si", "finetune", "hnet", "joint"))
     for method, m in out.items():
         assert m["memory"]["bytes"] == sum(m["memory"]["parts"].values()) > 0
 

@@ -77,6 +77,7 @@ METHODS = {
     "hnet": Entry("hnet", "HNET", task_inference=True),
     "wsn": Entry("wsn", "WSN", task_inference=True),
     "supsup": Entry("supsup", "SupSup", task_inference=True, one_shot=True),
+    "packnet": Entry("packnet", "PackNet", task_inference=True),
     "ewc": Entry("ewc", "EWC", task_inference=False, multi_head=True),
     "si": Entry("si", "SI", task_inference=False, multi_head=True),
     "finetune": Entry("finetune", "FineTune", task_inference=False, multi_head=True),
