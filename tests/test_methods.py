@@ -164,6 +164,10 @@ def test_packnet_prunes_by_the_official_rule_freezes_earlier_weights_and_owns_th
         if i < len(w) - 1:
             h = torch.relu(h)
     assert torch.allclose(m.logits(m.eval_context([1]), x, 1), h, atol=1e-6)
+    ctx = m.eval_context([0, 1, 2])  # entropy inference and FeCAM: every task's outputs at once
+    for features in (False, True):
+        loop = torch.stack([m.logits(ctx, x, t, features) for t in range(3)])
+        assert torch.allclose(m.all_task_outputs(ctx, [0, 1, 2], x, features), loop, atol=1e-6)
     assert m.memory()["parts"].keys() == {"target", "learned", "owner"}
 
 
