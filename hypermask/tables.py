@@ -9,7 +9,11 @@ method cannot), the memory each method keeps to serve its tasks (from its checkp
 tensors) and the training step's cost. Figures under RESULTS/figures/SUITE/: per benchmark,
 every method's mean accuracy over the tasks seen after each task; per experiment, the mean
 accuracy matrix. The std is the population std (ddof = 0), as the reference reports. A seed
-whose run is missing or unfinished lowers that cell's count only, never silently averaged.
+whose run is missing or unfinished lowers that cell's count only, never silently averaged; so
+does a run trained with other settings than params.yaml gives now (its metrics.json's config
+against the experiment's training fingerprint): Snakemake reruns such runs from its own
+records, but results restored without them (`dvc pull`, a copy) would otherwise be averaged
+as if current.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ParamsFile, experiment_config, split_name
+from .config import ExperimentConfig, ParamsFile, experiment_config, split_name, training_fingerprint
 from .methods import heads_of
 from .plots import write_heatmap, write_method_curves
 from .runs import read_metrics, run_dir
@@ -66,11 +70,36 @@ def setting_value(run: dict, setting: str, key: str) -> float | None:
     return extra.get(key) if extra else None
 
 
-def _runs(results: Path, name: str, seeds: list[int]) -> tuple[list[dict], list[int]]:
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def stale_keys(run: dict, cfg: ExperimentConfig) -> list[str]:
+    """The settings keys whose value differs between the run's recorded config and `cfg`
+    (empty: the run is current; also where the recorded config cannot be read back)."""
+    try:
+        then = training_fingerprint(ExperimentConfig.model_validate(run["config"]))
+    except Exception:  # a config written by an older schema: not comparable, not flagged
+        return []
+    now = training_fingerprint(cfg)
+    if then == now:
+        return []
+    a, b = _flat(json.loads(then)), _flat(json.loads(now))
+    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
     found, missing = [], []
-    for seed in seeds:
+    name = cfg.name
+    for seed in cfg.seeds:
         paths = run_dir(results, name, seed)
         m, why = read_metrics(paths, name, seed)
+        if m is not None and (keys := stale_keys(m, cfg)):
+            m, why = None, (f"trained with other settings than params.yaml gives now ({', '.join(keys[:4])}); "
+                            f"rerun it: snakemake --forcerun {paths.metrics}")
         if m is None:
             if why != "missing":
                 print(f"warning: {paths.metrics}: {why}; counted as a missing seed", file=sys.stderr)
@@ -97,7 +126,7 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
     rows, runs = [], {}
     for name in params.suite_experiments(suite):
         cfg = experiment_config(params, name)
-        found, missing = _runs(results, name, cfg.seeds)
+        found, missing = _runs(results, cfg)
         runs[name] = found
         row = {"experiment": name, "benchmark": cfg.benchmark, "method": cfg.method,
                "seeds": f"{len(found)}/{len(cfg.seeds)}", "missing": " ".join(str(s) for s in missing),

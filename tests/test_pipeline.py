@@ -257,6 +257,21 @@ def test_tables_report_a_missing_seed(snake_run, tmp_path):
     assert "(1/2)" in lines["hypermask"] and "(" not in lines["finetune"].split("|")[2]  # that cell only
 
 
+def test_tables_count_a_run_of_other_settings_as_missing(snake_run, tmp_path, capsys):
+    """A run restored without Snakemake's records (dvc pull, a copy) after params.yaml changed
+    is not averaged as if current: it counts as missing, and the warning names the key."""
+    d = tmp_path / "t"
+    shutil.copytree(snake_run / "results", d / "results")
+    p = tiny_suite()
+    p["methods"]["hypermask"]["settings"]["hypermask"]["beta"] = 0.5
+    write_params(d / "params.yaml", p)
+    assert main(["--params", str(d / "params.yaml"), "tables", "demo", "--results", str(d / "results")]) == 0
+    rows = {r.split(",")[0]: r for r in (d / "results/tables/demo.csv").read_text().splitlines()}
+    assert ",0/2,1 2," in rows["tiny/hypermask"] and ",2/2,," in rows["tiny/finetune"]
+    err = capsys.readouterr().err
+    assert "hypermask.beta" in err and "snakemake --forcerun" in err and "seed_1/metrics.json" in err
+
+
 BAD_FOR_TOOLS = [
     ("benchmarks.tiny.train.iterations", -1),
     ("methods.hypermask.settings.hypermask.sparsity", 101),
