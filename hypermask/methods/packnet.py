@@ -41,8 +41,7 @@ from ..nets import TargetNet
 from ..optim import scale_lr
 from ..percentile import kth_smallest
 from .base import MethodBase
-from .hypermask import stacked_forward
-from .supermask import freeze_batch_norm
+from .supermask import TaskTensors, freeze_batch_norm
 
 
 def release_mask(w: Tensor, trainable: Tensor, prune: float) -> Tensor:
@@ -56,7 +55,7 @@ def release_mask(w: Tensor, trainable: Tensor, prune: float) -> Tensor:
     return trainable & (w.detach().abs() <= cutoff)
 
 
-class PackNet(MethodBase):
+class PackNet(TaskTensors, MethodBase):
     """PackNet behind the method contract (hypermask.methods.Method)."""
 
     supports_task_inference = True  # every task's network is at hand: entropy inference, FeCAM
@@ -155,12 +154,3 @@ class PackNet(MethodBase):
             else:
                 out[t] = {n: w * getattr(self, f"active_{i}") for i, (n, w) in enumerate(zip(self.names, ws))}
         return out
-
-    def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
-        return functional_call(self.target, ctx[t], (x,), {"task": t, "features": features})
-
-    def all_task_outputs(self, ctx: dict, tasks: list[int], x: Tensor, features: bool = False) -> Tensor:
-        if self.target.per_task_bn:
-            return torch.stack([self.logits(ctx, x, t, features) for t in tasks])
-        stacked = {n: torch.stack([ctx[t][n] for t in tasks]) for n in self.names}
-        return stacked_forward(self.target, stacked, x, features)

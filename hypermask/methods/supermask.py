@@ -74,7 +74,21 @@ def freeze_batch_norm(target) -> None:
             p.requires_grad_(False)
 
 
-class SupermaskMethod(MethodBase):
+class TaskTensors:
+    """Outputs of a method whose eval context maps each task to its own values of the target
+    tensors `self.names` (WSN's and SupSup's masked weights, PackNet's owned weights)."""
+
+    def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
+        return functional_call(self.target, ctx[t], (x,), {"task": t, "features": features})
+
+    def all_task_outputs(self, ctx: dict, tasks: list[int], x: Tensor, features: bool = False) -> Tensor:
+        if self.target.per_task_bn:
+            return torch.stack([self.logits(ctx, x, t, features) for t in tasks])
+        stacked = {n: torch.stack([ctx[t][n] for t in tasks]) for n in self.names}
+        return stacked_forward(self.target, stacked, x, features)
+
+
+class SupermaskMethod(TaskTensors, MethodBase):
     """A method that runs the target with one binary mask per task over (some of) its tensors,
     learned as top-k% of scores and stored bit-packed after the task (WSN, SupSup)."""
 
@@ -125,12 +139,3 @@ class SupermaskMethod(MethodBase):
         (the random-init row of the accuracy matrix)."""
         return {t: self.masked([self.stored_mask(t, i) for i in range(len(self.names))] if self.learned[t]
                                else [top_mask(s, self.keep) for s in self.scores]) for t in tasks}
-
-    def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
-        return functional_call(self.target, ctx[t], (x,), {"task": t, "features": features})
-
-    def all_task_outputs(self, ctx: dict, tasks: list[int], x: Tensor, features: bool = False) -> Tensor:
-        if self.target.per_task_bn:
-            return torch.stack([self.logits(ctx, x, t, features) for t in tasks])
-        stacked = {n: torch.stack([ctx[t][n] for t in tasks]) for n in self.names}
-        return stacked_forward(self.target, stacked, x, features)
