@@ -383,7 +383,36 @@ def entry() -> None:
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _keep_freed_memory(sys.argv[1:])
     sys.exit(main())
+
+
+def _keep_freed_memory(argv: list[str]) -> None:
+    """`hypermask train` or `sweep` of a benchmark in pipeline.keep_freed_memory runs with
+    glibc's settings that keep freed large blocks (the pipeline's KEEP_FREED_MEMORY), as the
+    pipeline runs it, also when typed by hand: where a gradient exceeds glibc's 32 MiB mmap
+    limit it is otherwise mapped and page-faulted in again every step. glibc reads them at
+    process start, so the command starts itself again once with them set (before torch is
+    imported, about 0.1 s). Set either variable to keep your own; anything unreadable here
+    is left to main() to report."""
+    import os
+
+    from .pipeline import KEEP_FREED_MEMORY
+
+    settings = dict(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+    if any(k in os.environ for k in settings) or not sys.platform.startswith("linux"):
+        return
+    try:
+        args = build_parser().parse_args(argv)
+        if args.func not in (cmd_train, cmd_sweep):
+            return
+        benchmark = split_name(_experiment(args))[0]
+        if benchmark not in read_params(args.params).pipeline.keep_freed_memory:
+            return
+    except (SystemExit, Exception):  # noqa: BLE001  (main() parses again and reports)
+        return
+    os.environ.update(settings)
+    os.execv(sys.executable, [sys.executable, "-m", "hypermask.cli", *argv])
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
 from .storage import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
 from .tracking import RUN_ID_TAG, MLflowSink, Tracker
 
+# what a run's speed depends on beyond its config, recorded in metrics.json: the OpenMP wait
+# policy and glibc's large-block settings the `hypermask` command sets (hypermask/cli.py)
+PROCESS_SETTINGS = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged loss, a foreign checkpoint, a run held by another process)."""
@@ -439,6 +443,7 @@ def _outputs(cfg, seed, device, progress: Progress, wall: float, commit: str, re
         "per_task": per_task,
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "torch_threads": torch.get_num_threads(),
+        "process_settings": {k: os.environ[k] for k in PROCESS_SETTINGS if k in os.environ},
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "git_commit": commit,

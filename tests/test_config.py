@@ -2,6 +2,7 @@
 
 import copy
 import gzip
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,35 @@ def test_keep_freed_memory_sets_glibc_for_the_listed_experiments_jobs_only(tmp_p
     p = write_params(tmp_path / "params.yaml", params)
     assert main(["--params", str(p), "check"]) == 2
     assert "pipeline.keep_freed_memory: unknown benchmark 'nope'" in capsys.readouterr().err
+
+
+def test_the_command_keeps_freed_memory_for_a_listed_benchmark_typed_by_hand(tmp_path):
+    """`hypermask train` of a benchmark in pipeline.keep_freed_memory, typed without the
+    pipeline's environment, runs with glibc's settings all the same (it starts itself again
+    with them); another benchmark's run, and a user's own setting, are left alone. Each run's
+    metrics.json records the settings it ran with."""
+    import json
+    import os
+
+    params = copy.deepcopy(TINY)
+    params["benchmarks"]["other"] = copy.deepcopy(params["benchmarks"]["tiny"])
+    params["suites"]["demo"]["benchmarks"] = ["tiny", "other"]
+    params["pipeline"] = {"keep_freed_memory": ["tiny"]}
+    p = write_params(tmp_path / "params.yaml", params)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    hypermask = str(Path(sys.executable).parent / "hypermask")
+
+    def settings(benchmark: str, **extra: str) -> dict:
+        subprocess.run([hypermask, "--params", str(p), "train", benchmark, "--method", "finetune", "--seed", "1",
+                        "--no-tracking", "--quiet", "--threads", "1", "--results", str(tmp_path / benchmark)],
+                       check=True, cwd=tmp_path, env={**env, **extra}, capture_output=True)
+        return json.loads((tmp_path / benchmark / "runs" / benchmark / "finetune" / "seed_1" / "metrics.json")
+                          .read_text())["process_settings"]
+
+    listed = settings("tiny")
+    assert listed["MALLOC_MMAP_MAX_"] == "0" and listed["MALLOC_TRIM_THRESHOLD_"] == "2147483647"
+    assert listed["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "MALLOC_MMAP_MAX_" not in settings("other")
+    shutil.rmtree(tmp_path / "tiny")
+    own = settings("tiny", MALLOC_MMAP_MAX_="65536")
+    assert own["MALLOC_MMAP_MAX_"] == "65536" and "MALLOC_TRIM_THRESHOLD_" not in own
