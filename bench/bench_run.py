@@ -7,6 +7,10 @@ checkout's is touched), then reports the wall time, the run's own seconds per it
 
     python bench/bench_run.py fmnist_permuted --threads 2            # with MLflow
     python bench/bench_run.py fmnist_permuted --threads 2 --no-tracking
+    python bench/bench_run.py fmnist_permuted --threads 2 --hypermask /tmp/cpu/bin/hypermask
+
+--hypermask runs another environment's command (e.g. one with PyTorch's CPU build instead of
+PyPI's CUDA build, README "Memory"); the output names the torch the run itself used.
 """
 
 from __future__ import annotations
@@ -31,11 +35,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-tracking", action="store_true")
+    ap.add_argument("--hypermask", default=None, help="the `hypermask` command to run (default: this environment's)")
     a = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import describe
 
-    hypermask = Path(sys.executable).parent / "hypermask"
+    hypermask = Path(a.hypermask) if a.hypermask else Path(sys.executable).parent / "hypermask"
+    if not hypermask.is_file():
+        sys.exit(f"--hypermask: {hypermask} is not a file")
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [str(hypermask), "train", a.benchmark, "--method", a.method, "--seed", str(a.seed), "--quiet",
                "--threads", str(a.threads), "--results", tmp]
@@ -58,6 +65,8 @@ def main() -> None:
         "run_wall_seconds": metrics["wall_seconds"],
         "ms_per_iteration": round(1e3 * metrics["seconds_per_iteration"], 3),
         "average_accuracy": metrics["average_accuracy"],
+        "run_torch": metrics["torch_version"],  # the torch the run used (--hypermask: another environment's)
+        "accuracy_matrix": metrics["accuracy_matrix"],
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3),
     }, indent=2))
 

@@ -4,6 +4,7 @@
     python bench/bench_contention.py --configs fmnist_permuted --threads 2 > bench/results/speed_contention.json
     python bench/bench_gemm.py --threads 2 > bench/results/speed_gemm.json
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
+    python bench/bench_run.py fmnist_permuted --threads 2 --hypermask CPU_VENV/bin/hypermask > bench/results/speed_run_cpu_build.json
     python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
     python bench/speed_readme.py            # rewrites the block between <!-- speed --> and <!-- end speed -->
     python bench/speed_readme.py --check    # exit 1 if the README's block differs from the JSON
@@ -49,11 +50,19 @@ def render() -> str:
                        f"{1e3 * r['optimizer_step_seconds']:.2f} ms | {r['eval_all_tasks_seconds']:.2f} s | "
                        f"{r['peak_rss_mb'] / 1024:.2f} GB |")
         out.append("")
-    run = _load("speed_run.json")
-    if run:
-        out += [f"Whole run (`{run['command']}`, MLflow {'on' if run['tracking'] else 'off'}): "
-                f"{run['wall_seconds']:.1f} s wall, {run['ms_per_iteration']:.2f} ms per iteration (validation "
-                f"excluded), peak RSS {run['peak_rss_gb']:.2f} GB, average accuracy {run['average_accuracy']:.2f}.", ""]
+    runs = [r for r in (_load("speed_run.json"), _load("speed_run_cpu_build.json")) if r]
+    if runs:
+        out += ["Whole run, as a user starts it (`bench/bench_run.py`):", "",
+                "| command | torch in the run | MLflow | wall | ms/iteration (validation excluded) | peak RSS | average accuracy |",
+                "|---|---|---|---|---|---|---|"]
+        for run in runs:
+            out.append(f"| `{run['command']}` | {run.get('run_torch', run['machine']['torch'])} | "
+                       f"{'on' if run['tracking'] else 'off'} | {run['wall_seconds']:.1f} s | "
+                       f"{run['ms_per_iteration']:.2f} | {run['peak_rss_gb']:.2f} GB | {run['average_accuracy']:.2f} |")
+        if len(runs) == 2 and runs[0].get("accuracy_matrix") is not None:
+            same = runs[0]["accuracy_matrix"] == runs[1].get("accuracy_matrix")
+            out.append(f"\nThe two runs' accuracy matrices are {'identical' if same else 'different'}.")
+        out.append("")
     gemm = _load("speed_gemm.json")
     if gemm:
         out += [f"The step's matrix products (`bench/bench_gemm.py`, {gemm['threads']} threads; measured peak "

@@ -30,19 +30,41 @@ def _cluster_only() -> set[str]:
     return {p for p in _pins() if any(p.startswith(n) for n in names)}
 
 
+def _cuda_only() -> set[str]:
+    """Pins that only PyPI's CUDA build of torch pulls in (its CUDA libraries, triton): absent
+    where PyTorch's CPU build is installed instead (README, "Memory")."""
+    return {p for p in _pins() if p.startswith(("nvidia-", "cuda-")) or p == "triton"}
+
+
+def _same_release(got: str | None, locked: str) -> bool:
+    """pip's `==` as the constraint applies it: a local label (torch 2.14.1+cpu) matches 2.14.1."""
+    return got is not None and got.split("+", 1)[0] == locked
+
+
 def test_the_installed_stack_is_the_locked_one():
     pins = _pins()
     optional = _cluster_only()
     assert "snakemake-executor-plugin-slurm" in optional and "psycopg2-binary" in optional
+    if "+cpu" in metadata.version("torch"):
+        optional |= _cuda_only()
     wrong = {}
     for name, version in pins.items():
         try:
             got = metadata.version(name)
         except metadata.PackageNotFoundError:
             got = None
-        if got != version and not (got is None and name in optional):
+        if not _same_release(got, version) and not (got is None and name in optional):
             wrong[name] = (version, got)
     assert not wrong, f"installed versions differ from requirements.lock (locked, installed): {wrong}"
+
+
+def test_a_cpu_build_of_torch_satisfies_the_lock_as_pip_does():
+    from packaging.specifiers import SpecifierSet
+
+    assert _same_release("2.14.1+cpu", "2.14.1") and "2.14.1+cpu" in SpecifierSet("==2.14.1")
+    assert not _same_release("2.13.0+cpu", "2.14.1") and "2.13.0+cpu" not in SpecifierSet("==2.14.1")
+    assert not _same_release(None, "2.14.1")
+    assert {"nvidia-cublas", "triton", "cuda-toolkit"} <= _cuda_only() and "torch" not in _cuda_only()
 
 
 def test_every_dependency_is_locked_and_conda_uses_the_lock():
