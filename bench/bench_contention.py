@@ -38,6 +38,7 @@ VARIANTS = {
     # libgomp's spin before sleeping (300,000 spins unset, 0 with PASSIVE): PASSIVE and 300 spins
     # could not be told apart alone on the 2-core EPYC (run-to-run noise ~10 %); 10,000 collapses
     "gomp_spin_300": {"GOMP_SPINCOUNT": "300"},
+    "gomp_spin_3k": {"GOMP_SPINCOUNT": "3000"},
     "gomp_spin_10k": {"GOMP_SPINCOUNT": "10000"},
 }
 

@@ -52,7 +52,7 @@ def render() -> str:
         out.append("")
     runs = [r for r in (_load("speed_run.json"), _load("speed_run_cpu_build.json")) if r]
     if runs:
-        out += ["Whole run, as a user starts it (`bench/bench_run.py`):", "",
+        out += [f"Whole run, as a user starts it (`bench/bench_run.py`), on {machine_line(runs[0]['machine'])}:", "",
                 "| command | torch in the run | MLflow | wall | ms/iteration (validation excluded) | peak RSS | average accuracy |",
                 "|---|---|---|---|---|---|---|"]
         for run in runs:
