@@ -93,7 +93,7 @@ def render() -> str:
     cont = _load("speed_contention.json")
     if cont:
         out += [f"Beside one other CPU-bound process (`bench/bench_contention.py`, a {cont['rows'][0]['busy']} "
-                "process the bench starts and stops):", "",
+                f"process the bench starts and stops), on {machine_line(cont['machine'])}:", "",
                 "| configuration | OpenMP settings | alone | with the busy process | slowdown |", "|---|---|---|---|---|"]
         for r in cont["rows"]:
             policy = ", ".join(f"{k}={v}" for k, v in r["env"].items()) or "none (libgomp spins 300,000 times)"
