@@ -1,7 +1,8 @@
 """The README's "Speed on the CI machine" block, written from the benches' JSON (never typed).
 
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 > bench/results/speed_step.json
-    python bench/bench_contention.py --configs fmnist_permuted --threads 2 > bench/results/speed_contention.json
+    python bench/bench_contention.py --configs fmnist_permuted digits_permuted --threads 2 --repeats 3 \
+        --variants default omp_passive gomp_spin_3k > bench/results/speed_contention.json
     python bench/bench_gemm.py --threads 2 > bench/results/speed_gemm.json
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
     python bench/bench_run.py fmnist_permuted --threads 2 --hypermask CPU_VENV/bin/hypermask > bench/results/speed_run_cpu_build.json

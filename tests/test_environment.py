@@ -38,7 +38,9 @@ def _cuda_only() -> set[str]:
 
 def _same_release(got: str | None, locked: str) -> bool:
     """pip's `==` as the constraint applies it: a local label (torch 2.14.1+cpu) matches 2.14.1."""
-    return got is not None and got.split("+", 1)[0] == locked
+    from packaging.specifiers import SpecifierSet
+
+    return got is not None and got in SpecifierSet(f"=={locked}")
 
 
 def test_the_installed_stack_is_the_locked_one():
