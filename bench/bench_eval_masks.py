@@ -29,9 +29,12 @@ def main() -> None:
     from hypermask.config import load_experiment
     from hypermask.train import build_run
 
+    from tasks import bench_tasks
+
     cfg = load_experiment(ROOT / "params.yaml", a.experiment)
     dev = torch.device(a.device)
-    tasks, learner = build_run(cfg, 1, dev)
+    tasks, data = bench_tasks(cfg, dev)
+    tasks, learner = build_run(cfg, 1, dev, tasks=tasks)
     learner.eval()
     ids = [t.index for t in tasks]
     ctx = learner.eval_context(ids)
@@ -49,9 +52,11 @@ def main() -> None:
     def loop():
         return [torch.stack([learner.logits(ctx, x, k) for k in ids]) for x in xs]
 
-    same = all(torch.allclose(b, s, atol=1e-5) for b, s in zip(batched(), loop()))
-    out = {"experiment": a.experiment, "device": str(dev), "threads": torch.get_num_threads(),
-           "tasks": len(ids), "test_samples_per_task": len(tasks[0].test.y), "same_outputs": same}
+    diff = max(float((b - s).abs().max()) for b, s in zip(batched(), loop()))
+    same = diff <= 1e-5
+    out = {"experiment": a.experiment, "data": data, "device": str(dev) + (
+        f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""), "threads": torch.get_num_threads(),
+           "tasks": len(ids), "test_samples_per_task": len(tasks[0].test.y), "same_outputs": same, "max_abs_difference": diff}
     for name, fn in (("batched", batched), ("per_task_loop", loop)):
         fn()
         sync()

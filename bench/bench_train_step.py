@@ -42,8 +42,10 @@ def adam_floor(learner, opt, repeats: int, sync) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def profile_steps(step, n: int, device) -> list[dict]:
-    """PyTorch profiler over n steps: the ops with the most self time, in ms per iteration."""
+def profile_steps(step, n: int, device) -> dict:
+    """PyTorch profiler over n steps: the ops with the most self time, in ms per iteration; on a
+    GPU also the kernels' total time per iteration (how long the GPU is busy in a step)."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -51,48 +53,76 @@ def profile_steps(step, n: int, device) -> list[dict]:
         for _ in range(n):
             step()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    rows = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)[:12]
-    return [{"op": e.key, "ms_per_iter": round(getattr(e, key) / 1000 / n, 3), "calls_per_iter": e.count / n} for e in rows]
+    avg = prof.key_averages()
+    rows = sorted(avg, key=lambda e: getattr(e, key), reverse=True)[:12]
+    out = {"top": [{"op": e.key, "ms_per_iter": round(getattr(e, key) / 1000 / n, 3), "calls_per_iter": e.count / n}
+                   for e in rows]}
+    if device.type == "cuda":
+        kernels = [e for e in avg if e.device_type == DeviceType.CUDA]
+        out["kernels_per_iter"] = sum(e.count for e in kernels) / n
+        out["kernel_ms_per_iter"] = round(sum(e.self_device_time_total for e in kernels) / 1000 / n, 3)
+    return out
+
+
+def graphed_steps(learner, opt, task, stream, gen, i, warmup, repeats, per_repeat, sync) -> dict:
+    """The same step replayed from a CUDA graph as the trainer runs it (hypermask/graphs.py)."""
+    from hypermask.graphs import WARMUP, GraphedSteps
+
+    steps = GraphedSteps(learner, opt, task, stream, gen)
+    for _ in range(max(warmup, WARMUP + 2)):
+        steps(i)
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(per_repeat):
+            steps(i)
+        sync()
+        times.append((time.perf_counter() - t0) / per_repeat)
+    return {"sec_per_iter_median": statistics.median(times), "sec_per_iter_min": min(times),
+            "sec_per_iter_max": max(times), "captures": steps.captures}
+
+
+def epoch_seconds(cfg, learner, task) -> dict:
+    """One epoch of the task as the trainer runs it (`hypermask.train.train_task` with a budget
+    of one epoch: its steps, the validation at the epoch's end, best-validation selection and the
+    scheduler), the second of two, so that the first pays for warm-up."""
+    from hypermask.events import Events
+    from hypermask.train import train_task
+
+    one = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
+    res = {"paper_epochs": cfg.train.epochs}
+    for how, flag in (("", "1"), ("eager_", "0")):  # as the trainer runs it; without CUDA graphs
+        if how and task.train.y.device.type != "cuda":
+            break
+        os.environ["HYPERMASK_CUDA_GRAPHS"] = flag
+        for _ in range(2):
+            out = train_task(learner, task, one, 1, Events([]), 0)
+        res.update({f"{how}iterations": out["iterations"], f"{how}train_seconds": out["train_seconds"],
+                    f"{how}validation_seconds": out["validation_seconds"],
+                    f"{how}seconds": out["train_seconds"] + out["validation_seconds"]})
+    os.environ.pop("HYPERMASK_CUDA_GRAPHS")
+    return res
 
 
 def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int, task_index: int,
-              profile: bool = False) -> dict:
+              profile: bool = False, fill: str | None = None) -> dict:
     import torch
 
     from hypermask.config import load_experiment
-    from hypermask.data import BatchStream, Split, Task, build_tasks, check_source_available
+    from hypermask.data import BatchStream
     from hypermask.evaluate import evaluate_tasks
     from hypermask.methods import build_method, heads_of
     from hypermask.nets import build_target
     from hypermask.train import set_determinism, training_step
+    from tasks import bench_tasks
 
     cfg = load_experiment(ROOT / "params.yaml", name)
     dev = torch.device(device)
     set_determinism(dev)
-    try:
-        check_source_available(cfg.data)
-        tasks = build_tasks(cfg.data, seed=1, device=dev)
-        data = "real"
-    except Exception:  # raw data absent here: random inputs of the right shape
-        g = torch.Generator().manual_seed(0)
-        side = {"mnist": 28 + 2 * cfg.data.padding, "fashion_mnist": 28 + 2 * cfg.data.padding, "tinyimagenet": 64}.get(
-            cfg.data.source, 32)
-        ch = 1 if cfg.data.source in ("mnist", "fashion_mnist") else 3
-        n_cls = cfg.data.task_sizes()[0]
-
-        def split(n):
-            return Split(torch.rand(n, ch, side, side, generator=g).to(dev), torch.randint(0, n_cls, (n,), generator=g).to(dev))
-
-        perm = cfg.data.scenario == "permuted"
-        # a task's real sizes: MNIST 55,000/5,000/10,000 (permuted: only 10,000 here, enough for
-        # batches); CIFAR-100 and TinyImageNet 500 and 100 images per class
-        n_tr, n_val, n_te = (10_000, 1000, 10_000) if ch == 1 else (500 * n_cls, 100, 100 * n_cls)
-        tasks = [
-            Task(t, list(range(n_cls)), split(n_tr), split(n_val), split(n_te),
-                 perm=torch.randperm(ch * side * side, generator=g).to(dev) if perm else None)
-            for t in range(cfg.data.n_tasks)
-        ]
-        data = "random"
+    if fill is not None:  # on accelerators, deterministic mode fills every new tensor (NaN) unless off
+        torch.utils.deterministic.fill_uninitialized_memory = fill == "on"
+    tasks, data = bench_tasks(cfg, dev)
     T = len(tasks)
     task = tasks[min(task_index, T - 1)]
     shape = tuple(task.inputs(task.train.x[:1]).shape[1:])
@@ -123,11 +153,14 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         times.append((time.perf_counter() - t0) / per_repeat)
     loss.item()
     floor = adam_floor(learner, opt, per_repeat, sync)
+    graphed = graphed_steps(learner, opt, task, stream, gen, i, warmup, repeats, per_repeat, sync) \
+        if dev.type == "cuda" else None
     prof = profile_steps(lambda: training_step(learner, opt, task, stream, gen, i), per_repeat, dev) if profile else None
     t0 = time.perf_counter()
     evaluate_tasks(learner, tasks, cfg.train.eval_batch_size)
     sync()
     eval_s = time.perf_counter() - t0
+    epoch = epoch_seconds(cfg, learner, task) if cfg.train.epochs else None
     n_hnet = sum(p.numel() for p in learner.hnet.parameters()) if hasattr(learner, "hnet") else 0
     return {
         "config": name,
@@ -135,6 +168,8 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         "data": data,
         "device": str(dev) + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""),
         "threads": torch.get_num_threads(),
+        **({"fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory}
+           if dev.type == "cuda" else {}),
         "torch": torch.__version__,
         "task": task.index,
         "batch_size": cfg.train.batch_size,
@@ -145,9 +180,11 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         "sec_per_iter_min": min(times),
         "sec_per_iter_max": max(times),
         "optimizer_step_seconds": floor,
+        **({"graphed": graphed} if graphed else {}),
         "repeats": repeats,
         "iters_per_repeat": per_repeat,
         "eval_all_tasks_seconds": eval_s,
+        **({"epoch": epoch} if epoch else {}),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
         **({"profile": prof} if prof else {}),
@@ -165,6 +202,8 @@ def main() -> None:
     ap.add_argument("--per-repeat", type=int, default=None)
     ap.add_argument("--task", type=int, default=1, help="which task's step (>=1: both regularizers on)")
     ap.add_argument("--profile", action="store_true", help="add the profiler's top ops (ms/iteration)")
+    ap.add_argument("--fill-uninitialized", choices=["on", "off"], default=None,
+                    help="on a GPU: torch's deterministic fill of new tensors (default: as the trainer sets it)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     import torch
@@ -181,6 +220,7 @@ def main() -> None:
             a.per_repeat if a.per_repeat is not None else (2 if big else 50),
             a.task,
             a.profile,
+            a.fill_uninitialized,
         )
         print(json.dumps(res))
         return
@@ -195,7 +235,7 @@ def main() -> None:
     for name in names:
         cmd = [sys.executable, __file__, "--one", "--configs", name, "--device", device, "--task", str(a.task)]
         cmd += ["--profile"] if a.profile else []
-        for flag in ("threads", "warmup", "repeats", "per_repeat"):
+        for flag in ("threads", "warmup", "repeats", "per_repeat", "fill_uninitialized"):
             v = getattr(a, flag)
             if v is not None:
                 cmd += [f"--{flag.replace('_', '-')}", str(v)]

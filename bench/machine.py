@@ -51,6 +51,29 @@ def mkl_code_path() -> str | None:
     return None
 
 
+def gpu() -> dict | None:
+    """The GPU torch sees (name, memory, compute capability, multiprocessors), the CUDA and
+    cuDNN versions torch was built with, the driver, and the float32 matmul precision."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    p = torch.cuda.get_device_properties(0)
+    driver = None
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=30).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {
+        "name": p.name, "memory_gib": round(p.total_memory / 2**30, 1), "capability": f"{p.major}.{p.minor}",
+        "multiprocessors": p.multi_processor_count, "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(), "driver": driver,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+    }
+
+
 def describe(probe_mkl: bool = True) -> dict:
     import torch
 
@@ -71,6 +94,7 @@ def describe(probe_mkl: bool = True) -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "thread_env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ},
+        **({"gpu": g} if (g := gpu()) else {}),
     }
 
 

@@ -1,4 +1,5 @@
-"""The README's "Speed on the CI machine" block, written from the benches' JSON (never typed).
+"""The README's speed blocks ("Speed on the CI machine kind", "Speed on a GPU"), written from
+the benches' JSON (never typed).
 
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 > bench/results/speed_step.json
     python bench/bench_contention.py --configs fmnist_permuted digits_permuted --threads 2 --repeats 3 \
@@ -7,20 +8,25 @@
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
     python bench/bench_run.py fmnist_permuted --threads 2 --hypermask CPU_VENV/bin/hypermask > bench/results/speed_run_cpu_build.json
     python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
-    python bench/speed_readme.py            # rewrites the block between <!-- speed --> and <!-- end speed -->
-    python bench/speed_readme.py --check    # exit 1 if the README's block differs from the JSON
+    bash bench/run_gpu.sh   # on a GPU machine: bench/results/gpu_{ceilings,step,step_task9,eval_*}.json
+    python bench/bench_train_step.py --configs permuted_mnist cifar100_resnet20 --device cuda \
+        --fill-uninitialized on|off > bench/results/gpu_step_fill_{on,off}.json
+    python bench/gpu_runs.py --benchmarks fmnist_permuted fmnist_split > bench/results/gpu_runs.json
+    python bench/speed_readme.py            # rewrites the blocks between <!-- speed --> and <!-- end speed -->,
+                                            # <!-- speed gpu --> and <!-- end speed gpu -->
+    python bench/speed_readme.py --check    # exit 1 if a README block differs from the JSON
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-BEGIN, END = "<!-- speed -->", "<!-- end speed -->"
 
 
 def _load(name: str):
@@ -104,19 +110,141 @@ def render() -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def _ms(s: float) -> str:
+    return f"{1e3 * s:.2f}"
+
+
+def _mean_sd(xs: list[float]) -> str:
+    m = statistics.mean(xs)
+    return f"{m:.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{m:.2f}"
+
+
+def render_gpu() -> str:
+    """The GPU block: ceilings, the paper configurations' steps (eager and CUDA graph), torch's
+    deterministic fill, a CIFAR-100 epoch, the batched evaluation, whole runs."""
+    ceil, step = _load("gpu_ceilings.json"), _load("gpu_step.json")
+    if not (ceil and step):
+        return "No GPU figures in bench/results.\n"
+    g, host = ceil["gpu"], step["machine"]
+    bw = ceil["copy_gb_per_s"] * 1e9
+    out = [f"On one {g['name']} ({g['memory_gib']} GiB, compute capability {g['capability']}, "
+           f"{g['multiprocessors']} multiprocessors; driver {g['driver']}, CUDA {g['cuda']}, cuDNN {g['cudnn']}), "
+           f"torch {ceil['torch']}, host {host['cpu']} ({host['logical_cpus']} logical CPUs); random inputs of the "
+           f"benchmarks' shapes (MNIST and CIFAR-100 are not installable here). Measured ceilings "
+           f"(`bench/bench_gpu_ceilings.py`): device copy {ceil['copy_gb_per_s']:.0f} GB/s (read + write), "
+           f"float32 product {ceil['gemm_float32_tflops']:.1f} TFLOP/s (TF32 {ceil['gemm_tf32_tflops']:.0f}, "
+           f"bf16 {ceil['gemm_bfloat16_tflops']:.0f}; the trainer runs full float32 products).", "",
+           "Training step (`bench/bench_train_step.py --device cuda`; eager: `training_step` as launched from "
+           "Python; CUDA graph: the same step replayed as the trainer runs it, `hypermask/graphs.py`):", "",
+           "| configuration | task | hypernetwork | eager ms [min, max] | CUDA graph ms [min, max] | GPU busy (profiler) | "
+           "memory floor | Adam step alone | evaluation of all tasks | peak GPU memory |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = step["results"] + (_load("gpu_step_task9.json") or {"results": []})["results"]
+    for r in sorted((r for r in rows if "error" not in r), key=lambda r: (r["config"], r["task"])):
+        gr, prof = r.get("graphed"), r.get("profile") or {}
+        busy = (f"{prof['kernel_ms_per_iter']:.2f} ms, {prof['kernels_per_iter']:.0f} kernels"
+                if "kernel_ms_per_iter" in prof else "")
+        floor = 40 * r["hnet_parameters"] / bw  # Adam 7 x 4 bytes, the three output products 3 x 4 bytes
+        out.append(f"| `{r['config']}` | {r['task']} | {r['hnet_parameters'] / 1e6:.1f}M | {_ms(r['sec_per_iter_median'])} "
+                   f"[{_ms(r['sec_per_iter_min'])}, {_ms(r['sec_per_iter_max'])}] | "
+                   + (f"**{_ms(gr['sec_per_iter_median'])}** [{_ms(gr['sec_per_iter_min'])}, {_ms(gr['sec_per_iter_max'])}]"
+                      if gr else "") +
+                   f" | {busy} | {_ms(floor)} ms | {_ms(r['optimizer_step_seconds'])} ms | "
+                   f"{r['eval_all_tasks_seconds']:.2f} s | {r['peak_cuda_mb'] / 1024:.1f} GiB |")
+    out += ["", "Memory floor: 40 bytes per hypernetwork parameter at the copy bandwidth (the fused Adam step "
+            "reads parameter, gradient and both moments and writes three of them; the output layer's three "
+            "products read its weight twice and write its gradient once).", ""]
+    for r in step["results"]:
+        prof = r.get("profile") or {}
+        if "error" in r or "top" not in prof:
+            continue
+        top = {e["op"]: e for e in prof["top"]}
+        adam = 28 * r["hnet_parameters"]
+        products = sum(top[k]["ms_per_iter"] for k in ("aten::mm", "aten::addmm") if k in top)
+        gemm = max((e for e in prof["top"] if "gemm" in e["op"].lower() and not e["op"].startswith("aten::")),
+                   key=lambda e: e["ms_per_iter"], default=None)
+        line = (f"* `{r['config']}`, task {r['task']} (profiler): the fused Adam step moves {adam / 1e9:.1f} GB in "
+                f"{_ms(r['optimizer_step_seconds'])} ms ({adam / r['optimizer_step_seconds'] / 1e12:.2f} TB/s, "
+                f"{100 * adam / r['optimizer_step_seconds'] / bw:.0f}% of the copy bandwidth); the matrix products "
+                f"(`aten::mm`, `aten::addmm`) take {products:.2f} ms, against {_ms(12 * r['hnet_parameters'] / bw)} ms "
+                f"to move the output layer's bytes")
+        if gemm:
+            line += f"; the largest, `{gemm['op'][:40]}…`, {gemm['ms_per_iter']:.2f} ms"
+        out.append(line + ".")
+    out.append("")
+    on, off = _load("gpu_step_fill_on.json"), _load("gpu_step_fill_off.json")
+    if on and off:
+        out += ["Torch's deterministic mode fills every new tensor with NaN unless told not to "
+                "(`torch.utils.deterministic.fill_uninitialized_memory`); the trainer turns the fill off "
+                "(eager steps, before CUDA graphs):", "",
+                "| configuration | fill on | fill off | one task epoch, fill on | fill off |", "|---|---|---|---|---|"]
+        for a, b in zip(on["results"], off["results"]):
+            ea, eb = a.get("epoch"), b.get("epoch")
+            out.append(f"| `{a['config']}` | {_ms(a['sec_per_iter_median'])} ms | {_ms(b['sec_per_iter_median'])} ms | "
+                       + (f"{ea['seconds']:.2f} s | {eb['seconds']:.2f} s |" if ea and eb else "| |"))
+        out.append("")
+    for r in step["results"]:
+        e = r.get("epoch")
+        if e and "eager_seconds" in e:
+            per_seed = e["seconds"] * e["paper_epochs"] * 10 / 60
+            out += [f"One `{r['config']}` task epoch as the trainer runs it ({e['iterations']} steps of batch "
+                    f"{r['batch_size']}, then validation, best-validation selection and the scheduler): "
+                    f"**{e['seconds']:.2f} s** with CUDA graphs, {e['eager_seconds']:.2f} s eager; the paper's "
+                    f"{e['paper_epochs']} epochs × 10 tasks: about {per_seed:.0f} min of training per seed.", ""]
+    evals = [_load(f"gpu_eval_{c}.json") for c in ("permuted_mnist", "cifar100_resnet20")]
+    if any(evals):
+        out += ["Every task's mask on every task's test set (`bench/bench_eval_masks.py --device cuda`), "
+                "batched (one vmapped call over the stacked masked weights) against the per-task loop:", "",
+                "| configuration | tasks × test samples | batched | per-task loop | speed-up | largest output difference |",
+                "|---|---|---|---|---|---|"]
+        for e in (e for e in evals if e):
+            out.append(f"| `{e['experiment']}` | {e['tasks']} × {e['test_samples_per_task']:,} | "
+                       f"{e['batched_seconds_median']:.3f} s | {e['per_task_loop_seconds_median']:.3f} s | "
+                       f"{e['speedup']:.2f}x | {e['max_abs_difference']:.1e} |")
+        out.append("")
+    runs = _load("gpu_runs.json")
+    if runs:
+        rs = [r for r in runs["runs"] if "error" not in r]
+        out += [f"Whole runs (`hypermask train BENCHMARK --seed N --device cuda --no-tracking`, "
+                f"`bench/gpu_runs.py`), {rs[0]['device']}, torch {rs[0]['torch_version']}:", "",
+                "| configuration | CUDA graphs | seeds | average accuracy | BWT | ms/iteration | wall per seed |",
+                "|---|---|---|---|---|---|---|"]
+        groups: dict[tuple, list] = {}
+        for r in rs:
+            groups.setdefault((r["experiment"], r["cuda_graphs"]), []).append(r)
+        for (exp, graphs), grp in groups.items():
+            out.append(f"| `{exp}` | {'on' if graphs else 'off'} | {', '.join(str(r['seed']) for r in grp)} | "
+                       f"{_mean_sd([r['average_accuracy'] for r in grp])} | {_mean_sd([r['bwt'] for r in grp])} | "
+                       f"{_mean_sd([1e3 * r['seconds_per_iteration'] for r in grp])} | "
+                       f"{_mean_sd([r['wall_seconds'] for r in grp])} s |")
+        for r in (r for r in rs if not r["cuda_graphs"]):
+            twin = next((x for x in rs if x["cuda_graphs"] and x["experiment"] == r["experiment"]
+                         and x["seed"] == r["seed"]), None)
+            if twin:
+                same = twin["accuracy_matrix"] == r["accuracy_matrix"]
+                out.append(f"\n`{r['experiment']}` seed {r['seed']}: the accuracy matrices with and without CUDA "
+                           f"graphs are {'identical' if same else 'different'}.")
+        out.append("")
+    return "\n".join(out).strip() + "\n"
+
+
+BLOCKS = {("<!-- speed -->", "<!-- end speed -->"): render, ("<!-- speed gpu -->", "<!-- end speed gpu -->"): render_gpu}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--readme", default=str(ROOT / "README.md"))
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
     readme = Path(a.readme)
-    text = readme.read_text()
-    i, j = text.find(BEGIN), text.find(END)
-    if i < 0 or j < i:
-        sys.exit(f"{readme}: no block {BEGIN} ... {END}")
-    new = text[: i + len(BEGIN)] + "\n" + render() + text[j:]
+    text = new = readme.read_text()
+    for (begin, end), fn in BLOCKS.items():
+        i, j = new.find(begin), new.find(end)
+        if i < 0 or j < i:
+            sys.exit(f"{readme}: no block {begin} ... {end}")
+        new = new[: i + len(begin)] + "\n" + fn() + new[j:]
     if a.check:
-        sys.exit(0 if new == text else f"{readme}: the speed block differs from bench/results/speed_*.json")
+        sys.exit(0 if new == text else f"{readme}: a speed block differs from bench/results/*.json")
     tmp = readme.with_name(readme.name + ".tmp")
     tmp.write_text(new)
     tmp.replace(readme)

@@ -28,6 +28,7 @@ from .config import ExperimentConfig, training_fingerprint
 from .data import BatchStream, Task, build_tasks
 from .evaluate import entropy_inference, evaluate_tasks, one_shot_inference, split_accuracy
 from .fecam import fecam_inference
+from .graphs import GraphedSteps
 from .methods import build_method, heads_of
 from .nets import build_target, set_train_mode
 from .optim import plateau
@@ -68,12 +69,22 @@ def seed_everything(seed: int) -> None:
 def set_determinism(device: torch.device) -> None:
     """Bit-identical reruns. The CPU kernels used here are deterministic for a given thread
     count (tested), so the global flag is set on accelerators only: on a CPU it would import
-    torch's compiler stack (+150 MB RSS) and fill every new tensor with NaN before use."""
+    torch's compiler stack (+150 MB RSS) and fill every new tensor with NaN before use.
+
+    On accelerators deterministic mode also fills every new tensor (NaN) by default, to expose
+    reads of uninitialised memory; no kernel used here reads any, and the fill was a third of a
+    CIFAR-100 ResNet-20 step on an H200 (21.2 ms -> 16.7 ms, README "Speed on a GPU"), so it is
+    off where torch has the switch (torch.utils.deterministic, public since 2.1)."""
     if device.type == "cpu":
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
+    try:
+        import torch.utils.deterministic as det
+    except ImportError:  # torch < 2.1: the fill stays
+        return
+    det.fill_uninitialized_memory = False
 
 
 def _sync(device: torch.device) -> None:
@@ -116,6 +127,7 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, events: Ev
     opt = learner.make_optimizer(tc.lr)
     sched = plateau(opt) if per_epoch is not None and tc.lr_scheduler else None
     stream = BatchStream(len(task.train.y), tc.batch_size, gen)
+    step = GraphedSteps(learner, opt, task, stream, gen)  # eager where no CUDA graph applies
     has_val = len(task.val.y) > 0
     best_acc, best_state = -1.0, None
     loss_sum = torch.zeros((), device=device)
@@ -126,7 +138,7 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, events: Ev
     _sync(device)
     start = time.perf_counter()
     for i in range(n_iter):
-        loss_sum += training_step(learner, opt, task, stream, gen, i)
+        loss_sum += step(i)
         n_loss += 1
         last = i == n_iter - 1
         mean_loss = None
@@ -250,11 +262,14 @@ def run(
                            data_cache, restart_on_change, regenerate, score_split)
 
 
-def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache: Path | None = None):
-    """The task stream and the freshly initialised learner of one (experiment, seed)."""
+def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache: Path | None = None,
+              tasks: list[Task] | None = None):
+    """The task stream and the freshly initialised learner of one (experiment, seed); `tasks`
+    given (the benches' stand-ins where the data is absent) replaces the data's."""
     set_determinism(device)
     seed_everything(seed)
-    tasks = build_tasks(cfg.data, seed, device, raw=load_prepared(cfg.data, data_cache))
+    if tasks is None:
+        tasks = build_tasks(cfg.data, seed, device, raw=load_prepared(cfg.data, data_cache))
     input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
     n_out = max(t.n_classes for t in tasks)
     torch.manual_seed(seed)

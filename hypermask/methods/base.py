@@ -33,6 +33,12 @@ class MethodBase(nn.Module):
     def end_task(self, t: int, task) -> None:
         pass
 
+    def graph_key(self, t: int, iteration: int):
+        """None: the training step cannot be replayed from a CUDA graph (hypermask/graphs.py);
+        else a value equal for any two iterations of task t whose steps run the same kernels
+        with the same constants."""
+        return None
+
     def make_optimizer(self, lr: float):
         """A fresh Adam per task over every trained parameter (the reference's protocol)."""
         from ..optim import adam

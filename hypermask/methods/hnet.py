@@ -65,6 +65,9 @@ class HNET(MethodBase):
         """(1/t) sum_{j<t} ||H(e_j) - H*_j||^2."""
         return hnet_regularizer(h_earlier, self.h_star)
 
+    def graph_key(self, t: int, iteration: int):
+        return t  # the step does not depend on the iteration
+
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
         h = self.hnet(slice(0, t + 1))
         ce = F.cross_entropy(self.forward_with(self.generated(h[t]), x, t), y)

@@ -201,6 +201,11 @@ class HyperMask(MethodBase):
         self.h_star = self.hnet(slice(0, t)).detach().clone()
         self.theta_star = [w.detach().clone() for w in self._theta()]
 
+    def graph_key(self, t: int, iteration: int):
+        """The step depends on the iteration only through the sparsity (the first task's ramp)."""
+        hm = self.hp
+        return sparsity_at(iteration, self.n_iterations, hm.sparsity, t == 0, hm.adaptive_sparsity)
+
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
         hm = self.hp
         self.sparsity = sparsity_at(iteration, self.n_iterations, hm.sparsity, t == 0, hm.adaptive_sparsity)
