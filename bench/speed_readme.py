@@ -8,6 +8,7 @@ the benches' JSON (never typed).
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
     python bench/bench_run.py fmnist_permuted --threads 2 --hypermask CPU_VENV/bin/hypermask > bench/results/speed_run_cpu_build.json
     python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
+    python bench/bench_jobs.py --configs fmnist_permuted fmnist_split --threads 2 --jobs 2 > bench/results/speed_jobs.json
     bash bench/run_gpu.sh   # on a GPU machine: bench/results/gpu_{ceilings,step,step_task9,eval_*}.json
     python bench/bench_train_step.py --configs permuted_mnist cifar100_resnet20 --device cuda \
         --fill-uninitialized on|off > bench/results/gpu_step_fill_{on,off}.json
@@ -106,6 +107,20 @@ def render() -> str:
             policy = ", ".join(f"{k}={v}" for k, v in r["env"].items()) or "none (libgomp spins 300,000 times)"
             out.append(f"| `{r['config']}` | {policy} | {r['alone_ms']:.2f} ms | {r['with_busy_process_ms']:.2f} ms | "
                        f"{r['slowdown']:.2f}x |")
+        out.append("")
+    jobs = _load("speed_jobs.json")
+    if jobs:
+        r0 = jobs["rows"][0]
+        out += [f"The pipeline's jobs on the machine's cores (`bench/bench_jobs.py`): one {r0['threads']}-thread job "
+                f"alone (passive policy) against {r0['jobs']} one-thread jobs at once (`pipeline.threads: 1`), on "
+                f"{machine_line(jobs['machine'])}:", "",
+                "| configuration | one job: ms/step | one thread alone | one-thread jobs at once: ms/step each | "
+                "steps per second, one job | all jobs | ratio |", "|---|---|---|---|---|---|---|"]
+        for r in jobs["rows"]:
+            each = ", ".join(f"{t:.2f}" for t in r["one_thread_jobs_ms"])
+            out.append(f"| `{r['config']}` | {r['one_job_ms']:.2f} | {r['one_thread_alone_ms']:.2f} | {each} | "
+                       f"{r['steps_per_second_one_job']:.1f} | {r['steps_per_second_jobs']:.1f} | "
+                       f"{r['throughput_ratio']:.2f}x |")
         out.append("")
     return "\n".join(out).strip() + "\n"
 

@@ -207,7 +207,8 @@ def provenance(runs: dict[str, list[dict]]) -> str:
         vals = sorted({str(m.get(key, "unknown"))[:width] for m in found})
         return " / ".join(vals)
 
-    return (f"{len(found)} runs on {values('cpu')} ({values('device')}, {values('torch_threads')} threads), "
+    threads = values("torch_threads")
+    return (f"{len(found)} runs on {values('cpu')} ({values('device')}, {threads} thread{'' if threads == '1' else 's'}), "
             f"torch {values('torch_version')}, Python {values('python_version')}, commit {values('git_commit', 10)}, "
             f"lock {values('environment_lock', 12)}")
 
