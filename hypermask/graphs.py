@@ -83,18 +83,13 @@ class GraphedSteps:
                       file=sys.stderr)
                 torch.cuda.synchronize()
                 self.enabled, self.graph, self.key = False, None, None
-                return self._eager_on(x, y, i)
+                from .train import step_on
+
+                return step_on(self.learner, self.opt, x, y, self.task.index, i)
         self.x.copy_(x)
         self.y.copy_(y)
         self.graph.replay()
         return self.loss
-
-    def _eager_on(self, x, y, i: int):
-        loss, _ = self.learner.loss(x, y, self.task.index, i)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss.detach()
 
     def _capture(self, x, y, i: int) -> None:
         self.x, self.y = x.clone(), y.clone()

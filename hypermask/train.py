@@ -106,7 +106,12 @@ def training_step(learner, opt, task: Task, stream: BatchStream, gen: torch.Gene
     """Iteration i of the task: one optimisation step on one batch; returns the detached loss
     (no host sync)."""
     x, y = learner.batch(task, stream.next(), gen)
-    loss, _ = learner.loss(x, y, task.index, i)
+    return step_on(learner, opt, x, y, task.index, i)
+
+
+def step_on(learner, opt, x, y, t: int, i: int):
+    """One optimisation step of task t on the batch (x, y); returns the detached loss."""
+    loss, _ = learner.loss(x, y, t, i)
     opt.zero_grad()
     loss.backward()
     opt.step()
