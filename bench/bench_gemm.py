@@ -8,15 +8,27 @@ measured peak GEMM rate (a large square product), and the time its bytes take at
 machine's measured copy bandwidth. The larger of the two floors is what bounds it.
 
     python bench/bench_gemm.py --threads 2
+    python bench/bench_gemm.py --threads 1 --by-task fmnist_permuted fmnist_split
+
+`--by-task` times instead the hypernetwork output layer's three products as the step runs them
+on each task of the given benchmarks: task t stacks its own and the t earlier embeddings, so
+the products have t + 1 rows (forward `addmm(b, h, W)`, hidden grad `g @ W.t()`, weight grad
+`h.t() @ g`, with W stored (hidden, n) as `WideLinear` holds it), each with its arithmetic rate
+and its floor (the larger of its arithmetic at the peak GEMM rate and its bytes at the copy
+bandwidth).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 # (name, m, k, n, a_t, b_t): C[m, n] = A[m, k] @ B[k, n], where a_t / b_t mean the operand is the
 # transposed view of a row-major tensor, as the step hands it to the BLAS (F.linear's W.t(),
@@ -54,11 +66,74 @@ def best_of(f, repeats: int, inner: int) -> float:
     return best
 
 
+def output_layer_shape(benchmark: str) -> tuple[int, int, int]:
+    """(tasks, hidden, n) of HyperMask's hypernetwork output layer on a benchmark of params.yaml,
+    from the method built as the trainer builds it."""
+    import torch
+
+    from hypermask.config import load_experiment
+    from hypermask.methods import build_method, heads_of
+    from hypermask.nets import build_target
+    from tasks import bench_tasks
+
+    cfg = load_experiment(ROOT / "params.yaml", benchmark)  # HyperMask, the default method
+    tasks, _ = bench_tasks(cfg, torch.device("cpu"))
+    shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
+    target = build_target(cfg.target, shape, max(t.n_classes for t in tasks), len(tasks), heads_of(cfg))
+    hid, n = build_method(cfg, target).hnet.out.weight_t.shape
+    return len(tasks), hid, n
+
+
+def by_task(benchmarks: list[str], peak: float, bandwidth: float, repeats: int) -> list[dict]:
+    """The output layer's three products at each task (t + 1 rows), as the step runs them."""
+    import torch
+
+    rows = []
+    for bench in benchmarks:
+        n_tasks, hid, n = output_layer_shape(bench)
+        w, b = torch.randn(hid, n), torch.randn(n)
+        for t in range(n_tasks):
+            r = t + 1
+            h, g = torch.randn(r, hid), torch.randn(r, n)
+            products = {
+                "forward": (lambda: torch.addmm(b, h, w), 4 * (hid * n + 2 * r * n)),
+                "hidden_grad": (lambda: g @ w.t(), 4 * (hid * n + r * n)),
+                "weight_grad": (lambda: h.t() @ g, 4 * (hid * n + r * n)),
+            }
+            row = {"benchmark": bench, "task": t, "rows": r, "hidden": hid, "n": n}
+            for name, (f, moved) in products.items():
+                sec = best_of(f, repeats, 3)
+                flops = 2 * r * hid * n
+                row[name] = {"us": round(sec * 1e6, 1), "gflops": round(flops / sec / 1e9, 1),
+                             "floor_us": round(max(flops / peak, moved / bandwidth) * 1e6, 1)}
+            row["sum_ms"] = round(sum(row[k]["us"] for k in products) / 1e3, 3)
+            row["floor_sum_ms"] = round(sum(row[k]["floor_us"] for k in products) / 1e3, 3)
+            rows.append(row)
+    return rows
+
+
+def keep_freed_memory() -> None:
+    """Run as the pipeline runs these benchmarks' jobs (pipeline.keep_freed_memory): glibc keeps
+    freed large blocks, so a new 47 MB weight gradient is not page-faulted in at every call
+    (without it the fmnist_split weight gradient took 22-32 ms instead of 3-10 ms). glibc reads
+    the settings at process start: the bench starts itself again once with them."""
+    from hypermask.pipeline import KEEP_FREED_MEMORY
+
+    settings = dict(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+    if not any(k in os.environ for k in settings):
+        os.environ.update(settings)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--by-task", nargs="+", metavar="BENCHMARK",
+                    help="time the hypernetwork output layer's products on each task of these benchmarks")
     a = ap.parse_args()
+    if a.by_task:
+        keep_freed_memory()
     import torch
 
     torch.set_num_threads(a.threads)
@@ -70,6 +145,14 @@ def main() -> None:
     src = torch.randn(64 * 2**20 // 4)
     dst = torch.empty_like(src)
     bandwidth = 2 * src.numel() * 4 / best_of(lambda: dst.copy_(src), a.repeats, 5)  # bytes/s, read + write
+    if a.by_task:
+        print(json.dumps({
+            "machine": describe(), "threads": a.threads, "peak_gemm_gflops": round(peak / 1e9, 1),
+            "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
+            "environment": " ".join(f"{k}={os.environ[k]}" for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")),
+            "by_task": by_task(a.by_task, peak, bandwidth, a.repeats),
+        }, indent=2))
+        return
     rows = []
     total = {"torch": 0.0, "numpy": 0.0, "floor": 0.0}
     for name, m, k, n, a_t, b_t in STEP_PRODUCTS:

@@ -7,6 +7,7 @@ the benches' JSON (never typed).
     python bench/bench_gemm.py --threads 2 > bench/results/speed_gemm.json
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
     python bench/bench_run.py fmnist_permuted --threads 2 --hypermask CPU_VENV/bin/hypermask > bench/results/speed_run_cpu_build.json
+    python bench/bench_gemm.py --threads 1 --by-task fmnist_permuted fmnist_split > bench/results/speed_gemm_tasks.json
     python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
     python bench/bench_jobs.py --configs fmnist_permuted fmnist_split --threads 2 --jobs 2 > bench/results/speed_jobs.json
     bash bench/run_gpu.sh   # on a GPU machine: bench/results/gpu_{ceilings,step,step_task9,eval_*}.json
@@ -88,6 +89,20 @@ def render() -> str:
         out += ["", "Aᵀ/Bᵀ: the operand is the transposed view of a row-major tensor, as the step passes it.",
                 f"Sum over the step's products: torch {s['torch']:.2f} ms, OpenBLAS {s['numpy']:.2f} ms, "
                 f"floor {s['floor']:.2f} ms.", ""]
+    tasks = _load("speed_gemm_tasks.json")
+    if tasks:
+        out += [f"The hypernetwork output layer's products on each task (`bench/bench_gemm.py --by-task`, "
+                f"{tasks['threads']} thread as the pipeline's jobs run, {tasks['environment']}; measured peak "
+                f"{tasks['peak_gemm_gflops']} GFLOP/s, copy bandwidth {tasks['copy_bandwidth_gb_s']} GB/s). Task t "
+                "stacks t + 1 embeddings (its own and the earlier ones of the regularizer); each cell is µs "
+                "(GFLOP/s reached):", "",
+                "| benchmark | task | rows × hidden × n | forward | hidden grad | weight grad | sum | floor |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in tasks["by_task"]:
+            cells = " | ".join(f"{r[k]['us']:.0f} ({r[k]['gflops']:.0f})" for k in ("forward", "hidden_grad", "weight_grad"))
+            out.append(f"| `{r['benchmark']}` | {r['task']} | {r['rows']}×{r['hidden']}×{r['n']:,} | {cells} | "
+                       f"{r['sum_ms']:.2f} ms | {r['floor_sum_ms']:.2f} ms |")
+        out.append("")
     pct = _load("speed_percentile.json")
     if pct:
         out += [f"HyperMask's mask thresholds (`bench/bench_percentile.py`, `{pct['config']}`, p = {pct['sparsity']:g}): "

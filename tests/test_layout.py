@@ -50,3 +50,11 @@ def test_every_method_file_is_registered_and_implements_the_contract():
         m = build_method(cfg, build_target(cfg.target, (64,), 10, 2))
         assert isinstance(m, Method), name
         assert m.supports_task_inference == METHODS[name].task_inference
+
+
+def test_readme_speed_blocks_are_the_benches_json():
+    """The README's speed figures are rendered from bench/results/*.json, never typed: the
+    committed README equals what `bench/speed_readme.py` writes from the committed JSON."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "speed_readme.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
