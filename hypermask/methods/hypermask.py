@@ -30,44 +30,6 @@ from .base import MethodBase
 
 
 # --------------------------------------------------------------------------- 1. hypernetwork
-# Columns of a CPU weight-gradient block: about 1 MB of gradient per block (bench/bench_gemm.py).
-BLOCK_BYTES = 1 << 20
-
-
-class _WideAddmm(torch.autograd.Function):
-    """addmm(b, h, W) for W (k, n), n >> k, with the same gradients as autograd's addmm; on a
-    CPU the weight gradient h^T g is written in column blocks of about BLOCK_BYTES. MKL writes
-    the whole (k, n) product at once at about one pass over it per row of h: on fmnist_split
-    (n = 475,202) with 5 rows that took 2-3x the blocked product in the training step
-    (README, "Speed"). Each entry is the same sum over the same rows, so the values are
-    unchanged (tests)."""
-
-    @staticmethod
-    def forward(ctx, h: Tensor, w: Tensor, b: Tensor) -> Tensor:
-        ctx.save_for_backward(h, w)
-        return torch.addmm(b, h, w)
-
-    @staticmethod
-    def backward(ctx, g: Tensor):
-        h, w = ctx.saved_tensors
-        gh = g @ w.t() if ctx.needs_input_grad[0] else None
-        gw = blocked_weight_grad(h, g) if ctx.needs_input_grad[1] else None
-        gb = g.sum(0) if ctx.needs_input_grad[2] else None
-        return gh, gw, gb
-
-
-def blocked_weight_grad(h: Tensor, g: Tensor) -> Tensor:
-    """h^T g, (k, n): one product on an accelerator, column blocks on a CPU."""
-    ht = h.t()
-    cols = max(1024, BLOCK_BYTES // (g.element_size() * ht.shape[0]))
-    if g.device.type != "cpu" or g.shape[1] <= cols:
-        return ht @ g
-    out = g.new_empty(ht.shape[0], g.shape[1])
-    for start in range(0, g.shape[1], cols):
-        torch.mm(ht, g[:, start:start + cols], out=out[:, start:start + cols])
-    return out
-
-
 class WideLinear(nn.Module):
     """nn.Linear(k, n) for n >> k (the hypernetwork's output layer: k ~ 25 hidden units, n ~ 1e5
     target entries) with its weight stored transposed, (k, n) contiguous. The same
@@ -89,11 +51,7 @@ class WideLinear(nn.Module):
         return self.weight_t.t()
 
     def forward(self, h: Tensor) -> Tensor:
-        if h.dim() != 2:
-            return h @ self.weight_t + self.bias
-        if torch.is_grad_enabled() and self.weight_t.requires_grad:
-            return _WideAddmm.apply(h, self.weight_t, self.bias)
-        return torch.addmm(self.bias, h, self.weight_t)
+        return torch.addmm(self.bias, h, self.weight_t) if h.dim() == 2 else h @ self.weight_t + self.bias
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         old = state_dict.pop(prefix + "weight", None)  # a checkpoint from nn.Linear
