@@ -1,7 +1,7 @@
 """The README's speed blocks ("Speed on the CI machine kind", "Speed on a GPU"), written from
 the benches' JSON (never typed).
 
-    python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 > bench/results/speed_step.json
+    python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile > bench/results/speed_step.json
     python bench/bench_contention.py --configs fmnist_permuted digits_permuted --threads 2 --repeats 3 \
         --variants default omp_passive gomp_spin_3k > bench/results/speed_contention.json
     python bench/bench_gemm.py --threads 2 > bench/results/speed_gemm.json
@@ -59,6 +59,22 @@ def render() -> str:
                        f"{1e3 * r['optimizer_step_seconds']:.2f} ms | {r['eval_all_tasks_seconds']:.2f} s | "
                        f"{r['peak_rss_mb'] / 1024:.2f} GB |")
         out.append("")
+        profiled = [r for r in step["results"] if "profile" in r]
+        if profiled:
+            out += [f"Where a step's time goes (the profiler's self time per iteration, task {profiled[0]['task']}; "
+                    "the profiler adds its own overhead):", "",
+                    "| configuration | " + " | ".join(["op", "ms", "calls"] * 2) + " |",
+                    "|---|" + "---|" * 6]
+            for r in profiled:
+                top = r["profile"]["top"][:8]
+                half = (len(top) + 1) // 2
+                for i in range(half):
+                    cells = []
+                    for e in (top[i], top[i + half] if i + half < len(top) else None):
+                        cells += ([f"`{e['op'].removeprefix('aten::')}`", f"{e['ms_per_iter']:.2f}",
+                                   f"{e['calls_per_iter']:g}"] if e else ["", "", ""])
+                    out.append(f"| {'`' + r['config'] + '`' if i == 0 else ''} | " + " | ".join(cells) + " |")
+            out.append("")
     runs = [r for r in (_load("speed_run.json"), _load("speed_run_cpu_build.json")) if r]
     if runs:
         out += [f"Whole run, as a user starts it (`bench/bench_run.py`), on {machine_line(runs[0]['machine'])}:", "",

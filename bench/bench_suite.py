@@ -1,0 +1,85 @@
+"""A suite from nothing, as a new user runs it: a fresh `git clone` of the committed HEAD, its
+own virtual environment, then `snakemake --cores N all_tables --config suite=S`, timed; as JSON.
+
+The clone gets the README's setup (`python3 -m venv .venv`, `pip install -c requirements.lock
+-e .`), which is not timed; the wall time is the pipeline's alone, from data preparation to the
+tables. The JSON adds each run's own wall time and seconds per iteration (its metrics.json)
+and the suite's table, so a figure can be traced to the runs behind it.
+
+    python bench/bench_suite.py --suite fmnist --cores 2 > bench/results/speed_suite.json
+
+Nothing else should run meanwhile (two CPU-bound processes on 2 cores slow each other down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sh(cmd: list[str], cwd: Path, log: Path | None = None) -> None:
+    """Run a command; on failure exit with its last output (and the log's path)."""
+    if log is None:
+        rc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT).returncode
+    else:
+        with open(log, "w") as out:
+            rc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        tail = log.read_text()[-3000:] if log else ""
+        sys.exit(f"{' '.join(cmd)}: exit {rc}\n{tail}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default="fmnist")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--keep", metavar="DIR", help="clone into DIR and keep it (default: a temporary folder)")
+    a = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import describe
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(a.keep) if a.keep else Path(tmp) / "clone"
+        if clone.exists():
+            sys.exit(f"--keep: {clone} exists; give a new folder")
+        sh(["git", "clone", "-q", str(ROOT), str(clone)], cwd=ROOT)
+        sh([sys.executable, "-m", "venv", ".venv"], cwd=clone)
+        sh([".venv/bin/pip", "install", "-q", "-c", "requirements.lock", "-e", "."], cwd=clone, log=Path(tmp) / "pip.log")
+        env_bin = str(clone / ".venv" / "bin")
+        cmd = ["snakemake", "--cores", str(a.cores), "all_tables", "--config", f"suite={a.suite}"]
+        t0 = time.perf_counter()
+        sh(["bash", "-c", f'PATH="{env_bin}:$PATH" exec {" ".join(cmd)}'], cwd=clone, log=Path(tmp) / "snakemake.log")
+        wall = time.perf_counter() - t0
+        runs = defaultdict(list)
+        for f in sorted((clone / "results" / "runs").glob("*/*/seed_*/metrics.json")):
+            m = json.loads(f.read_text())
+            bench, method, seed = f.parts[-4:-1]
+            runs[f"{bench}/{method}"].append({"seed": int(seed.removeprefix("seed_")), "wall_seconds": m["wall_seconds"],
+                                             "seconds_per_iteration": m["seconds_per_iteration"]})
+        table = (clone / "results" / "tables" / f"{a.suite}.md").read_text()
+    print(json.dumps({
+        "machine": describe(),
+        "commit": commit,
+        "uncommitted_changes": bool(dirty),
+        "suite": a.suite,
+        "command": " ".join(cmd),
+        "wall_seconds": round(wall, 1),
+        "runs": dict(runs),
+        "job_seconds": {k: round(sum(r["wall_seconds"] for r in v), 1) for k, v in runs.items()},
+        "table": table,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
