@@ -22,6 +22,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,12 +70,14 @@ def main() -> None:
             runs[f"{bench}/{method}"].append({"seed": int(seed.removeprefix("seed_")), "wall_seconds": m["wall_seconds"],
                                              "seconds_per_iteration": m["seconds_per_iteration"]})
         table = (clone / "results" / "tables" / f"{a.suite}.md").read_text()
+        threads = yaml.safe_load((clone / "params.yaml").read_text())["pipeline"]["threads"]
     print(json.dumps({
         "machine": describe(),
         "commit": commit,
         "uncommitted_changes": bool(dirty),
         "suite": a.suite,
         "command": " ".join(cmd),
+        "pipeline_threads": threads,
         "wall_seconds": round(wall, 1),
         "runs": dict(runs),
         "job_seconds": {k: round(sum(r["wall_seconds"] for r in v), 1) for k, v in runs.items()},

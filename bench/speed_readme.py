@@ -10,6 +10,7 @@ the benches' JSON (never typed).
     python bench/bench_gemm.py --threads 1 --by-task fmnist_permuted fmnist_split > bench/results/speed_gemm_tasks.json
     python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
     python bench/bench_jobs.py --configs fmnist_permuted fmnist_split --threads 2 --jobs 2 > bench/results/speed_jobs.json
+    python bench/bench_suite.py --suite fmnist --cores 2 > bench/results/speed_suite.json
     bash bench/run_gpu.sh   # on a GPU machine: bench/results/gpu_{ceilings,step,step_task9,eval_*}.json
     python bench/bench_train_step.py --configs permuted_mnist cifar100_resnet20 --device cuda \
         --fill-uninitialized on|off > bench/results/gpu_step_fill_{on,off}.json
@@ -152,6 +153,18 @@ def render() -> str:
             out.append(f"| `{r['config']}` | {r['one_job_ms']:.2f} | {r['one_thread_alone_ms']:.2f} | {each} | "
                        f"{r['steps_per_second_one_job']:.1f} | {r['steps_per_second_jobs']:.1f} | "
                        f"{r['throughput_ratio']:.2f}x |")
+        out.append("")
+    suite = _load("speed_suite.json")
+    if suite:
+        wall = suite["wall_seconds"]
+        out += [f"The `{suite['suite']}` suite from nothing (`bench/bench_suite.py`: a fresh clone of commit "
+                f"{suite['commit'][:10]}, `{suite['command']}`, jobs of {suite.get('pipeline_threads', '?')} thread(s), setup not "
+                f"timed), on {machine_line(suite['machine'])}: "
+                f"**{int(wall // 60)} min {wall % 60:.0f} s**. The jobs' own wall times:", "",
+                "| experiment | runs | job seconds, all seeds | ms/iteration, median over seeds |", "|---|---|---|---|"]
+        for name, runs in suite["runs"].items():
+            spi = statistics.median(r["seconds_per_iteration"] for r in runs) * 1e3
+            out.append(f"| `{name}` | {len(runs)} | {suite['job_seconds'][name]:.0f} | {spi:.1f} |")
         out.append("")
     return "\n".join(out).strip() + "\n"
 

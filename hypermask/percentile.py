@@ -49,7 +49,8 @@ def _order_stats(x: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor]:
 
 def kth_smallest(x: Tensor, k: int) -> Tensor:
     """torch.kthvalue(x, k, dim=-1).values (k 1-based), the same value: numpy's selection on a
-    CPU (about 9x faster here, bench/bench_percentile.py), torch's elsewhere."""
+    CPU (2-10x faster on the 2-core AMD EPYC VMs measured, bench/bench_percentile.py), torch's
+    elsewhere."""
     if _numpy_selects(x):
         return torch.from_numpy(np.partition(x.detach().numpy(), k - 1, axis=-1)[..., k - 1].copy())
     return torch.kthvalue(x, k, dim=-1).values
@@ -57,9 +58,9 @@ def kth_smallest(x: Tensor, k: int) -> Tensor:
 
 def _order_stats_numpy(x: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor]:
     """numpy's introselect puts the lo-th in place; the hi-th is the least of the values after
-    it. On a 2-core AMD EPYC 0.52 ms for the 313,600 entries of fmnist_split's first layer, where
-    the torch path took 5.4 ms and numpy.partition with both ranks at once 3.3 ms
-    (bench/bench_percentile.py)."""
+    it. For the 313,600 entries of fmnist_split's first layer: 0.52 ms on a 2-core AMD EPYC VM
+    with AVX2, where the torch path took 5.4 ms and numpy.partition with both ranks at once
+    3.3 ms; 2.3 ms on another with AVX-512, against 4.6 and 2.9 ms (bench/bench_percentile.py)."""
     part = np.partition(x.detach().numpy(), lo, axis=-1)
     v_hi = part[..., lo + 1:].min(axis=-1) if hi > lo else part[..., lo]
     return torch.from_numpy(part[..., lo].copy()), torch.from_numpy(np.array(v_hi, copy=True))
