@@ -117,9 +117,9 @@ def keep_freed_memory() -> None:
     freed large blocks, so a new 47 MB weight gradient is not page-faulted in at every call
     (without it the fmnist_split weight gradient took 22-32 ms instead of 3-10 ms). glibc reads
     the settings at process start: the bench starts itself again once with them."""
-    from hypermask.pipeline import KEEP_FREED_MEMORY
+    from hypermask.pipeline import keep_freed_memory_env
 
-    settings = dict(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+    settings = keep_freed_memory_env()
     if not any(k in os.environ for k in settings):
         os.environ.update(settings)
         os.execv(sys.executable, [sys.executable, *sys.argv])
@@ -137,7 +137,6 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import describe
 
     big = torch.randn(2048, 2048)

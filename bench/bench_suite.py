@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,16 +28,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sh(cmd: list[str], cwd: Path, log: Path | None = None) -> None:
-    """Run a command; on failure exit with its last output (and the log's path)."""
-    if log is None:
-        rc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT).returncode
-    else:
-        with open(log, "w") as out:
-            rc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        tail = log.read_text()[-3000:] if log else ""
-        sys.exit(f"{' '.join(cmd)}: exit {rc}\n{tail}")
+def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    """Run a command; on failure exit with the end of its output."""
+    out = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}: exit {out.returncode}\n{out.stdout[-3000:]}")
 
 
 def main() -> None:
@@ -57,11 +53,12 @@ def main() -> None:
             sys.exit(f"--keep: {clone} exists; give a new folder")
         sh(["git", "clone", "-q", str(ROOT), str(clone)], cwd=ROOT)
         sh([sys.executable, "-m", "venv", ".venv"], cwd=clone)
-        sh([".venv/bin/pip", "install", "-q", "-c", "requirements.lock", "-e", "."], cwd=clone, log=Path(tmp) / "pip.log")
-        env_bin = str(clone / ".venv" / "bin")
+        sh([".venv/bin/pip", "install", "-q", "-c", "requirements.lock", "-e", "."], cwd=clone)
+        env = {**os.environ, "PATH": f"{clone / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env.pop("VIRTUAL_ENV", None)
         cmd = ["snakemake", "--cores", str(a.cores), "all_tables", "--config", f"suite={a.suite}"]
         t0 = time.perf_counter()
-        sh(["bash", "-c", f'PATH="{env_bin}:$PATH" exec {" ".join(cmd)}'], cwd=clone, log=Path(tmp) / "snakemake.log")
+        sh([str(clone / ".venv" / "bin" / "snakemake"), *cmd[1:]], cwd=clone, env=env)
         wall = time.perf_counter() - t0
         runs = defaultdict(list)
         for f in sorted((clone / "results" / "runs").glob("*/*/seed_*/metrics.json")):

@@ -225,7 +225,7 @@ def main() -> None:
         print(json.dumps(res))
         return
     from hypermask.config import read_params
-    from hypermask.pipeline import KEEP_FREED_MEMORY
+    from hypermask.pipeline import KEEP_FREED_MEMORY, keep_freed_memory_env
 
     from hypermask.config import split_name
 
@@ -241,7 +241,7 @@ def main() -> None:
                 cmd += [f"--{flag.replace('_', '-')}", str(v)]
         env = dict(os.environ)
         if split_name(name)[0] in keep:  # as the pipeline runs it (pipeline.keep_freed_memory)
-            env.update(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+            env.update(keep_freed_memory_env())
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
         if out.returncode != 0:
             results.append({"config": name, "error": out.stderr.strip().splitlines()[-1:]})

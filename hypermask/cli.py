@@ -397,9 +397,9 @@ def _keep_freed_memory(argv: list[str]) -> None:
     is left to main() to report."""
     import os
 
-    from .pipeline import KEEP_FREED_MEMORY
+    from .pipeline import keep_freed_memory_env
 
-    settings = dict(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+    settings = keep_freed_memory_env()
     if any(k in os.environ for k in settings) or not sys.platform.startswith("linux"):
         return
     try:

@@ -24,6 +24,12 @@ TABLE_FILES = ("csv", "md", "tex")
 KEEP_FREED_MEMORY = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647"  # glibc, read at process start
 
 
+def keep_freed_memory_env() -> dict[str, str]:
+    """KEEP_FREED_MEMORY as environment variables (for a child process, or the process itself
+    started again)."""
+    return dict(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+
+
 @dataclass
 class Plan:
     params: ParamsFile
