@@ -4,6 +4,7 @@ params.yaml, list benchmarks, methods and suites."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -194,7 +195,8 @@ def cmd_readme(args: argparse.Namespace) -> int:
 def cmd_dvc_yaml(args: argparse.Namespace) -> int:
     from .pipeline import Plan
 
-    text = Plan.from_file(args.params, args.suite).dvc_yaml()
+    out_dir = os.path.dirname(os.path.abspath(args.output)) if args.output else "."
+    text = Plan.from_file(args.params, args.suite, jobs_dir=out_dir).dvc_yaml()
     if args.output:
         from .storage import atomic_write_text
 

@@ -171,7 +171,7 @@ def test_lambda_alias(tiny_params):
     assert cfg.as_dict()["hypermask"]["lambda"] == 1e-2
 
 
-def test_keep_freed_memory_sets_glibc_for_the_listed_experiments_jobs_only(tmp_path, capsys):
+def test_keep_freed_memory_sets_glibc_for_the_listed_experiments_jobs_only(tmp_path, capsys, monkeypatch):
     from hypermask.pipeline import KEEP_FREED_MEMORY, Plan
 
     params = copy.deepcopy(TINY)
@@ -179,7 +179,9 @@ def test_keep_freed_memory_sets_glibc_for_the_listed_experiments_jobs_only(tmp_p
     params["suites"]["demo"]["benchmarks"] = ["tiny", "other"]
     params["pipeline"] = {"keep_freed_memory": ["tiny"]}
     params["sweeps"] = {"n_trials": 2, "benchmarks": ["tiny"], "spaces": {"hypermask": {"hypermask.beta": {"low": 0.001, "high": 0.1}}}}
-    plan = Plan.from_file(write_params(tmp_path / "params.yaml", params))
+    write_params(tmp_path / "params.yaml", params)
+    monkeypatch.chdir(tmp_path)
+    plan = Plan.from_file("params.yaml")
     assert plan.train_cmd("tiny/hypermask", 1).startswith(KEEP_FREED_MEMORY + " hypermask train tiny --method hypermask ")
     assert plan.sweep_cmd("tiny/hypermask").startswith(KEEP_FREED_MEMORY + " hypermask sweep tiny --method hypermask")
     assert plan.train_cmd("other/hypermask", 1).startswith("hypermask train other --method hypermask ")

@@ -140,7 +140,7 @@ def test_snakemake_and_dvc_declare_the_same_commands_and_outputs(tmp_path):
 
 
 def test_committed_dvc_yaml_and_schema_are_generated_from_params():
-    plan = Plan.from_file(ROOT / "params.yaml")
+    plan = Plan.from_file(ROOT / "params.yaml", jobs_dir=ROOT)
     assert (ROOT / "dvc.yaml").read_text() == plan.dvc_yaml(), "run: hypermask dvc-yaml -o dvc.yaml"
     out = subprocess.run([str(BIN / "hypermask"), "schema"], capture_output=True, text=True, check=True, cwd=ROOT)
     assert (ROOT / "workflow/schemas/params.schema.json").read_text() == out.stdout, \
@@ -159,6 +159,32 @@ def test_workflow_rejects_bad_params_before_any_job(tmp_path):
     write_params(d / "params.yaml", p)
     out = sh([str(BIN / "snakemake"), "--cores", "1", "-n", "all_tables"], d, check=False)
     assert out.returncode != 0 and "threads" in out.stdout + out.stderr
+
+
+def test_another_params_file_is_read_by_every_job_of_snakemake_and_dvc(tmp_path):
+    """`snakemake --config params=FILE` and `hypermask --params FILE dvc-yaml`: each job (data,
+    training, tables) reads FILE, not the ./params.yaml beside it, which here sets other
+    iterations (a job reading it would train another experiment)."""
+    p = tiny_suite()
+    p["suites"]["demo"]["methods"] = ["finetune"]
+    p["benchmarks"]["tiny"]["seeds"] = [1]
+    d = project(tmp_path, p)
+    other = copy.deepcopy(p)
+    other["benchmarks"]["tiny"]["train"]["iterations"] = 20
+    write_params(d / "other.yaml", other)
+    metrics = d / "results/runs/tiny/finetune/seed_1/metrics.json"
+    snakemake(d, "all_tables", "--config", "params=other.yaml")
+    assert json.loads(metrics.read_text())["config"]["train"]["iterations"] == 20
+    assert (d / "results/tables/demo.md").exists()
+    shutil.rmtree(d / "results")
+    sh(["git", "init", "-q"], d)
+    sh([str(BIN / "dvc"), "init", "-q"], d)
+    assert main(["--params", str(d / "other.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
+    sh([str(BIN / "dvc"), "repro"], d)
+    assert json.loads(metrics.read_text())["config"]["train"]["iterations"] == 20
+    other["benchmarks"]["tiny"]["train"]["iterations"] = 30  # an edit of FILE makes its stages stale
+    write_params(d / "other.yaml", other)
+    assert "train_tiny_finetune_1" in sh([str(BIN / "dvc"), "status"], d).stdout
 
 
 def test_rerun_one_seed_with_snakemake_retrains_it_alone(snake_run):
