@@ -16,6 +16,21 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+CODE = "hypermask"  # the package whose source a run's numbers depend on
+
+
+def uncommitted_code(root: Path) -> list[str] | None:
+    """The package's tracked files that differ from the commit (the run's code is then not the
+    commit's: its numbers cannot be reproduced from git_commit alone); None outside a git
+    checkout."""
+    try:
+        out = subprocess.run(["git", "diff", "--name-only", "HEAD", "--", CODE], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.split() if out.returncode == 0 else None
+
+
 LOCK_FILE = "requirements.lock"  # the exact package versions the tests passed with
 
 

@@ -208,9 +208,12 @@ def provenance(runs: dict[str, list[dict]]) -> str:
         return " / ".join(vals)
 
     threads = values("torch_threads")
+    modified = sum(1 for m in found if m.get("uncommitted_code"))
     return (f"{len(found)} runs on {values('cpu')} ({values('device')}, {threads} thread{'' if threads == '1' else 's'}), "
-            f"torch {values('torch_version')}, Python {values('python_version')}, commit {values('git_commit', 10)}, "
-            f"lock {values('environment_lock', 12)}")
+            f"torch {values('torch_version')}, Python {values('python_version')}, commit {values('git_commit', 10)}"
+            + (f" ({modified} of the runs with uncommitted changes to the code: metrics.json `uncommitted_code`)"
+               if modified else "")
+            + f", lock {values('environment_lock', 12)}")
 
 
 def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:

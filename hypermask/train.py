@@ -34,7 +34,7 @@ from .nets import build_target, set_train_mode
 from .optim import plateau
 from .plots import write_heatmap
 from .prepared import load_prepared
-from .provenance import cpu_model, environment_lock, git_commit
+from .provenance import cpu_model, environment_lock, git_commit, uncommitted_code
 from .events import Console, Events, RunStart, TaskCallback
 from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
 from .storage import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
@@ -467,6 +467,7 @@ def _outputs(cfg, seed, device, progress: Progress, wall: float, commit: str, re
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "git_commit": commit,
+        "uncommitted_code": uncommitted_code(repo_root),
         "environment_lock": environment_lock(repo_root),
         "cpu": cpu_model(),
         "host": socket.gethostname(),

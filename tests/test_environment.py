@@ -96,3 +96,31 @@ def test_a_run_records_the_lock_it_was_made_with(tiny_params, tmp_path):
     from hypermask.provenance import environment_lock
 
     assert environment_lock(ROOT) == hashlib.sha256(LOCK.read_bytes()).hexdigest()
+
+
+def test_a_run_from_changed_code_says_so_and_the_tables_count_it(tmp_path):
+    """uncommitted_code: the package's tracked files that differ from HEAD, in a real git
+    repository (none when clean, None outside git); the tables' provenance line counts the runs
+    made from such code, since their commit alone does not reproduce them."""
+    import subprocess
+
+    from hypermask.provenance import uncommitted_code
+    from hypermask.tables import provenance
+
+    assert uncommitted_code(tmp_path) is None
+    (tmp_path / "hypermask").mkdir()
+    (tmp_path / "hypermask" / "a.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("r\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "c"]):
+        subprocess.run(git + cmd, cwd=tmp_path, check=True)
+    assert uncommitted_code(tmp_path) == []
+    (tmp_path / "README.md").write_text("changed, but not the code\n")
+    assert uncommitted_code(tmp_path) == []
+    (tmp_path / "hypermask" / "a.py").write_text("x = 2\n")
+    assert uncommitted_code(tmp_path) == ["hypermask/a.py"]
+    run = {"cpu": "c", "device": "cpu", "torch_threads": 1, "git_commit": "abc"}
+    clean = provenance({"e": [dict(run, uncommitted_code=[]), dict(run, uncommitted_code=None)]})
+    assert "uncommitted" not in clean and clean.startswith("2 runs on c")
+    dirty = provenance({"e": [dict(run, uncommitted_code=[]), dict(run, uncommitted_code=["hypermask/a.py"])]})
+    assert "(1 of the runs with uncommitted changes to the code" in dirty
