@@ -69,11 +69,11 @@ class HNET(MethodBase):
         return t  # the step does not depend on the iteration
 
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
-        h = self.hnet(slice(0, t + 1))
-        ce = F.cross_entropy(self.forward_with(self.generated(h[t]), x, t), y)
+        current, earlier = self.hnet.current_and_earlier(t)
+        ce = F.cross_entropy(self.forward_with(self.generated(current), x, t), y)
         if t == 0:
             return ce, ce
-        return ce + self.hp.beta * self.regularizer(h[:t]), ce
+        return ce + self.hp.beta * self.regularizer(earlier), ce
 
     @torch.no_grad()
     def eval_context(self, tasks: list[int]) -> dict:
