@@ -45,8 +45,6 @@ def main() -> None:
     from machine import describe
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(a.keep) if a.keep else Path(tmp) / "clone"
         if clone.exists():
@@ -71,7 +69,6 @@ def main() -> None:
     print(json.dumps({
         "machine": describe(),
         "commit": commit,
-        "uncommitted_changes": bool(dirty),
         "suite": a.suite,
         "command": " ".join(cmd),
         "pipeline_threads": threads,
