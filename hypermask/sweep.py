@@ -17,7 +17,6 @@ data): each trial trains on the training split and is scored from its validation
 
 from __future__ import annotations
 
-import fcntl
 import io
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from filelock import FileLock
 
 from .config import ConfigError, ParamsFile, SweepConfig, experiment_config, split_name
 from .storage import atomic_write_bytes, atomic_write_text
@@ -122,7 +122,9 @@ def run_sweep(
     sampler_seed = int({**TPE_DEFAULTS, **sc.sampler}["seed"])
     sampler = optuna.samplers.TPESampler(**{**TPE_DEFAULTS, **sc.sampler})
     pruner = optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
-    lock = StudyLock(directory / ".study.lock")
+    # One lock file shared by the study's workers (flock: one machine, or a filesystem with
+    # working POSIX locks). Its release is a no-op when not held (see objective below).
+    lock = FileLock(str(directory / ".study.lock"))
 
     with lock:  # one worker at a time creates the storage, the study and the parent run
         storage = storage_for(params.sweeps.storage, directory)
@@ -192,32 +194,6 @@ def worker_id() -> str:
 
     job = os.environ.get("SLURM_JOB_ID")
     return f"slurm-job-{job}" if job else f"{socket.gethostname()}-pid-{os.getpid()}"
-
-
-class StudyLock:
-    """An exclusive lock file shared by the workers of one study (flock: one machine, or a
-    filesystem with working POSIX locks)."""
-
-    def __init__(self, path: Path):
-        self.path, self._f = path, None
-
-    def acquire(self) -> None:
-        if self._f is None:
-            self._f = open(self.path, "w")
-            fcntl.flock(self._f, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        if self._f is not None:
-            fcntl.flock(self._f, fcntl.LOCK_UN)
-            self._f.close()
-            self._f = None
-
-    def __enter__(self) -> StudyLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 def write_outputs(study, directory: Path, sc: SweepConfig) -> dict[str, Any]:
