@@ -381,10 +381,17 @@ def entry() -> None:
     CPU-bound process on a 2-core machine a fmnist_permuted step took 5.7x as long as alone,
     with PASSIVE 1.2x (bench/bench_contention.py; README, "Speed"). The policy is read when
     torch loads its OpenMP runtime, so it is set here, before any import of torch, for this
-    process only; an OMP_WAIT_POLICY already in the environment wins."""
+    process only; an OMP_WAIT_POLICY already in the environment wins.
+
+    MLflow retries a request to a tracking server 7 times with backoff by default: a log call
+    to a server that is gone took 245.7 s before it failed, and a run flushes once per task.
+    A run keeps what it could not log and tries again at the next task and at its end
+    (tracking.Tracker.flush), so the command allows 3 retries (13.2 s; MLflow 3.17); an
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES in the environment wins."""
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     _keep_freed_memory(sys.argv[1:])
     sys.exit(main())
 
