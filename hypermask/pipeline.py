@@ -18,9 +18,9 @@ import yaml
 
 from .config import (ConfigError, ExperimentConfig, ParamsFile, SweepConfig, experiment_config, load_yaml, parse_params,
                      split_name, training_fingerprint)
+from .provenance import CODE  # the package: a code dependency of every stage
 from .runs import RUN_FILES, run_relpath
 
-CODE = "hypermask"  # code dependency of every stage
 SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
 TABLE_FILES = ("csv", "md", "tex")
 KEEP_FREED_MEMORY = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647"  # glibc, read at process start
