@@ -314,6 +314,11 @@ class SweepsConfig(_Strict):
     # Snakemake: worker jobs per study (on SLURM, each its own job), sharing it through `storage`;
     # together they finish exactly n_trials. 1: the study's one job runs every trial.
     workers: Positive = 1
+    # Database storages: each worker's trial beats every heartbeat_interval seconds; a RUNNING
+    # trial whose last beat is older than grace_period (its worker was killed) is failed and
+    # retried, resuming from that trial's last checkpoint. Journal files keep no heartbeat.
+    heartbeat_interval: Positive = 30
+    grace_period: Positive = 120
     seed: int = 1
     use_best: bool = False
     enqueue_reference: bool = True
@@ -468,6 +473,9 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown benchmark {n!r}")
     if params.suite is not None and params.suite not in params.suites:
         raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
+    if params.sweeps.grace_period <= params.sweeps.heartbeat_interval:
+        raise ConfigError(f"{path}.sweeps.grace_period: {params.sweeps.grace_period} s must exceed "
+                          f"sweeps.heartbeat_interval ({params.sweeps.heartbeat_interval} s), or live trials are failed")
     for b in params.sweeps.benchmarks:
         if b not in params.benchmarks:
             raise ConfigError(f"{path}.sweeps.benchmarks: unknown benchmark {b!r}")

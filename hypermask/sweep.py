@@ -10,7 +10,11 @@ data): each trial trains on the training split and is scored from its validation
 - the experiment's own (reference) values enqueued as the first trial;
 - resumable: the budget counts complete and pruned trials over all workers, so rerunning
   adds only the missing ones; database storages keep a heartbeat, so a trial whose worker
-  was killed is marked FAILED and retried by another worker;
+  was killed is marked FAILED after `sweeps.grace_period` seconds and retried (up to twice)
+  by another worker or the next run, in the killed trial's directory: the retry resumes
+  from its last checkpoint and inherits its pruner reports. The job that writes the outputs
+  first waits for every running trial (a dead worker's: until it is failed and retried);
+- a trial keeps only its last checkpoint (what a retry resumes from);
 - each trial is a nested MLflow run under one parent run per study;
 - outputs: best_params.yaml, trials.csv, optimisation_history.png (written atomically).
 """
@@ -18,6 +22,8 @@ data): each trial trains on the training split and is scored from its validation
 from __future__ import annotations
 
 import io
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,7 @@ import numpy as np
 import yaml
 from filelock import FileLock
 
-from .config import ConfigError, ParamsFile, SweepConfig, experiment_config, split_name
+from .config import ConfigError, ParamsFile, SweepConfig, SweepsConfig, experiment_config, split_name
 from .storage import atomic_write_bytes, atomic_write_text
 from .tracking import Tracker
 
@@ -45,9 +51,11 @@ def sweep_dir(results: Path, experiment: str) -> Path:
     return results / "sweeps" / experiment
 
 
-def storage_for(spec: str | None, directory: Path):
+def storage_for(sweeps: SweepsConfig, directory: Path):
+    """The study's storage (sweeps.storage), with sweeps' heartbeat for database URLs."""
     import optuna
 
+    spec = sweeps.storage
     if spec == "journal":
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -56,9 +64,10 @@ def storage_for(spec: str | None, directory: Path):
     return optuna.storages.RDBStorage(
         url,
         engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-        heartbeat_interval=30,
-        grace_period=120,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+        heartbeat_interval=sweeps.heartbeat_interval,
+        grace_period=sweeps.grace_period,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=2, inherit_intermediate_values=True),
     )
 
 
@@ -127,7 +136,7 @@ def run_sweep(
     lock = FileLock(str(directory / ".study.lock"))
 
     with lock:  # one worker at a time creates the storage, the study and the parent run
-        storage = storage_for(params.sweeps.storage, directory)
+        storage = storage_for(params.sweeps, directory)
         study = optuna.create_study(
             study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
         )
@@ -145,8 +154,10 @@ def run_sweep(
         lock.release()  # the trial exists (RUNNING): other workers may count it and go on
         trial.set_user_attr("worker", worker_id())
         values = _suggest(trial, sc.space)
-        # scored on the validation splits; the task-id-free settings (test data) are not computed
-        cfg = experiment_config(params, name, overrides={**values, "evaluation.settings": ["til"]})
+        # Scored on the validation splits; the task-id-free settings (test data) are not computed.
+        # A trial keeps only its last checkpoint: what a retry of it resumes from.
+        cfg = experiment_config(params, name, overrides={**values, "evaluation.settings": ["til"],
+                                                          "train.keep_checkpoints": "last"})
         child = Tracker(tracking_uri is not None, tracking_uri)
         child.parent_run_id = parent
 
@@ -156,22 +167,38 @@ def run_sweep(
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
+        number = trial_directory_number(study, trial.number)
         out = run(
-            cfg, sc.seed, directory / "trials" / f"trial_{trial.number:04d}", device, child,
+            cfg, sc.seed, directory / "trials" / f"trial_{number:04d}", device, child,
             quiet=quiet, on_task_end=report, data_cache=data_cache, restart_on_change=True,
-            mlflow_experiment=f"sweep_{name}", run_name=f"trial_{trial.number}", score_split="val",
+            mlflow_experiment=f"sweep_{name}", run_name=f"trial_{number}", score_split="val",
         )
         return float(out["average_accuracy"])
 
-    # Claim one trial at a time under the lock: count finished and running trials, stop at the
-    # budget, else start a trial (optimize releases the lock once the trial is RUNNING). So any
-    # number of workers ends with exactly `budget` complete or pruned trials. optimize() also
-    # keeps the heartbeat that lets a later worker fail and retry a killed worker's trial.
+    # Claim one trial at a time under the lock: fail the trials of dead workers (their retries
+    # wait to be run first), count finished and running trials, stop at the budget, else start
+    # a trial (optimize releases the lock once the trial is RUNNING). So any number of workers
+    # ends with exactly `budget` complete or pruned trials. optimize() keeps the trial's
+    # heartbeat. The job that writes the outputs stops only when no trial is running: a killed
+    # worker's trial is failed once its heartbeat is grace_period old, and this job retries it.
     taken = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    beating = isinstance(storage, optuna.storages.RDBStorage)  # storage_for gives these a heartbeat
+    waited_for: list[int] = []
     while True:
         lock.acquire()
-        if sum(t.state in taken for t in study.get_trials(deepcopy=False)) >= budget:
+        optuna.storages.fail_stale_trials(study)  # a no-op without a heartbeat (journal files)
+        trials = study.get_trials(deepcopy=False)
+        if sum(t.state in taken for t in trials) >= budget:
             lock.release()
+            running = [t.number for t in trials if t.state == TrialState.RUNNING]
+            if outputs and running and beating:
+                if running != waited_for:
+                    print(f"{name}: waiting for running trials {running} before writing the outputs (a "
+                          f"dead worker's trial is retried {params.sweeps.grace_period} s after its last "
+                          f"heartbeat)", file=sys.stderr)
+                    waited_for = running
+                time.sleep(params.sweeps.heartbeat_interval)
+                continue
             break
         # The sampler's seed advances with the trial count: reproducible with one worker, and
         # workers never draw the same "random" startup point.
@@ -185,6 +212,16 @@ def run_sweep(
         finished = (TrialState.COMPLETE, TrialState.PRUNED)
         return {"n_finished": sum(t.state in finished for t in study.get_trials(deepcopy=False))}
     return write_outputs(study, directory, sc)
+
+
+def trial_directory_number(study, number: int) -> int:
+    """The trial whose directory trial `number` trains in: the first of its retry series
+    (RetryHeartbeatStaleTrialCallback), so a retry resumes the killed trial's checkpoints."""
+    from optuna.storages import RetryFailedTrialCallback
+
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    history = RetryFailedTrialCallback.retry_history(frozen)
+    return history[0] if history else number
 
 
 def worker_id() -> str:

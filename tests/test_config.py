@@ -62,6 +62,7 @@ BAD = [
     ("missing data directory", [(f"{E}.data.source", "mnist"), (f"{E}.data.root", "/nonexistent/mnist")], "/nonexistent/mnist"),
     ("unknown suite", [("suite", "huge")], "suite: unknown suite"),
     ("validation bigger than the data", [(f"{E}.data.validation_size", 5000)], "data.validation_size"),
+    ("grace period within a heartbeat", [("sweeps.heartbeat_interval", 120)], "sweeps.grace_period: 120 s must exceed"),
 ]
 
 

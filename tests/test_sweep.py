@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -10,7 +11,7 @@ import yaml
 
 from conftest import write_params
 from test_pipeline import tiny_suite
-from hypermask.config import read_params
+from hypermask.config import SweepsConfig, read_params
 from hypermask.sweep import run_sweep, storage_for, sweep_dir
 
 pytestmark = pytest.mark.slow  # real Optuna studies of real training: minutes (the fast lane skips them)
@@ -19,7 +20,7 @@ BIN = Path(sys.executable).parent
 
 
 def _study(results: Path, name: str = "tiny/hypermask") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage_for(None, sweep_dir(results, name)))
+    return optuna.load_study(study_name=name, storage=storage_for(SweepsConfig(), sweep_dir(results, name)))
 
 
 def test_reference_first_reports_per_task_and_resumes(tmp_path):
@@ -63,3 +64,48 @@ def test_four_workers_share_one_study_without_losing_or_duplicating_trials(tmp_p
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     params_seen = [t.params["hypermask.beta"] for t in finished]
     assert len(set(params_seen)) == len(params_seen)  # no trial evaluated twice
+
+
+def test_a_killed_workers_trial_is_retried_from_its_last_checkpoint(tmp_path, capsys):
+    """A worker SIGKILLed mid-trial leaves the trial RUNNING. The next run waits until its
+    heartbeat is grace_period old, fails it and retries it in the killed trial's directory:
+    the retry resumes from that trial's last checkpoint (not task 0) and ends with the value an
+    uninterrupted trial gets. The budget is met exactly; a trial keeps only its last checkpoint."""
+    from optuna.storages import RetryFailedTrialCallback
+    from optuna.trial import TrialState
+
+    suite = tiny_suite()
+    suite["benchmarks"]["tiny"]["train"]["iterations"] = 300  # a task lasts long enough to kill in
+    suite["sweeps"].update(n_trials=1, heartbeat_interval=1, grace_period=5)
+    p = write_params(tmp_path / "params.yaml", suite)
+    res = tmp_path / "results"
+    cmd = [str(BIN / "hypermask"), "--params", str(p), "sweep", "tiny", "--no-tracking", "--results", str(res)]
+    ckpts = sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_1/checkpoints"
+
+    worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(ckpts.glob("task_*.pt")) and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.02)
+    worker.kill()
+    worker.communicate()
+    kept = sorted(ckpts.glob("task_*.pt"))
+    assert len(kept) == 1 and kept[0].name != "task_002.pt", kept  # killed mid-trial, after a checkpoint
+    assert [t.state for t in _study(res).get_trials()] == [TrialState.RUNNING]
+
+    capsys.readouterr()
+    run_sweep(read_params(p), "tiny", res, "cpu", None)  # at once: the killed trial's heartbeat is fresh
+    err = capsys.readouterr().err
+    assert "waiting for running trials [0]" in err
+    done = int(kept[0].stem.split("_")[1])
+    assert f"resuming tiny/hypermask seed 1 after task {done}" in err  # not from task 0
+    killed, retry = _study(res).get_trials()
+    assert killed.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert RetryFailedTrialCallback.retried_trial_number(retry) == 0 and retry.params == killed.params
+    assert [d.name for d in (sweep_dir(res, "tiny/hypermask") / "trials").iterdir()] == ["trial_0000"]  # its directory
+    assert [c.name for c in ckpts.glob("task_*.pt")] == ["task_002.pt"]
+
+    # The same trial uninterrupted, in another results folder.
+    ref = tmp_path / "reference"
+    run_sweep(read_params(p), "tiny", ref, "cpu", None)
+    assert retry.value == _study(ref).get_trials()[0].value
+    assert (sweep_dir(res, "tiny/hypermask") / "best_params.yaml").exists()
