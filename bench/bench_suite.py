@@ -2,11 +2,18 @@
 own virtual environment, then `snakemake --cores N all_tables --config suite=S`, timed; as JSON.
 
 The clone gets the README's setup (`python3 -m venv .venv`, `pip install -c requirements.lock
--e .`), which is not timed; the wall time is the pipeline's alone, from data preparation to the
+-e .`), timed apart; the wall time is the pipeline's alone, from data preparation to the
 tables. The JSON adds each run's own wall time and seconds per iteration (its metrics.json)
 and the suite's table, so a figure can be traced to the runs behind it.
 
     python bench/bench_suite.py --suite fmnist --cores 2 > bench/results/speed_suite.json
+
+`--readme`: the README's two commands instead. The setup installs `.[test]`, the pipeline is
+`snakemake --cores N all_tables` (params.yaml's suite), then the tests (`python -m pytest -q`)
+and the fast lane (`-m "not slow"`) run in the clone, each timed (the README's two-commands
+section renders this file):
+
+    python bench/bench_suite.py --readme --cores 2 > bench/results/readme_commands.json
 
 Nothing else should run meanwhile (two CPU-bound processes on 2 cores slow each other down).
 """
@@ -28,16 +35,24 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-    """Run a command; on failure exit with the end of its output."""
+def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Run a command; its wall seconds and output; on failure exit with the end of its output."""
+    t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)}: exit {out.returncode}\n{out.stdout[-3000:]}")
+    return time.perf_counter() - t0, out.stdout
+
+
+def pytest_summary(output: str) -> str:
+    """pytest's last line, e.g. "177 passed, 4 skipped, 2 warnings in 666.39s (0:11:06)"."""
+    return output.strip().splitlines()[-1].strip("= ")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="fmnist")
+    ap.add_argument("--readme", action="store_true", help="the README's two commands (see above); --suite is ignored")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", metavar="DIR", help="clone into DIR and keep it (default: a temporary folder)")
     a = ap.parse_args()
@@ -50,29 +65,38 @@ def main() -> None:
         if clone.exists():
             sys.exit(f"--keep: {clone} exists; give a new folder")
         sh(["git", "clone", "-q", str(ROOT), str(clone)], cwd=ROOT)
-        sh([sys.executable, "-m", "venv", ".venv"], cwd=clone)
-        sh([".venv/bin/pip", "install", "-q", "-c", "requirements.lock", "-e", "."], cwd=clone)
-        env = {**os.environ, "PATH": f"{clone / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        venv = clone / ".venv" / "bin"
+        setup = sh([sys.executable, "-m", "venv", ".venv"], cwd=clone)[0]
+        setup += sh([str(venv / "pip"), "install", "-q", "-c", "requirements.lock", "-e", ".[test]" if a.readme else "."],
+                    cwd=clone)[0]
+        env = {**os.environ, "PATH": f"{venv}{os.pathsep}{os.environ.get('PATH', '')}"}
         env.pop("VIRTUAL_ENV", None)
-        cmd = ["snakemake", "--cores", str(a.cores), "all_tables", "--config", f"suite={a.suite}"]
-        t0 = time.perf_counter()
-        sh([str(clone / ".venv" / "bin" / "snakemake"), *cmd[1:]], cwd=clone, env=env)
-        wall = time.perf_counter() - t0
+        suite = yaml.safe_load((clone / "params.yaml").read_text())["suite"] if a.readme else a.suite
+        cmd = ["snakemake", "--cores", str(a.cores), "all_tables"] + ([] if a.readme else ["--config", f"suite={suite}"])
+        wall = sh([str(venv / "snakemake"), *cmd[1:]], cwd=clone, env=env)[0]
         runs = defaultdict(list)
         for f in sorted((clone / "results" / "runs").glob("*/*/seed_*/metrics.json")):
             m = json.loads(f.read_text())
             bench, method, seed = f.parts[-4:-1]
             runs[f"{bench}/{method}"].append({"seed": int(seed.removeprefix("seed_")), "wall_seconds": m["wall_seconds"],
                                              "seconds_per_iteration": m["seconds_per_iteration"]})
-        table = (clone / "results" / "tables" / f"{a.suite}.md").read_text()
+        table = (clone / "results" / "tables" / f"{suite}.md").read_text()
         threads = yaml.safe_load((clone / "params.yaml").read_text())["pipeline"]["threads"]
+        tests = {}  # after the pipeline's outputs are read
+        if a.readme:
+            for name, extra, shown in (("tests", [], "python -m pytest -q"),
+                                       ("fast_lane", ["-m", "not slow"], 'python -m pytest -q -m "not slow"')):
+                seconds, output = sh([str(venv / "python"), "-m", "pytest", "-q", *extra], cwd=clone, env=env)
+                tests[name] = {"command": shown, "wall_seconds": round(seconds, 1), "summary": pytest_summary(output)}
     print(json.dumps({
         "machine": describe(),
         "commit": commit,
-        "suite": a.suite,
+        "suite": suite,
+        "setup_seconds": round(setup, 1),
         "command": " ".join(cmd),
         "pipeline_threads": threads,
         "wall_seconds": round(wall, 1),
+        **({"tests": tests} if tests else {}),
         "runs": dict(runs),
         "job_seconds": {k: round(sum(r["wall_seconds"] for r in v), 1) for k, v in runs.items()},
         "table": table,
