@@ -1,5 +1,5 @@
-"""The README's speed blocks ("Speed on the CI machine kind", "Speed on a GPU"), written from
-the benches' JSON (never typed).
+"""The README's speed blocks ("Speed on the CI machine kind", "Speed on a GPU", the two
+commands' times), written from the benches' JSON (never typed).
 
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile > bench/results/speed_step.json
     python bench/bench_contention.py --configs fmnist_permuted digits_permuted --threads 2 --repeats 3 \
@@ -11,12 +11,14 @@ the benches' JSON (never typed).
     python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
     python bench/bench_jobs.py --configs fmnist_permuted fmnist_split --threads 2 --jobs 2 > bench/results/speed_jobs.json
     python bench/bench_suite.py --suite fmnist --cores 2 > bench/results/speed_suite.json
+    python bench/bench_suite.py --readme --cores 2 > bench/results/readme_commands.json
     bash bench/run_gpu.sh   # on a GPU machine: bench/results/gpu_{ceilings,step,step_task9,eval_*}.json
     python bench/bench_train_step.py --configs permuted_mnist cifar100_resnet20 --device cuda \
         --fill-uninitialized on|off > bench/results/gpu_step_fill_{on,off}.json
     python bench/gpu_runs.py --benchmarks fmnist_permuted fmnist_split > bench/results/gpu_runs.json
     python bench/speed_readme.py            # rewrites the blocks between <!-- speed --> and <!-- end speed -->,
-                                            # <!-- speed gpu --> and <!-- end speed gpu -->
+                                            # <!-- speed gpu --> and <!-- end speed gpu -->,
+                                            # <!-- commands --> and <!-- end commands -->
     python bench/speed_readme.py --check    # exit 1 if a README block differs from the JSON
 """
 
@@ -169,6 +171,28 @@ def render() -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def _min_s(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
+def render_commands() -> str:
+    """The two commands' times (bench_suite.py --readme)."""
+    r = _load("readme_commands.json")
+    if not r:
+        return "Not measured yet: `python bench/bench_suite.py --readme --cores 2`.\n"
+    m = r["machine"]
+    tests, fast = r["tests"]["tests"], r["tests"]["fast_lane"]
+    return (f"Timed by `python bench/bench_suite.py --readme --cores 2` in a fresh clone of commit "
+            f"{r['commit'][:10]}, on {m['cpu']} ({m['logical_cpus']} logical CPUs), torch {m['torch']}, nothing else "
+            f"running: the setup (a virtual environment, `pip install` from the lock) {_min_s(r['setup_seconds'])}; "
+            f"the `{r['suite']}` pipeline from nothing **{_min_s(r['wall_seconds'])}** "
+            f"({sum(len(v) for v in r['runs'].values())} runs, jobs of {r['pipeline_threads']} "
+            f"thread{'' if r['pipeline_threads'] == 1 else 's'}); "
+            f"the tests **{_min_s(tests['wall_seconds'])}** ({tests['summary'].split(' in ')[0]}); "
+            f"the fast lane `{fast['command']}` {_min_s(fast['wall_seconds'])} ({fast['summary'].split(' in ')[0]}).\n")
+
+
 def _ms(s: float) -> str:
     return f"{1e3 * s:.2f}"
 
@@ -287,7 +311,8 @@ def render_gpu() -> str:
     return "\n".join(out).strip() + "\n"
 
 
-BLOCKS = {("<!-- speed -->", "<!-- end speed -->"): render, ("<!-- speed gpu -->", "<!-- end speed gpu -->"): render_gpu}
+BLOCKS = {("<!-- speed -->", "<!-- end speed -->"): render, ("<!-- speed gpu -->", "<!-- end speed gpu -->"): render_gpu,
+          ("<!-- commands -->", "<!-- end commands -->"): render_commands}
 
 
 def main() -> None:

@@ -199,6 +199,10 @@ def run_sweep(
                     waited_for = running
                 time.sleep(params.sweeps.heartbeat_interval)
                 continue
+            if outputs and running:
+                print(f"warning: {name}: trials {running} are RUNNING and a journal file keeps no heartbeat; "
+                      f"the outputs leave them out (if their workers are gone, they never finish: use a "
+                      f"database storage to have them retried)", file=sys.stderr)
             break
         # The sampler's seed advances with the trial count: reproducible with one worker, and
         # workers never draw the same "random" startup point.
