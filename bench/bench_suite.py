@@ -71,7 +71,8 @@ def main() -> None:
                     cwd=clone)[0]
         env = {**os.environ, "PATH": f"{venv}{os.pathsep}{os.environ.get('PATH', '')}"}
         env.pop("VIRTUAL_ENV", None)
-        suite = yaml.safe_load((clone / "params.yaml").read_text())["suite"] if a.readme else a.suite
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        suite = params["suite"] if a.readme else a.suite
         cmd = ["snakemake", "--cores", str(a.cores), "all_tables"] + ([] if a.readme else ["--config", f"suite={suite}"])
         wall = sh([str(venv / "snakemake"), *cmd[1:]], cwd=clone, env=env)[0]
         runs = defaultdict(list)
@@ -81,7 +82,6 @@ def main() -> None:
             runs[f"{bench}/{method}"].append({"seed": int(seed.removeprefix("seed_")), "wall_seconds": m["wall_seconds"],
                                              "seconds_per_iteration": m["seconds_per_iteration"]})
         table = (clone / "results" / "tables" / f"{suite}.md").read_text()
-        threads = yaml.safe_load((clone / "params.yaml").read_text())["pipeline"]["threads"]
         tests = {}  # after the pipeline's outputs are read
         if a.readme:
             for name, extra, shown in (("tests", [], "python -m pytest -q"),
@@ -94,7 +94,7 @@ def main() -> None:
         "suite": suite,
         "setup_seconds": round(setup, 1),
         "command": " ".join(cmd),
-        "pipeline_threads": threads,
+        "pipeline_threads": params["pipeline"]["threads"],
         "wall_seconds": round(wall, 1),
         **({"tests": tests} if tests else {}),
         "runs": dict(runs),
