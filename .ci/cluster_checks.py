@@ -173,8 +173,8 @@ def check_mlflow(a) -> None:
     local = MlflowClient(tracking_uri=f"sqlite:///{Path(a.local).resolve() / 'mlflow.db'}")
     n_runs = n_rows = 0
     for exp in params.suite_experiments(a.suite):
-        runs = _runs_by_dir(server, exp)
-        local_runs = _runs_by_dir(local, exp)
+        runs = _runs_by_dir(server, exp.split("/")[0])  # one MLflow experiment per benchmark
+        local_runs = _runs_by_dir(local, exp.split("/")[0])
         for seed in experiment_config(params, exp).seeds:
             key = f"{exp}/seed_{seed}"
             found = runs.get(key, [])
@@ -209,7 +209,8 @@ def check_study(a) -> None:
     study = optuna.load_study(study_name=a.study, storage=a.storage)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
-    budget = lab_params(a).sweeps.n_trials
+    benchmark, method = a.study.split("/")
+    budget = lab_params(a).sweeps.study(benchmark, method).n_trials
     finished = states["COMPLETE"] + states["PRUNED"]
     if finished != budget or states["RUNNING"] or states["WAITING"]:
         fail(f"study {a.study}: {dict(states)}; expected exactly {budget} complete or pruned trials")

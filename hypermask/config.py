@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .methods import METHODS
+from .methods import METHOD_BLOCKS, METHODS
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
 
@@ -126,7 +126,20 @@ class EWCConfig(_Strict):
 
 
 class HNETConfig(_Strict):
-    """HNET (hypermask/methods/hnet.py): the hypernetwork generates every target weight."""
+    """HNET as its authors built it (hypermask/methods/hnet.py): a chunked hypernetwork takes
+    [task embedding; chunk embedding] and outputs one chunk of `chunk_size` target weights."""
+
+    hnet_hidden: list[Positive] = [100, 75, 50]
+    embedding_dim: Positive = 64  # task embedding
+    chunk_embedding_dim: Positive = 12
+    chunk_size: Positive = 2000
+    activation: Literal["elu", "relu"] = "elu"
+    beta: Annotated[float, Field(ge=0)] = 0.05  # beta * (1/t) * sum_j ||H(e_j) - H*_j||^2
+
+
+class HNETFullConfig(_Strict):
+    """hnet_full (hypermask/methods/hnet.py): HyperMask's unchunked hypernetwork generates every
+    target weight (the ablation "masks vs. generated weights")."""
 
     hnet_hidden: list[Positive] = [25, 25]
     embedding_dim: Positive = 24
@@ -197,9 +210,6 @@ class EvaluationConfig(_Strict):
     oneshot_batch_size: Positive = 128  # the batch one task is inferred for (Wortsman et al. 2020: 128)
 
 
-METHOD_BLOCKS = ("hypermask", "hnet", "wsn", "supsup", "packnet", "ewc", "si")  # a method's own settings block
-
-
 class ExperimentConfig(_Strict):
     name: str  # BENCHMARK/METHOD
     benchmark: str = ""
@@ -209,6 +219,7 @@ class ExperimentConfig(_Strict):
     target: TargetConfig
     hypermask: HyperMaskConfig = HyperMaskConfig()
     hnet: HNETConfig = HNETConfig()
+    hnet_full: HNETFullConfig = HNETFullConfig()
     wsn: WSNConfig = WSNConfig()
     supsup: SupSupConfig = SupSupConfig()
     packnet: PackNetConfig = PackNetConfig()
@@ -302,7 +313,7 @@ class SweepConfig(_Strict):
     use_best: bool = False  # train the final seeds with the best trial's values (else params.yaml's)
     enqueue_reference: bool = True  # the experiment's own values as the first trial
     sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}  # TPESampler arguments
-    pruner: dict[str, Any] = {"n_startup_trials": 2, "n_warmup_steps": 1}  # MedianPruner arguments
+    pruner: dict[str, Any] | None = None  # MedianPruner arguments; None: every trial runs to the end
     space: dict[str, SearchDim] = Field(min_length=1)  # dotted experiment keys, e.g. hypermask.beta
 
 
@@ -310,7 +321,11 @@ class SweepsConfig(_Strict):
     # None: sqlite:///RESULTS/sweeps/BENCHMARK/METHOD/study.db; "journal" for a journal file
     # there (NFS-safe, for clusters); or any database URL (postgresql://..., mysql://...).
     storage: str | None = None
-    n_trials: Positive = 8
+    # A study's budget (complete + pruned trials): n_trials for every study where given, else the
+    # same rule for every method, max(min_trials, trials_per_dimension x the dimensions of its space)
+    n_trials: Positive | None = None
+    trials_per_dimension: Positive = 8
+    min_trials: Positive = 16
     # Snakemake: worker jobs per study (on SLURM, each its own job), sharing it through `storage`;
     # together they finish exactly n_trials. 1: the study's one job runs every trial.
     workers: Positive = 1
@@ -323,16 +338,20 @@ class SweepsConfig(_Strict):
     use_best: bool = False
     enqueue_reference: bool = True
     sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}
-    pruner: dict[str, Any] = {"n_startup_trials": 2, "n_warmup_steps": 1}
+    # MedianPruner arguments (fed the running mean validation accuracy after each task); None: no
+    # pruning, every trial is scored after its last task
+    pruner: dict[str, Any] | None = None
     benchmarks: list[Name] = []  # every (benchmark, method with a space) pair has a study
     spaces: dict[str, dict[str, SearchDim]] = {}  # method -> its search space (validation accuracy)
 
     def study(self, benchmark: str, method: str) -> SweepConfig | None:
         if benchmark not in self.benchmarks or not self.spaces.get(method):
             return None
-        return SweepConfig(n_trials=self.n_trials, seed=self.seed, use_best=self.use_best,
+        space = self.spaces[method]
+        budget = self.n_trials or max(self.min_trials, self.trials_per_dimension * len(space))
+        return SweepConfig(n_trials=budget, seed=self.seed, use_best=self.use_best,
                            enqueue_reference=self.enqueue_reference, sampler=self.sampler, pruner=self.pruner,
-                           space=self.spaces[method])
+                           space=space)
 
 
 class MethodEntry(_Strict):

@@ -66,6 +66,19 @@ class TargetNet(nn.Module):
         w = out.shape[1] // self.n_heads
         return out[:, task * w:(task + 1) * w]
 
+    def head_names(self) -> list[str]:
+        """The output layer's parameter names (weight, bias)."""
+        head = self.head()
+        return [n for n, p in self.named_parameters() if p is head.weight or p is head.bias]
+
+    def task_heads(self, feats: Tensor, tasks: list[int]) -> Tensor:
+        """Stacked penultimate features (K, N, F) of K tasks -> (K, N, out), feats[k] through
+        task tasks[k]'s head block (one output block per task: n_heads > 1)."""
+        head = self.head()
+        w = head.weight.view(self.n_heads, -1, head.weight.shape[1])[tasks]
+        b = head.bias.view(self.n_heads, -1)[tasks]
+        return torch.baddbmm(b.unsqueeze(1), feats, w.transpose(1, 2))
+
     @property
     def batch_dependent(self) -> bool:
         """True when a sample's output depends on the rest of its batch (batch norm with batch

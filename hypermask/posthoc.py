@@ -16,7 +16,7 @@ import torch
 from .config import ConfigError, ExperimentConfig
 from .evaluate import evaluate_tasks
 from .storage import atomic_write_json, safe_torch_load
-from .tracking import Tracker
+from .tracking import Tracker, run_identity
 from .methods import METHODS
 from .runs import read_metrics, run_dir
 from .train import SETTING_METRICS, build_run, evaluate_settings, summarize_settings
@@ -58,7 +58,8 @@ def evaluate_run(
     else:
         out.update(summarize_settings(setting_rows)[setting])
     atomic_write_json(paths.root / f"eval_{setting}.json", out)
-    tracker.start(cfg.name, f"seed_{seed}", {}, {}, metrics.get("mlflow_run_id"))
+    experiment, run_name, _ = run_identity(cfg.benchmark, cfg.method, seed)
+    tracker.start(experiment, run_name, {}, {}, metrics.get("mlflow_run_id"))
     if setting != "til":
         for key in SETTING_METRICS[setting]:
             for t, v in zip(after, out[key]):

@@ -5,8 +5,11 @@ data): each trial trains on the training split and is scored from its validation
 
 - storage: SQLite (default), a journal file (`storage: journal`, safe on shared
   filesystems) or any database URL; several worker processes may share one study;
-- a seeded TPE sampler with every argument written out; a median pruner fed with the
-  running average accuracy over the tasks seen so far, after each task;
+- a seeded TPE sampler with every argument written out; the budget by one rule for every
+  method (sweeps.trials_per_dimension x the space's dimensions, at least sweeps.min_trials);
+  optionally a median pruner fed with the running average accuracy over the tasks seen so
+  far, after each task (sweeps.pruner; null, the project's setting: no pruning, every trial
+  is scored on the validation average accuracy after its last task);
 - the experiment's own (reference) values enqueued as the first trial;
 - resumable: the budget counts complete and pruned trials over all workers, so rerunning
   adds only the missing ones; database storages keep a heartbeat, so a trial whose worker
@@ -130,7 +133,7 @@ def run_sweep(
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler_seed = int({**TPE_DEFAULTS, **sc.sampler}["seed"])
     sampler = optuna.samplers.TPESampler(**{**TPE_DEFAULTS, **sc.sampler})
-    pruner = optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
+    pruner = optuna.pruners.NopPruner() if sc.pruner is None else optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
     # One lock file shared by the study's workers (flock: one machine, or a filesystem with
     # working POSIX locks). Its release is a no-op when not held (see objective below).
     lock = FileLock(str(directory / ".study.lock"))

@@ -1,19 +1,22 @@
 """Comparison tables of a suite, laid out as the paper's: one row per method, one column per
-benchmark, mean +/- std over seeds, the best value of each column in bold, and the seeds
-found/expected in each cell.
+benchmark, mean +/- sample std over seeds, and the seeds found/expected in each cell.
 
 RESULTS/tables/SUITE.csv holds one row per (benchmark, method) with every figure (machine
-readable); SUITE.md and SUITE.tex hold one table per metric: average accuracy, BWT,
-forgetting, the settings without the task id where some method computed them ("n/a" where a
-method cannot), the memory each method keeps to serve its tasks (from its checkpoint's
-tensors) and the training step's cost. Figures under RESULTS/figures/SUITE/: per benchmark,
-every method's mean accuracy over the tasks seen after each task; per experiment, the mean
-accuracy matrix. The std is the population std (ddof = 0), as the reference reports. A seed
-whose run is missing or unfinished lowers that cell's count only, never silently averaged; so
-does a run trained with other settings than params.yaml gives now (its metrics.json's config
-against the experiment's training fingerprint): Snakemake reruns such runs from its own
-records, but results restored without them (`dvc pull`, a copy) would otherwise be averaged
-as if current.
+readable): per metric its mean, sample std (ddof 1), 95% confidence interval (Student t) and
+the p-value of the paired t-test against HyperMask over the seeds both have
+(hypermask/stats.py). SUITE.md and SUITE.tex hold one table per metric: average accuracy,
+BWT, forgetting, the settings without the task id where some method computed them ("n/a"
+where a method cannot), the parameters each method trains and the memory it keeps to serve
+its tasks (from its checkpoint's tensors), and the training step's cost. Marks: † where a
+method differs from HyperMask (paired t-test, p < 0.05); bold for every continual learner not
+significantly worse than the column's best (the bounds, joint and independent, are never
+marked). Figures under RESULTS/figures/SUITE/: per benchmark, every method's mean accuracy
+over the tasks seen after each task, and average accuracy (mean, 95% CI) against the bytes
+each method stores; per experiment, the mean accuracy matrix. A seed whose run is missing or
+unfinished lowers that cell's count only, never silently averaged; so does a run trained with
+other settings than params.yaml gives now (its metrics.json's config against the experiment's
+training fingerprint): Snakemake reruns such runs from its own records, but results restored
+without them (`dvc pull`, a copy) would otherwise be averaged as if current.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from .config import ExperimentConfig, ParamsFile, experiment_config, split_name, training_fingerprint
-from .methods import heads_of
-from .plots import write_heatmap, write_method_curves
+from .methods import METHODS, of_family
+from .plots import write_heatmap, write_memory_figure, write_method_curves
 from .runs import read_metrics, run_dir
+from .stats import ALPHA, describe, paired_p
 from .storage import atomic_write_text
 
 METRICS = [("average_accuracy", "accuracy"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting")]
@@ -47,8 +51,9 @@ SETTING_COLUMNS = [
 class Table:
     column: str  # prefix of the csv columns (_mean, _std)
     title: str
-    best: str | None  # "max", "min" or None (no best marked)
+    best: str | None  # "max", "min" or None (no best marked, no test: costs)
     digits: int = 2
+    spread: bool = True  # the cell shows "± std"
 
 
 TABLES = [
@@ -56,7 +61,8 @@ TABLES = [
     Table("bwt", "Backward transfer, BWT (%)", "max"),
     Table("forgetting", "Forgetting (%)", "min"),
     *[Table(col, title, "max") for _, _, col, title in SETTING_COLUMNS],
-    Table("memory_kib", "Memory kept to serve all tasks (KiB, from the checkpoint's tensors)", "min", 1),
+    Table("trained_parameters", "Parameters trained over all tasks (thousands)", None, 1, spread=False),
+    Table("memory_kib", "Memory kept to serve all tasks (KiB, from the checkpoint's tensors)", None, 1, spread=False),
     Table("ms_per_iteration", "Training step (ms per iteration, validation excluded)", None, 2),
 ]
 
@@ -105,6 +111,7 @@ def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
                 print(f"warning: {paths.metrics}: {why}; counted as a missing seed", file=sys.stderr)
             missing.append(seed)
             continue
+        m["_seed"] = seed
         m["_posthoc"] = {}
         for setting in {s for s, *_ in SETTING_COLUMNS}:
             try:
@@ -115,10 +122,15 @@ def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
     return found, missing
 
 
-def _stat(row: dict, column: str, vals: list[float]) -> None:
-    a = np.array(vals, dtype=float)
-    row[f"{column}_mean"] = float(a.mean()) if len(a) else np.nan
-    row[f"{column}_std"] = float(a.std(ddof=0)) if len(a) else np.nan
+BOUNDS = of_family("bound")
+REFERENCE = "hypermask"  # every method is tested against it
+
+
+def _stat(row: dict, column: str, by_seed: dict[int, float]) -> None:
+    d = describe(list(by_seed.values()))
+    for k in ("mean", "std", "ci_low", "ci_high"):
+        row[f"{column}_{k}"] = d[k]
+    row[f"_{column}_seeds"] = by_seed
 
 
 def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
@@ -130,23 +142,63 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
         runs[name] = found
         row = {"experiment": name, "benchmark": cfg.benchmark, "method": cfg.method,
                "seeds": f"{len(found)}/{len(cfg.seeds)}", "missing": " ".join(str(s) for s in missing),
-               "heads": "one per task" if heads_of(cfg) > 1 else "shared"}
+               "heads": METHODS[cfg.method].head}
         for key, _ in METRICS:
-            _stat(row, key, [m[key] for m in found])
+            _stat(row, key, {m["_seed"]: m[key] for m in found})
         for setting, key, col, _ in SETTING_COLUMNS:
             if setting in cfg.evaluation.settings or any(setting_value(m, setting, key) is not None for m in found):
-                _stat(row, col, [v for m in found if (v := setting_value(m, setting, key)) is not None])
+                _stat(row, col, {m["_seed"]: v for m in found if (v := setting_value(m, setting, key)) is not None})
             else:  # the method cannot (or this suite did not) evaluate without the task id
-                row[f"{col}_mean"] = row[f"{col}_std"] = np.nan
-        _stat(row, "memory_kib", [m["memory"]["bytes"] / 1024 for m in found if "memory" in m])
-        _stat(row, "ms_per_iteration", [1000 * m["seconds_per_iteration"] for m in found])
+                _stat(row, col, {})
+        _stat(row, "trained_parameters", {m["_seed"]: m["memory"]["trained_parameters"] / 1000 for m in found
+                                          if "trained_parameters" in m.get("memory", {})})
+        _stat(row, "memory_kib", {m["_seed"]: m["memory"]["bytes"] / 1024 for m in found if "memory" in m})
+        _stat(row, "ms_per_iteration", {m["_seed"]: 1000 * m["seconds_per_iteration"] for m in found})
         ref = cfg.reference.get("average_accuracy")
         row["reference_accuracy"] = ref if ref is not None else np.nan
         rows.append(row)
-    return pd.DataFrame(rows), runs
+    df = pd.DataFrame(rows)
+    _tests(df)
+    return df, runs
 
 
-def _cell(mean: float, std: float, digits: int, seeds: str, bold: bool, tex: bool, with_std: bool) -> str:
+def _tests(df: pd.DataFrame) -> None:
+    """Per tested table column: the paired p-value against HyperMask (`_p_vs_hypermask`) and
+    whether the row is marked best (`_best`): a continual learner (not a bound) that is the
+    column's best or not significantly worse than it (paired t-test, p >= ALPHA)."""
+    for t in TABLES:
+        col = t.column
+        p_ref, best = [], []
+        for _, r in df.iterrows():
+            sub = df[df["benchmark"] == r["benchmark"]]
+            ref = sub[sub["method"] == REFERENCE]
+            mine = r[f"_{col}_seeds"]
+            p_ref.append(paired_p(mine, ref.iloc[0][f"_{col}_seeds"]) if t.best and len(ref) and r["method"] != REFERENCE
+                         else np.nan)
+            best.append(_is_best(r, sub, t))
+        if t.best:
+            df[f"{col}_p_vs_{REFERENCE}"] = p_ref
+            df[f"{col}_by_seed"] = [json.dumps({str(k): round(v, 4) for k, v in r.items()}) for r in df[f"_{col}_seeds"]]
+        df[f"{col}_best"] = best
+
+
+def _is_best(r: pd.Series, sub: pd.DataFrame, t: Table) -> bool:
+    col = t.column
+    if not t.best or r["method"] in BOUNDS or np.isnan(r[f"{col}_mean"]):
+        return False
+    cands = sub[~sub["method"].isin(BOUNDS) & sub[f"{col}_mean"].notna()]
+    if len(cands) < 2:
+        return False
+    sign = 1 if t.best == "max" else -1
+    top = cands.loc[(sign * cands[f"{col}_mean"]).idxmax()]
+    if top["method"] == r["method"] or round(r[f"{col}_mean"], t.digits) == round(top[f"{col}_mean"], t.digits):
+        return True
+    p = paired_p(r[f"_{col}_seeds"], top[f"_{col}_seeds"])
+    return bool(p >= ALPHA)  # NaN (fewer than 2 shared seeds): not marked
+
+
+def _cell(mean: float, std: float, digits: int, seeds: str, bold: bool, tex: bool, with_std: bool,
+          mark: str = "") -> str:
     if seeds.startswith("0/"):
         return f"missing ({seeds})"
     if np.isnan(mean):
@@ -154,28 +206,25 @@ def _cell(mean: float, std: float, digits: int, seeds: str, bold: bool, tex: boo
     v = f"{mean:.{digits}f}"
     if bold:
         v = f"\\textbf{{{v}}}" if tex else f"**{v}**"
-    if with_std:
+    if with_std and not np.isnan(std):
         v += f" $\\pm$ {std:.{digits}f}" if tex else f" ± {std:.{digits}f}"
+    if mark:
+        v += "$^\\dagger$" if tex else " †"
     found, expected = seeds.split("/")
     return v if found == expected else f"{v} ({seeds})"
 
 
 def pivot(df: pd.DataFrame, table: Table, tex: bool = False) -> pd.DataFrame:
-    """Rows: methods (suite order); columns: benchmarks; the best mean of a column in bold."""
+    """Rows: methods (suite order); columns: benchmarks; marks as computed by _tests."""
     methods = list(dict.fromkeys(df["method"]))
     benchmarks = list(dict.fromkeys(df["benchmark"]))
     out = pd.DataFrame(index=methods, columns=benchmarks, dtype=object).fillna("")
-    for b in benchmarks:
-        sub = df[df["benchmark"] == b]
-        means = sub[f"{table.column}_mean"].round(table.digits)
-        best = None
-        if table.best and means.notna().sum() > 1:
-            best = means.max() if table.best == "max" else means.min()
-        for _, r in sub.iterrows():
-            m = r[f"{table.column}_mean"]
-            out.loc[r["method"], b] = _cell(m, r[f"{table.column}_std"], table.digits, r["seeds"],
-                                            best is not None and round(m, table.digits) == best, tex,
-                                            table.column not in ("memory_kib",))
+    pcol = f"{table.column}_p_vs_{REFERENCE}"
+    for _, r in df.iterrows():
+        p = r[pcol] if pcol in r else np.nan
+        out.loc[r["method"], r["benchmark"]] = _cell(
+            r[f"{table.column}_mean"], r[f"{table.column}_std"], table.digits, r["seeds"], bool(r[f"{table.column}_best"]),
+            tex, table.spread, "†" if (not np.isnan(p) and p < ALPHA) else "")
     out.index.name = "method"
     return out
 
@@ -185,15 +234,22 @@ def _present(df: pd.DataFrame) -> list[Table]:
 
 
 def caption(df: pd.DataFrame) -> str:
-    multi = sorted(set(df.loc[df["heads"] == "one per task", "method"]))
-    text = ("Task-incremental protocol: the task id selects the head, mask or generated weights at test time; "
-            "the same target network, batches, budget and evaluation for every method of a benchmark.")
-    if multi:
-        text += (f" On split benchmarks {', '.join(multi)} have one output head per task (their weights carry no "
-                 "task-specific part); the others share one head made task specific by their masks or weights.")
-    if "joint" in set(df["method"]):
-        text += " Joint trains on every task's data from the start: its BWT and forgetting are not a continual learner's."
-    return text + " A cell with fewer seeds than expected shows (found/expected); bold: the best of the column."
+    """What every table of the suite assumes, from the method registry: the protocol, each
+    method's head layout, what it is told at test time, the statistics and the marks."""
+    n = sorted({str(s).split("/")[1] for s in df["seeds"]})
+    heads = "; ".join(f"{m}: {METHODS[m].head}" for m in dict.fromkeys(df["method"]))
+    text = ("Task-incremental protocol: every method is told the task id at test time (it selects the head, mask "
+            "or generated weights); the same target network, data, seeds, per-task budget and evaluation for every "
+            f"method of a benchmark. Heads: {heads}.")
+    bounds = [m for m in dict.fromkeys(df["method"]) if m in BOUNDS]
+    if bounds:
+        text += (f" Bounds, not continual learners: {', '.join(bounds)} (joint trains on every task's data from the "
+                 "start, independent trains one network per task); their BWT and forgetting are not a continual "
+                 "learner's and they are never marked.")
+    return text + (f" Cells: mean ± sample std (ddof 1) over {' or '.join(n)} seeds (found/expected where fewer); the "
+                   "CSV adds the 95% confidence interval (Student t). †: differs from hypermask, paired t-test over "
+                   f"the shared seeds, p < {ALPHA}. Bold: the column's best continual learner and every one not "
+                   f"significantly worse than it (paired t-test, p >= {ALPHA}).")
 
 
 def provenance(runs: dict[str, list[dict]]) -> str:
@@ -219,8 +275,9 @@ def provenance(runs: dict[str, list[dict]]) -> str:
 def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
     df, runs = suite_table(params, suite, results)
     tables = results / "tables"
-    atomic_write_text(tables / f"{suite}.csv", df.to_csv(index=False, float_format="%.4f"))
-    md = [f"# Suite `{suite}`: mean ± population std over seeds\n",
+    public = df[[c for c in df.columns if not c.startswith("_")]]
+    atomic_write_text(tables / f"{suite}.csv", public.to_csv(index=False, float_format="%.4f"))
+    md = [f"# Suite `{suite}`: mean ± sample std over seeds\n",
           f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n", caption(df) + "\n"]
     tex = [f"% Suite {suite}: produced by `hypermask tables {suite}`. {caption(df)}"]
     for t in _present(df):
@@ -241,4 +298,11 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
                               f"{name}: mean over {len(found)} seeds")
         if curves:
             write_method_curves(figures / f"{benchmark}_methods.png", curves, f"{benchmark}: mean over seeds")
-    return df
+        sub = df[(df["benchmark"] == benchmark) & df["memory_kib_mean"].notna() & df["average_accuracy_mean"].notna()]
+        if len(sub):
+            write_memory_figure(figures / f"{benchmark}_memory.png",
+                                {r["method"]: (1024 * r["memory_kib_mean"], r["average_accuracy_mean"],
+                                               r["average_accuracy_ci_low"], r["average_accuracy_ci_high"])
+                                 for _, r in sub.iterrows()},
+                                f"{benchmark}: average accuracy (mean, 95% CI) against memory")
+    return public

@@ -1,5 +1,13 @@
 """MLflow: one run per (experiment, seed); metrics are buffered and written in batches.
 
+Layout (`run_identity`): one MLflow experiment per benchmark, whose runs are (method, seed),
+named METHOD/seed_N and tagged with benchmark, method, seed and protocol; each finished run
+carries the table's final metrics (average accuracy, BWT, FWT, forgetting, memory bytes,
+trained parameters), so the UI's grouping by the `method` tag shows a benchmark's methods
+side by side with the table's means. Stores written before this layout (one experiment per
+BENCHMARK/METHOD) keep their runs where they are; a run resumed from such a store continues
+in the benchmark's experiment (a new run tagged with the old id, see below).
+
 Tracking URI: see resolve_uri. A resumed run reopens the same MLflow run (its id is in the checkpoint);
 where that run is gone (the store was removed or replaced), it continues in a new run tagged
 with the old id. metrics.json and the checkpoints are the record: a store that fails during
@@ -18,6 +26,14 @@ from .runs import SETTING_METRICS, RunPaths
 
 RUN_ID_TAG = "hypermask.run_dir"
 PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
+PROTOCOL = "task-incremental"  # what every method is told at test time (the tables' protocol)
+
+
+def run_identity(benchmark: str, method: str, seed: int) -> tuple[str, str, dict[str, str]]:
+    """(MLflow experiment, run name, tags) of one (benchmark, method, seed) run."""
+    return benchmark, f"{method}/seed_{seed}", {
+        "experiment": f"{benchmark}/{method}", "benchmark": benchmark, "method": method, "seed": str(seed),
+        "protocol": PROTOCOL}
 
 
 class TrackingError(RuntimeError):
@@ -358,6 +374,10 @@ class MLflowSink(Subscriber):
         if not tr.has_metric("average_accuracy"):  # rebuilt outputs: the summary may be there already
             for k in ("average_accuracy", "bwt", "fwt", "forgetting", "seconds_per_iteration", "wall_seconds"):
                 tr.metric(k, out[k], T - 1)
+            if "memory" in out:
+                tr.metric("memory_bytes", out["memory"]["bytes"], T - 1)
+                if "trained_parameters" in out["memory"]:
+                    tr.metric("trained_parameters", out["memory"]["trained_parameters"], T - 1)
             for setting, keys in SETTING_METRICS.items():
                 for key in keys if setting in out else ():
                     tr.metric(f"final_{setting}_{key}", out[setting][f"final_{key}"], T - 1)

@@ -38,7 +38,7 @@ from .provenance import cpu_model, environment_lock, git_commit, uncommitted_cod
 from .events import Console, Events, RunStart, TaskCallback
 from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
 from .storage import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
-from .tracking import RUN_ID_TAG, MLflowSink, Tracker
+from .tracking import RUN_ID_TAG, MLflowSink, Tracker, run_identity
 
 # what a run's speed depends on beyond its config, recorded in metrics.json: the OpenMP wait
 # policy and glibc's large-block settings the `hypermask` command sets (hypermask/cli.py)
@@ -260,8 +260,9 @@ def run(
                 p.unlink()
             for p in (paths.metrics, paths.finished, paths.mlflow_state):
                 p.unlink(missing_ok=True)
+        identity = run_identity(cfg.benchmark, cfg.method, seed)
         subscribers = [Console(cfg.name, seed, cfg.data.n_tasks, quiet),
-                       MLflowSink(tracker, mlflow_experiment or cfg.name, run_name or f"seed_{seed}")]
+                       MLflowSink(tracker, mlflow_experiment or identity[0], run_name or identity[1])]
         if on_task_end is not None:
             subscribers.append(TaskCallback(on_task_end))
         return _run_locked(cfg, seed, paths, device, Events(subscribers), stop_after_task, repo_root or Path.cwd(),
@@ -391,8 +392,7 @@ def _run_locked(
     commit = git_commit(repo_root)
     events.emit("run_started", RunStart(
         cfg.name, seed, paths.root, cfg.as_dict(),
-        {"experiment": cfg.name, "seed": str(seed), "method": cfg.method, "git_commit": commit,
-         RUN_ID_TAG: str(paths.root.resolve())},
+        {**run_identity(cfg.benchmark, cfg.method, seed)[2], "git_commit": commit, RUN_ID_TAG: str(paths.root.resolve())},
         progress.done, list(progress.rows), list(progress.settings)))
     try:
         step0 = sum(p["iterations"] for p in progress.per_task)

@@ -70,7 +70,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_metrics_and_one_mlf
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert len(runs) == 1
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy_task_0")]
     assert steps == [0, 1, 2]  # one row per task: none lost, none duplicated
@@ -142,7 +142,7 @@ def test_killed_after_the_last_checkpoint_rebuilds_outputs_and_trains_nothing(tm
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert len(runs) == 1 and runs[0].info.run_id == first["mlflow_run_id"]
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "test_accuracy_task_0")] == [0, 1, 2]
     assert len(client.get_metric_history(runs[0].info.run_id, "average_accuracy")) == 1  # not logged twice
@@ -301,7 +301,7 @@ def test_resume_after_the_mlflow_store_was_removed_continues_in_a_new_run(tmp_pa
     m = _metrics(tmp_path)
     assert m["status"] == "finished" and m["mlflow_run_id"] != old_id
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags[PREVIOUS_RUN_TAG] == old_id
     assert [x.step for x in client.get_metric_history(m["mlflow_run_id"], "test_accuracy_task_0")] == [0, 1, 2]
     assert [x.step for x in client.get_metric_history(m["mlflow_run_id"], "tasks_completed")] == [0, 1, 2]

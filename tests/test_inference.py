@@ -148,7 +148,7 @@ def test_evaluate_reproduces_stored_til_and_entropy(tiny_params, tmp_path, capsy
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tiny/hypermask").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert len(runs) == 1  # evaluation logged into the training run
     assert [x.step for x in client.get_metric_history(runs[0].info.run_id, "posthoc_entropy_task_accuracy")] == [0, 1, 2]
 

@@ -58,3 +58,25 @@ def test_readme_speed_blocks_are_the_benches_json():
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "speed_readme.py"), "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_every_method_settings_block_is_registered_and_only_its_own_enters_the_fingerprint():
+    """A settings block on ExperimentConfig that the registry does not name would enter every
+    other method's fingerprint (an edit of it would make every experiment stale)."""
+    import json
+
+    from pydantic import BaseModel
+
+    from hypermask.config import METHOD_BLOCKS, ExperimentConfig, training_fingerprint
+    from hypermask.methods import METHODS
+
+    shared = {"data", "target", "train", "evaluation"}
+    blocks = {n for n, f in ExperimentConfig.model_fields.items() if isinstance(f.default, BaseModel)} - shared
+    assert blocks == set(METHOD_BLOCKS) == {e.block for e in METHODS.values() if e.block}
+    for name, entry in METHODS.items():
+        cfg = ExperimentConfig.model_validate({
+            "name": "x", "seeds": [1], "method": name,
+            "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
+            "target": {"kind": "mlp", "hidden": [8]}, "train": {"iterations": 1}})
+        kept = set(json.loads(training_fingerprint(cfg))) & blocks
+        assert kept == ({entry.block} if entry.block else set()), name

@@ -96,7 +96,10 @@ def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
 
     client = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
     runs = {e.name: client.search_runs([e.experiment_id]) for e in client.search_experiments()}
-    assert len(runs["tiny/hypermask"]) == 2 and len(runs["tiny/finetune"]) == 2
+    # one MLflow experiment per benchmark, its runs (method, seed) tagged for the UI's grouping
+    by_method = {m: [r for r in runs["tiny"] if r.data.tags["method"] == m] for m in ("hypermask", "finetune")}
+    assert len(runs["tiny"]) == 4 and all(len(v) == 2 for v in by_method.values())
+    assert all(r.data.tags["protocol"] == "task-incremental" for r in runs["tiny"])
     sweep_runs = runs["sweep_tiny/hypermask"]
     parents = [r for r in sweep_runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in sweep_runs if "mlflow.parentRunId" in r.data.tags]

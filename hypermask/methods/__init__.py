@@ -1,9 +1,13 @@
-"""Continual-learning methods, one file each, behind one contract (`Method`).
+"""Continual-learning methods, one file each, behind one contract (`Method`), and their registry.
 
 The loop (hypermask/train.py), evaluation, entropy task inference and FeCAM talk to a method
 only through this contract; every method-specific value (hyperparameters, snapshots, its
-sparsity schedule, its optimiser) lives in the method's own file. Adding a method means one
-file and one entry in METHODS.
+sparsity schedule, its optimiser) lives in the method's own file. `METHODS` records, per
+method, what the rest of the project reads: where its class lives, its family (claims,
+captions), its output-head layout (the target's heads, the captions), which evaluation settings
+without the task id it supports, and its settings block in params.yaml (config.py's schema and
+the training fingerprint). Adding a method means its file, its `Entry`, its settings block in
+config.py (if it has hyperparameters) and its `methods:` entry in params.yaml.
 """
 
 from __future__ import annotations
@@ -59,35 +63,63 @@ class Method(Protocol):
         """Bytes of the state it keeps to serve (and go on learning) its tasks, by part."""
 
 
+# Families (the claims and the table captions read them):
+#   "hypernetwork": task-conditioned weights or masks generated from task embeddings;
+#   "forget_free": per-task binary masks or owned weights, earlier tasks' functions fixed (BWT 0);
+#   "shared_network": one set of weights for every task, regularised or not (plus per-task heads);
+#   "bound": not a continual learner (joint: all data at once; independent: a network per task).
+FAMILIES = ("hypernetwork", "forget_free", "shared_network", "bound")
+
+
 @dataclass(frozen=True)
 class Entry:
     module: str  # hypermask.methods.<module>
     cls: str
     task_inference: bool  # evaluation without the task id (entropy, FeCAM) is possible
-    # One output head per task on split benchmarks: the method's weights have no task-specific
-    # part that could make one shared head task specific (BASELINES: fine-tuning, EWC, SI, joint).
-    multi_head: bool = False
+    family: str
+    # The output layer as the method's own code has it, in words for the table captions.
+    head: str
+    # One output block per task on every benchmark (permuted ones too): the task id given at test
+    # time selects it (task-incremental protocol; BASELINES "Heads and protocol").
+    per_task_head: bool = False
     # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
     one_shot: bool = False
+    block: str | None = None  # the method's own settings block in params.yaml (config.py), if any
 
 
+_PER_TASK = "one output head per task"
 # name (params.yaml `method:`) -> where its class lives
 METHODS = {
-    "hypermask": Entry("hypermask", "HyperMask", task_inference=True),
-    "hnet": Entry("hnet", "HNET", task_inference=True),
-    "wsn": Entry("wsn", "WSN", task_inference=True),
-    "supsup": Entry("supsup", "SupSup", task_inference=True, one_shot=True),
-    "packnet": Entry("packnet", "PackNet", task_inference=True),
-    "ewc": Entry("ewc", "EWC", task_inference=False, multi_head=True),
-    "si": Entry("si", "SI", task_inference=False, multi_head=True),
-    "finetune": Entry("finetune", "FineTune", task_inference=False, multi_head=True),
-    "joint": Entry("joint", "Joint", task_inference=False, multi_head=True),
+    "hypermask": Entry("hypermask", "HyperMask", True, "hypernetwork",
+                       "one shared output layer, its weights masked per task (bias unmasked)", block="hypermask"),
+    "hnet": Entry("hnet", "HNET", True, "hypernetwork",
+                  "every weight, the output layer's included, generated per task by a chunked hypernetwork",
+                  block="hnet"),
+    "hnet_full": Entry("hnet", "HNETFull", True, "hypernetwork",
+                       "every weight generated per task by HyperMask's unchunked hypernetwork", block="hnet_full"),
+    "wsn": Entry("wsn", "WSN", True, "forget_free", f"{_PER_TASK}, dense and unmasked; the trunk masked",
+                 per_task_head=True, block="wsn"),
+    "supsup": Entry("supsup", "SupSup", True, "forget_free", "one shared output layer under each task's supermask",
+                    one_shot=True, block="supsup"),
+    "packnet": Entry("packnet", "PackNet", True, "forget_free", f"{_PER_TASK}; the trunk pruned and frozen",
+                     per_task_head=True, block="packnet"),
+    "ewc": Entry("ewc", "EWC", False, "shared_network", _PER_TASK, per_task_head=True, block="ewc"),
+    "si": Entry("si", "SI", False, "shared_network", _PER_TASK, per_task_head=True, block="si"),
+    "finetune": Entry("finetune", "FineTune", False, "shared_network", _PER_TASK, per_task_head=True),
+    "joint": Entry("joint", "Joint", False, "bound", f"{_PER_TASK}, all tasks' data from the start",
+                   per_task_head=True),
+    "independent": Entry("independent", "Independent", False, "bound", "a separate network (and head) per task"),
 }
+METHOD_BLOCKS = tuple(e.block for e in METHODS.values() if e.block)  # a method's own settings block
+
+
+def of_family(family: str) -> tuple[str, ...]:
+    return tuple(m for m, e in METHODS.items() if e.family == family)
 
 
 def heads_of(cfg: ExperimentConfig) -> int:
-    """Output heads of the target: one per task for multi-head methods on split benchmarks."""
-    return cfg.data.n_tasks if METHODS[cfg.method].multi_head and cfg.data.scenario == "split" else 1
+    """Output heads of the target: one per task for the methods whose own code has them."""
+    return cfg.data.n_tasks if METHODS[cfg.method].per_task_head else 1
 
 
 def build_method(cfg: ExperimentConfig, target: TargetNet) -> Method:

@@ -52,6 +52,11 @@ class MethodBase(nn.Module):
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return self.target(x, t, features=features)
 
+    def trained_parameters(self) -> int:
+        """How many values the method's optimisers update over the T tasks (the trainable
+        parameters; methods that freeze some after a task or train a fresh set per task say so)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     def memory(self) -> dict:
         """Bytes of every tensor of the method's state (its checkpoint's `learner` entry) that
         serving and further learning need, by top-level part (target, hnet, masks, fisher ...)."""
@@ -61,4 +66,4 @@ class MethodBase(nn.Module):
                 continue
             part = k.split(".")[0].rstrip("_0123456789") or k
             parts[part] = parts.get(part, 0) + v.numel() * v.element_size()
-        return {"bytes": sum(parts.values()), "parts": parts}
+        return {"bytes": sum(parts.values()), "parts": parts, "trained_parameters": self.trained_parameters()}

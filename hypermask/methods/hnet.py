@@ -1,28 +1,39 @@
 """HNET: J. von Oswald, C. Henning, B. F. Grewe, J. Sacramento, "Continual learning with
-hypernetworks", ICLR 2020.
+hypernetworks", ICLR 2020 (`hnet`), and its unchunked ablation on HyperMask's hypernetwork
+(`hnet_full`).
 
 1. A task-conditioned hypernetwork H(e_t; Phi) generates **every** weight and bias of the
    target network (batch norm's scale and shift excepted: shared and trained, as in
-   HyperMask); the target has no weights of its own. It is HyperMask's hypernetwork code
-   (hypermask.methods.hypermask.HyperNetwork: ELU MLP, one fused linear output layer, N(0,1)
-   embeddings, PyTorch's default initialisation), with the mask replaced by the generated
-   weights themselves: the ablation "masks vs. generated weights".
+   HyperMask); the target has no weights of its own.
+   - `hnet`, as the authors built it (github.com/chrhenning/hypercl, `ChunkedHyperNetworkHandler`
+     in toy_example/hyper_model.py and its use in mnist/train_splitMNIST.py): the hypernetwork
+     takes [e_t; c_i] for every chunk embedding c_i (shared by all tasks, trained) and outputs one
+     chunk of `chunk_size` values; the chunks, concatenated and cut to the target's parameter
+     count, are the target's weights (`ChunkedHyperNetwork`). Its size is then of the order of
+     the target's. Only the current task's embedding is trained (hypercl keeps earlier ones
+     fixed): the other rows of the embedding matrix get no gradient.
+   - `hnet_full`: HyperMask's own hypernetwork (hypermask.methods.hypermask.HyperNetwork: ELU
+     MLP, one fused output layer for every target entry, 20-30x the target's parameters) with
+     the mask replaced by the generated weights: the ablation "masks vs. generated weights",
+     trained as HyperMask is (every embedding in the optimiser).
 2. Loss while learning task t > 0: CE + beta * (1/t) * sum_{j<t} ||H(e_j) - H*_j||^2, H*_j the
    outputs for task j recorded at the start of task t (no gradient), divided by the number of
-   earlier tasks once, as the authors' implementation does (github.com/chrhenning/hypercl,
-   `calc_fix_target_reg`).
-3. A fresh Adam per task over Phi and all embeddings (the protocol every method here faces).
+   earlier tasks once, as the authors' implementation does (hypercl, `calc_fix_target_reg`).
+3. A fresh Adam per task over the hypernetwork (the protocol every method here faces).
 
-Not implemented: the paper's optional look-ahead (targets from the candidate update) and the
-chunked hypernetwork; the hypernetwork here is the full (unchunked) one of HyperMask.
-Stores Phi and T embeddings (the target's own weight tensors are unused and not counted).
+Not implemented: the paper's optional look-ahead (targets from the candidate update), and
+hypercl's hypernetwork initialisation (PyTorch's default here, N(0,1) task and chunk embeddings).
+Stores Phi, the chunk embeddings and T task embeddings (the target's own weight tensors are
+unused and not counted).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..config import ExperimentConfig
@@ -31,22 +42,68 @@ from .base import MethodBase
 from .hypermask import HyperNetwork, hnet_regularizer, stacked_forward
 
 
-class HNET(MethodBase):
-    """HNET behind the method contract (hypermask.methods.Method)."""
+class ChunkedHyperNetwork(nn.Module):
+    """[task embedding; chunk embedding] -> MLP -> one chunk of `chunk_size` target weights,
+    for every chunk embedding at once; the chunks concatenated and cut to `total`."""
+
+    def __init__(self, total: int, n_tasks: int, emb_dim: int, chunk_emb_dim: int, chunk_size: int,
+                 hidden: list[int], activation: str = "elu"):
+        super().__init__()
+        self.total, self.chunk_size = total, chunk_size
+        self.n_chunks = math.ceil(total / chunk_size)
+        self.embeddings = nn.Parameter(torch.randn(n_tasks, emb_dim))
+        self.chunk_embeddings = nn.Parameter(torch.randn(self.n_chunks, chunk_emb_dim))
+        sizes = [emb_dim + chunk_emb_dim, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(sizes[-1], chunk_size)
+        self.act = F.elu if activation == "elu" else F.relu
+
+    @staticmethod
+    def n_parameters(total: int, n_tasks: int, emb_dim: int, chunk_emb_dim: int, chunk_size: int,
+                     hidden: list[int]) -> int:
+        """Its parameter count for these sizes (the formula the tests check the module against)."""
+        sizes = [emb_dim + chunk_emb_dim, *hidden, chunk_size]
+        layers = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        return layers + n_tasks * emb_dim + math.ceil(total / chunk_size) * chunk_emb_dim
+
+    def forward(self, tasks: Tensor | slice) -> Tensor:
+        """Flat generated weights for the given tasks, shape (len(tasks), total)."""
+        e = self.embeddings[tasks]
+        k, c = e.shape[0], self.n_chunks
+        h = torch.cat([e.unsqueeze(1).expand(k, c, -1), self.chunk_embeddings.unsqueeze(0).expand(k, c, -1)], -1)
+        for layer in self.hidden:
+            h = self.act(layer(h))
+        return self.out(h).reshape(k, c * self.chunk_size)[:, : self.total]
+
+    def current_and_earlier(self, t: int) -> tuple[Tensor, Tensor]:
+        """H(e_t), shape (total,), and H(e_j) for j < t, (t, total), from one call."""
+        earlier, current = self(slice(0, t + 1)).split((t, 1))
+        return current.squeeze(0), earlier
+
+
+class HNETFull(MethodBase):
+    """hnet_full behind the method contract (hypermask.methods.Method); HNET (below) differs
+    only in its hypernetwork and in training the current task's embedding alone."""
 
     supports_task_inference = True  # every task's weights are at hand: entropy inference, FeCAM
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
-        self.hp = cfg.hnet
         self.shapes = target.masked_shapes()
         self.sizes = [s.numel() for s in self.shapes]
-        self.hnet = HyperNetwork(self.shapes, cfg.data.n_tasks, self.hp.embedding_dim, list(self.hp.hnet_hidden))
+        self.hp = self.settings(cfg)
+        self.hnet = self.build_hypernetwork(cfg)
         params = dict(target.named_parameters())
         for n in target.masked_names:  # generated, never trained
             params[n].requires_grad_(False)
         self.transient = tuple(f"target.{n}" for n in target.masked_names)
         self.h_star: Tensor | None = None
+
+    def settings(self, cfg: ExperimentConfig):
+        return cfg.hnet_full
+
+    def build_hypernetwork(self, cfg: ExperimentConfig) -> nn.Module:
+        return HyperNetwork(self.shapes, cfg.data.n_tasks, self.hp.embedding_dim, list(self.hp.hnet_hidden))
 
     def generated(self, h: Tensor) -> dict[str, Tensor]:
         """Flat hypernetwork outputs (..., total) -> the target's tensors (with h's leading dims)."""
@@ -88,3 +145,24 @@ class HNET(MethodBase):
             return torch.stack([self.logits(ctx, x, t, features) for t in tasks])
         stacked = {n: torch.stack([ctx[t][n] for t in tasks]) for n in self.target.masked_names}
         return stacked_forward(self.target, stacked, x, features)
+
+
+class HNET(HNETFull):
+    """HNET with hypercl's chunked hypernetwork behind the method contract."""
+
+    def settings(self, cfg: ExperimentConfig):
+        return cfg.hnet
+
+    def build_hypernetwork(self, cfg: ExperimentConfig) -> nn.Module:
+        hp = self.hp
+        hnet = ChunkedHyperNetwork(sum(self.sizes), cfg.data.n_tasks, hp.embedding_dim, hp.chunk_embedding_dim,
+                                   hp.chunk_size, list(hp.hnet_hidden), hp.activation)
+        # only the current task's embedding is trained (rebuilt at each task's start; not in checkpoints)
+        self.register_buffer("current_row", torch.zeros(cfg.data.n_tasks, 1), persistent=False)
+        hnet.embeddings.register_hook(lambda g: g * self.current_row)
+        return hnet
+
+    @torch.no_grad()
+    def start_task(self, t: int, n_iterations: int) -> None:
+        super().start_task(t, n_iterations)
+        self.current_row.zero_()[t] = 1.0

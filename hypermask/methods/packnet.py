@@ -2,7 +2,7 @@
 Iterative Pruning", CVPR 2018; where the paper is silent, the authors' code
 (github.com/arunmallya/packnet, src/prune.py and src/main.py) decides, as noted.
 
-1. Every weight of a linear or convolutional layer (the output layer included) has an owner:
+1. Every weight of a linear or convolutional layer of the trunk has an owner:
    0 = free, k = task k - 1 (one byte per weight, as the official ByteTensor masks).
 2. Task t trains the free weights; the weights of earlier tasks are used in the forward pass
    but receive no update: their gradient is zeroed (a hook on the weight, as the official
@@ -19,14 +19,19 @@ Iterative Pruning", CVPR 2018; where the paper is silent, the authors' code
 4. Task t's network is the weights owned by tasks 0..t (the official `apply_mask`): every
    earlier task's function is unchanged, BWT is exactly 0 by construction.
 
+Heads: the official code gives each dataset its own classifier and prunes only the shared
+trunk (src/networks.py `ModifiedVGG16.add_dataset`/`set_dataset`, one nn.Linear per dataset in
+`classifiers`; src/prune.py skips the classifier). Here: one output head per task
+(`TargetNet.n_heads`), trained only while its task trains (the other heads' outputs are not in
+the loss, so a fresh Adam leaves them bit-identical), never pruned; steps 1-4 apply to the
+trunk's layer weights.
+
 Biases and batch norm: the official flags `--train_biases` and `--train_bn` are off, so the
 shared biases never change; its first network is a trained ImageNet model. Here the target
-starts from scratch, so its biases are trained on the first task and fixed afterwards; batch
-norm's scale and shift stay at identity (as WSN and SupSup here). Every task is pruned, the
-last one too: the official scripts skip the last dataset's pruning, which a continual learner
-cannot know. The official code gives each dataset its own classifier; here one shared head
-(permuted: 10-way, split: classes per task) is made task specific by the weights each task
-owns, as WSN and SupSup do (BASELINES "Heads and protocol").
+starts from scratch, so its trunk biases are trained on the first task and fixed afterwards;
+batch norm's scale and shift stay at identity (as WSN and SupSup here). Every task is pruned,
+the last one too: the official scripts skip the last dataset's pruning, which a continual
+learner cannot know.
 """
 
 from __future__ import annotations
@@ -65,8 +70,9 @@ class PackNet(TaskTensors, MethodBase):
         pc = cfg.packnet
         self.prune, self.retrain_fraction, self.retrain_lr = pc.prune / 100, pc.retrain_fraction, pc.retrain_lr
         params = dict(target.named_parameters())
-        self.names = [n for n in target.masked_names if params[n].dim() > 1]  # layer weights
-        self.biases = [n for n in target.masked_names if params[n].dim() == 1]
+        head = target.head_names()  # one classifier per task, trained only with its task
+        self.names = [n for n in target.masked_names if params[n].dim() > 1 and n not in head]  # trunk weights
+        self.biases = [n for n in target.masked_names if params[n].dim() == 1 and n not in head]
         freeze_batch_norm(target)
         self.register_buffer("learned", torch.zeros(cfg.data.n_tasks, dtype=torch.bool))
         for i, n in enumerate(self.names):
@@ -80,6 +86,11 @@ class PackNet(TaskTensors, MethodBase):
         self.pruned = False  # this task's pruning done
         self.prune_at = 0
         self._opt = None
+
+    def trained_parameters(self) -> int:
+        """Every weight and bias of the target (trunk biases on the first task only)."""
+        params = dict(self.target.named_parameters())
+        return sum(params[n].numel() for n in self.target.masked_names)
 
     def _freeze_hook(self, i: int):
         return lambda g: g * getattr(self, f"trains_{i}")

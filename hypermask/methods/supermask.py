@@ -76,7 +76,8 @@ def freeze_batch_norm(target) -> None:
 
 class TaskTensors:
     """Outputs of a method whose eval context maps each task to its own values of the target
-    tensors `self.names` (WSN's and SupSup's masked weights, PackNet's owned weights)."""
+    tensors `self.names` (WSN's and SupSup's masked weights, PackNet's owned weights), and whose
+    output layer is either among them (one shared head) or one block per task (WSN, PackNet)."""
 
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return functional_call(self.target, ctx[t], (x,), {"task": t, "features": features})
@@ -85,7 +86,10 @@ class TaskTensors:
         if self.target.per_task_bn:
             return torch.stack([self.logits(ctx, x, t, features) for t in tasks])
         stacked = {n: torch.stack([ctx[t][n] for t in tasks]) for n in self.names}
-        return stacked_forward(self.target, stacked, x, features)
+        if self.target.n_heads == 1:
+            return stacked_forward(self.target, stacked, x, features)
+        feats = stacked_forward(self.target, stacked, x, features=True)  # then each task's own head
+        return feats if features else self.target.task_heads(feats, tasks)
 
 
 class SupermaskMethod(TaskTensors, MethodBase):

@@ -53,6 +53,10 @@ class SupSup(SupermaskMethod):
                     p.zero_()
                 p.requires_grad_(False)
 
+    def trained_parameters(self) -> int:
+        """A fresh set of scores per task (the weights are never trained)."""
+        return len(self.learned) * sum(s.numel() for s in self.scores)
+
     def start_task(self, t: int, n_iterations: int) -> None:
         """A new task's scores (drawn from the task's seed: the loop seeds torch before)."""
         self.init_scores()
