@@ -4,9 +4,10 @@ a paired t-test over the seeds both methods share, p < 0.05 (hypermask/stats.py)
 
 * the forget-free methods (WSN, SupSup, PackNet) and the independent networks have BWT exactly
   0.00 and forgetting 0.00;
-* EWC and SI forget less than fine-tuning (higher BWT);
+* EWC, SI, HAT, GPM and ER forget less than fine-tuning (higher BWT);
+* HAT's BWT is within 1 point of 0 (its near-binary gates freeze what earlier tasks use);
 * joint training, task-conditioned (one head per task, every task's data), is not below any
-  method that shares one network over all tasks (EWC, SI, fine-tuning) beyond noise. Against
+  method that shares one network over all tasks (EWC, SI, GPM, ER, fine-tuning) beyond noise. Against
   methods with task-specific parameters (generated weights, masks) joint is no bound: one
   network of the same size must fit every task at once. Those comparisons are printed as
   notes, not checked;
@@ -32,7 +33,8 @@ from .stats import ALPHA, paired_p
 
 FORGET_FREE = (*of_family("forget_free"), "independent")
 SHARED_NETWORK = of_family("shared_network")  # one set of weights for all tasks, as joint's
-REGULARISED = ("ewc", "si")
+REGULARISED = ("ewc", "si", "hat", "gpm", "er")  # methods whose point is to forget less than fine-tuning
+HAT_BWT = 1.0
 HYPERNETWORKS = of_family("hypernetwork")
 
 
@@ -61,6 +63,9 @@ def check(df: pd.DataFrame, permuted: set[str] = frozenset()) -> list[tuple[bool
                 if m in by:
                     a, b = by[m]["bwt_mean"], by["finetune"]["bwt_mean"]
                     out.append((a > b, f"{benchmark}: {m} forgets less than fine-tuning (BWT {a:.2f} > {b:.2f})"))
+        if "hat" in by:
+            bwt = by["hat"]["bwt_mean"]
+            out.append((abs(bwt) <= HAT_BWT, f"{benchmark}: hat BWT {bwt:.2f} is within {HAT_BWT:.0f} point of 0"))
         if "joint" in by:
             j = by["joint"]
             for m, r in by.items():

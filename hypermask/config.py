@@ -175,6 +175,35 @@ class SIConfig(_Strict):
     xi: Annotated[float, Field(gt=0)] = 1e-3
 
 
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class ERConfig(_Strict):
+    """Experience replay (hypermask/methods/er.py): `per_task` stored samples of every task."""
+
+    per_task: Positive = 200
+
+
+class GPMConfig(_Strict):
+    """GPM (hypermask/methods/gpm.py): energy thresholds of the bases, samples per
+    representation matrix, plain SGD's learning rate."""
+
+    threshold_first: Fraction = 0.95  # the first layer's (the authors' Permuted MNIST values)
+    threshold: Fraction = 0.99  # every other layer's
+    samples: Positive = 300
+    lr: Annotated[float, Field(gt=0)] = 0.01
+
+
+class HATConfig(_Strict):
+    """HAT (hypermask/methods/hat.py): the gates' s_max, the attention regulariser's c, plain
+    SGD's learning rate and the gradient-norm clip (the authors' values)."""
+
+    s_max: Annotated[float, Field(gt=1)] = 400.0
+    c: Annotated[float, Field(ge=0)] = 0.75
+    lr: Annotated[float, Field(gt=0)] = 0.05
+    clip_grad: Annotated[float, Field(gt=0)] = 10000.0
+
+
 class TrainConfig(_Strict):
     iterations: Positive | None = None  # per task
     epochs: Positive | None = None  # per task (exclusive with iterations)
@@ -225,6 +254,9 @@ class ExperimentConfig(_Strict):
     packnet: PackNetConfig = PackNetConfig()
     ewc: EWCConfig = EWCConfig()
     si: SIConfig = SIConfig()
+    er: ERConfig = ERConfig()
+    gpm: GPMConfig = GPMConfig()
+    hat: HATConfig = HATConfig()
     train: TrainConfig
     evaluation: EvaluationConfig = EvaluationConfig()
     seeds: list[NonNegative] = Field(min_length=1)
@@ -244,6 +276,8 @@ class ExperimentConfig(_Strict):
             raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")
         if no_val and self.train.epochs is not None and self.train.lr_scheduler:
             raise ValueError("train.lr_scheduler: needs a validation set (data.validation_size > 0)")
+        if self.method in ("hat", "gpm") and self.target.kind != "mlp":
+            raise ValueError(f"method: {self.method} is implemented for MLP targets (its conv form is not)")
         if self.method == "ewc" and self.target.kind != "mlp":
             raise ValueError("method: ewc needs per-sample gradients, here of an MLP target (batch norm "
                              "with batch statistics has no per-sample output)")

@@ -11,7 +11,8 @@ from hypermask.evaluate import evaluate_tasks
 from hypermask.methods import METHODS, heads_of
 from hypermask.train import build_run
 
-PER_TASK_HEAD = [m for m, e in METHODS.items() if e.per_task_head and m != "joint"]
+# joint trains every task's head in every phase, ER the earlier tasks' heads on replayed samples
+PER_TASK_HEAD = [m for m, e in METHODS.items() if e.per_task_head and m not in ("joint", "er")]
 
 
 def _cfg(method: str, scenario: str) -> ExperimentConfig:

@@ -66,9 +66,11 @@ class Method(Protocol):
 # Families (the claims and the table captions read them):
 #   "hypernetwork": task-conditioned weights or masks generated from task embeddings;
 #   "forget_free": per-task binary masks or owned weights, earlier tasks' functions fixed (BWT 0);
-#   "shared_network": one set of weights for every task, regularised or not (plus per-task heads);
+#   "isolation": task-specific soft gates over one network (HAT: near-zero forgetting, not exact);
+#   "shared_network": one set of weights for every task, regularised, projected, replayed or not
+#   (plus per-task heads);
 #   "bound": not a continual learner (joint: all data at once; independent: a network per task).
-FAMILIES = ("hypernetwork", "forget_free", "shared_network", "bound")
+FAMILIES = ("hypernetwork", "forget_free", "isolation", "shared_network", "bound")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,12 @@ METHODS = {
                      per_task_head=True, block="packnet"),
     "ewc": Entry("ewc", "EWC", False, "shared_network", _PER_TASK, per_task_head=True, block="ewc"),
     "si": Entry("si", "SI", False, "shared_network", _PER_TASK, per_task_head=True, block="si"),
+    "hat": Entry("hat", "HAT", False, "isolation", f"{_PER_TASK}; hidden units gated per task", per_task_head=True,
+                 block="hat"),
+    "gpm": Entry("gpm", "GPM", False, "shared_network",
+                 "one shared output layer, projected like the trunk (the authors' Permuted MNIST code)", block="gpm"),
+    "er": Entry("er", "ER", False, "shared_network", f"{_PER_TASK}; replayed samples through their own task's",
+                per_task_head=True, block="er"),
     "finetune": Entry("finetune", "FineTune", False, "shared_network", _PER_TASK, per_task_head=True),
     "joint": Entry("joint", "Joint", False, "bound", f"{_PER_TASK}, all tasks' data from the start",
                    per_task_head=True),
