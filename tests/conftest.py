@@ -36,3 +36,20 @@ def write_params(path: Path, params: dict) -> Path:
 @pytest.fixture
 def tiny_params(tmp_path) -> Path:
     return write_params(tmp_path / "params.yaml", copy.deepcopy(TINY))
+
+
+def learn(m, task, steps: int = 5) -> None:
+    """A few steps of `task` through the method's own hooks, as the loop runs them: its batches
+    (16 random training indices a step, the task's generator), loss, optimiser and end_task."""
+    import torch
+
+    gen = torch.Generator().manual_seed(task.index)
+    m.start_task(task.index, steps)
+    opt = m.make_optimizer(1e-2)
+    for i in range(steps):
+        x, y = m.batch(task, torch.randint(len(task.train.y), (16,), generator=gen), gen)
+        loss, _ = m.loss(x, y, task.index, i)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.end_task(task.index, task)

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import learn
 from hypermask.config import ExperimentConfig
 from hypermask.methods.gpm import energy_basis
 from hypermask.methods.hat import THRES_COSH, anneal
@@ -23,17 +24,8 @@ def _run(method: str, scenario: str = "permuted", **block):
     return build_run(cfg, 1, torch.device("cpu"))
 
 
-def _learn(m, task, steps: int = 8, seed: int = 0) -> None:
-    gen = torch.Generator().manual_seed(seed + task.index)
-    m.start_task(task.index, steps)
-    opt = m.make_optimizer(1e-2)
-    for i in range(steps):
-        x, y = m.batch(task, torch.randint(len(task.train.y), (16,), generator=gen), gen)
-        loss, _ = m.loss(x, y, task.index, i)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    m.end_task(task.index, task)
+def _learn(m, task, steps: int = 8) -> None:
+    learn(m, task, steps)
 
 
 # --------------------------------------------------------------------------- HAT
@@ -113,6 +105,8 @@ def test_gpm_energy_criterion_picks_the_hand_count_of_vectors():
 
 
 def test_gpm_projects_gradients_off_the_stored_basis():
+    _, split = _run("gpm", "split")  # one head per task there: only the trunk is projected
+    assert split.target.n_heads == 3 and split.layers == list(split.target.layers)[:-1]
     tasks, m = _run("gpm")
     _learn(m, tasks[0])
     assert all(m.basis(i).shape[1] > 0 for i in range(len(m.layers)))

@@ -81,9 +81,10 @@ class Entry:
     family: str
     # The output layer as the method's own code has it, in words for the table captions.
     head: str
-    # One output block per task on every benchmark (permuted ones too): the task id given at test
-    # time selects it (task-incremental protocol; BASELINES "Heads and protocol").
-    per_task_head: bool = False
+    # One output block per task (the task id given at test time selects it; task-incremental
+    # protocol): True on every benchmark, permuted ones too; "split": on split benchmarks only
+    # (GPM: its authors' code has one projected head on Permuted MNIST, one per task on splits).
+    per_task_head: bool | str = False
     # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
     one_shot: bool = False
     block: str | None = None  # the method's own settings block in params.yaml (config.py), if any
@@ -110,7 +111,8 @@ METHODS = {
     "hat": Entry("hat", "HAT", False, "isolation", f"{_PER_TASK}; hidden units gated per task", per_task_head=True,
                  block="hat"),
     "gpm": Entry("gpm", "GPM", False, "shared_network",
-                 "one shared output layer, projected like the trunk (the authors' Permuted MNIST code)", block="gpm"),
+                 "permuted: one shared output layer, projected like the trunk; split: one head per task (the authors' "
+                 "codes)", per_task_head="split", block="gpm"),
     "er": Entry("er", "ER", False, "shared_network", f"{_PER_TASK}; replayed samples through their own task's",
                 per_task_head=True, block="er"),
     "finetune": Entry("finetune", "FineTune", False, "shared_network", _PER_TASK, per_task_head=True),
@@ -127,7 +129,8 @@ def of_family(family: str) -> tuple[str, ...]:
 
 def heads_of(cfg: ExperimentConfig) -> int:
     """Output heads of the target: one per task for the methods whose own code has them."""
-    return cfg.data.n_tasks if METHODS[cfg.method].per_task_head else 1
+    per_task = METHODS[cfg.method].per_task_head
+    return cfg.data.n_tasks if per_task is True or (per_task == "split" and cfg.data.scenario == "split") else 1
 
 
 def build_method(cfg: ExperimentConfig, target: TargetNet) -> Method:

@@ -67,3 +67,25 @@ class MethodBase(nn.Module):
             part = k.split(".")[0].rstrip("_0123456789") or k
             parts[part] = parts.get(part, 0) + v.numel() * v.element_size()
         return {"bytes": sum(parts.values()), "parts": parts, "trained_parameters": self.trained_parameters()}
+
+
+class PlainSGD:
+    """torch.optim.SGD (no momentum) over the method's trained parameters, with the method's own
+    work on the gradients before the step and on the parameters after it (HAT, GPM: methods
+    whose gradient surgery Adam's per-coordinate scaling would undo)."""
+
+    def __init__(self, method: nn.Module, lr: float, before=None, after=None):
+        self.inner = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=lr)
+        self.param_groups = self.inner.param_groups
+        self.before, self.after = before, after
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.inner.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        if self.before is not None:
+            self.before()
+        self.inner.step()
+        if self.after is not None:
+            self.after()

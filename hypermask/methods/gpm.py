@@ -23,10 +23,11 @@ where the paper is silent, the authors' code (github.com/sahagobinda/GPM, main_p
    of the projected subspace, so the guarantee of step 3 holds only for SGD. The batches and
    per-task budget are the protocol's.
 
-Head: one output layer shared by every task and projected like the others, as the authors'
-Permuted MNIST code (BASELINES "Heads and protocol": with the task id given, it changes
-nothing). Stores the target and the bases (floats), no data. MLP targets only (the conv form of
-the paper is not implemented).
+Heads as in the authors' codes: on permuted benchmarks one output layer shared by every task
+and projected like the others (main_pmnist.py; with the task id given, it changes nothing); on
+split benchmarks one head per task (their CIFAR-100 and 5-datasets networks, a list of task
+heads), which only its task trains, so only the trunk is projected. Stores the target and the
+bases (floats), no data. MLP targets only (the conv form of the paper is not implemented).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from torch import Tensor
 
 from ..config import ExperimentConfig
 from ..nets import TargetNet
-from .base import MethodBase
+from .base import MethodBase, PlainSGD
 
 
 def energy_basis(R: Tensor, M: Tensor | None, threshold: float) -> Tensor:
@@ -58,30 +59,14 @@ def energy_basis(R: Tensor, M: Tensor | None, threshold: float) -> Tensor:
     return U[:, : min(k, U.shape[1])]
 
 
-class ProjectedSGD:
-    """Plain SGD whose step first projects each layer's gradient [dW | db] off its stored basis."""
-
-    def __init__(self, gpm: GPM, lr: float):
-        self.gpm = gpm
-        self.inner = torch.optim.SGD([p for p in gpm.parameters() if p.requires_grad], lr=lr)
-        self.param_groups = self.inner.param_groups
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.inner.zero_grad(set_to_none=set_to_none)
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.gpm.project_gradients()
-        self.inner.step()
-
-
 class GPM(MethodBase):
     """GPM behind the method contract (hypermask.methods.Method)."""
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
         self.hp = cfg.gpm
-        self.layers = list(target.layers)  # MLP targets (config.py refuses the others)
+        # MLP targets (config.py refuses the others); with one head per task the head is not projected
+        self.layers = list(target.layers) if target.n_heads == 1 else list(target.layers)[:-1]
         self.thresholds = [self.hp.threshold_first] + [self.hp.threshold] * (len(self.layers) - 1)
         for i, layer in enumerate(self.layers):
             d = layer.weight.shape[1] + 1
@@ -106,7 +91,7 @@ class GPM(MethodBase):
 
     def make_optimizer(self, lr: float):
         """Plain SGD at gpm.lr with the projection (the module's docstring, step 4)."""
-        return ProjectedSGD(self, self.hp.lr)
+        return PlainSGD(self, self.hp.lr, before=self.project_gradients)
 
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
         ce = F.cross_entropy(self.target(x, t), y)

@@ -11,7 +11,7 @@ Hard Attention to the Task", ICML 2018; where the paper is silent, the authors' 
    and iteration k is batch k mod that count of its epoch (`anneal`).
 3. Loss: CE + c * sum_l sum(a_t^l (1 - a_<t^l)) / sum_l sum(1 - a_<t^l) (t = 0: c * sum a / count),
    a_<t the cumulative gates max(a_<t-1, a_{t-1}) at s_max, recorded after each task (`criterion`).
-4. The step (`HATStep`, in the official order): every weight's gradient times
+4. The step (`before_step`, the step, `after_step`, in the official order): every weight's gradient times
    1 - min(a_<t of its output unit, a_<t of its input unit) (the first layer: its output unit
    only; a bias: its unit), so units earlier tasks use are frozen; each embedding's gradient
    times s_max / s * (cosh(clamp(s e, -50, 50)) + 1) / (cosh(e) + 1) (the annealing
@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..config import ExperimentConfig
 from ..nets import TargetNet
-from .base import MethodBase
+from .base import MethodBase, PlainSGD
 
 THRES_COSH, THRES_EMB = 50.0, 6.0  # the official code's constants
 
@@ -46,27 +46,6 @@ def anneal(iteration: int, per_epoch: int, n_samples: int, batch_size: int, s_ma
     b * batch_size of n_samples (the module's docstring, step 2)."""
     b = iteration % per_epoch
     return 1 / s_max + (s_max - 1 / s_max) * (b * batch_size) / n_samples
-
-
-class HATStep:
-    """The HAT step around plain SGD (the module's docstring, steps 4 and 5)."""
-
-    def __init__(self, hat: HAT, lr: float):
-        self.hat = hat
-        self.inner = torch.optim.SGD([p for p in hat.parameters() if p.requires_grad], lr=lr)
-        self.param_groups = self.inner.param_groups
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.inner.zero_grad(set_to_none=set_to_none)
-
-    @torch.no_grad()
-    def step(self) -> None:
-        hat = self.hat
-        hat.restrict_gradients()
-        hat.compensate_embeddings()
-        nn.utils.clip_grad_norm_([p for p in hat.parameters() if p.grad is not None], hat.hp.clip_grad)
-        self.inner.step()
-        hat.embeddings.clamp_(-THRES_EMB, THRES_EMB)
 
 
 class HAT(MethodBase):
@@ -150,8 +129,20 @@ class HAT(MethodBase):
         den = torch.cosh(e) + 1
         g.mul_(self.hp.s_max / s * num / den)
 
+    @torch.no_grad()
+    def before_step(self) -> None:
+        """Step 4 before the optimiser's step: gradient restriction, compensation, clipping."""
+        self.restrict_gradients()
+        self.compensate_embeddings()
+        nn.utils.clip_grad_norm_([p for p in self.parameters() if p.grad is not None], self.hp.clip_grad)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.embeddings.clamp_(-THRES_EMB, THRES_EMB)
+
     def make_optimizer(self, lr: float):
-        return HATStep(self, self.hp.lr)
+        """Plain SGD at hat.lr, with step 4 around it (the module's docstring)."""
+        return PlainSGD(self, self.hp.lr, before=self.before_step, after=self.after_step)
 
     @torch.no_grad()
     def end_task(self, t: int, task) -> None:
