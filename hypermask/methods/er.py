@@ -60,9 +60,9 @@ class ER(MethodBase):
         x, y = super().batch(task, idx, gen)
         t, n = task.index, len(idx)
         rows = [torch.full((n,), t, dtype=torch.long, device=y.device)]
-        earlier = [j for j in range(t) if self.stored[j]]
+        earlier = list(range(t))  # every earlier task's end_task stored its samples (no host sync here)
         if earlier:
-            slots = torch.tensor([self.sizes[j] for j in earlier])
+            slots = torch.tensor(self.sizes[:t])
             flat = torch.randint(int(slots.sum()), (n,), generator=gen, device=gen.device).cpu()
             which = torch.bucketize(flat, slots.cumsum(0), right=True)  # index into `earlier`
             offset = flat - (slots.cumsum(0) - slots)[which]
