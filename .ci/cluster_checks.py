@@ -11,6 +11,13 @@
         job resumed from its checkpoint with the local run's metrics, MLflow holds one run per
         (experiment, seed) with the local store's metric rows and artifacts, and the shared
         study holds exactly its budget of trials, run by several workers.
+    check-user --tracking-uri URL --user NAME
+        the server is authenticated (an anonymous API request gets 401) and every run on it
+        (training runs, studies, nested trials) was logged as NAME
+    no-secrets --env NAME... --paths PATH... --tracking-uri URL --exclude PATH...
+        the values of the environment variables NAME (passwords, a token) appear in no file
+        under PATHs (Snakemake and job logs, results, DVC files, MLflow artifacts, daemon logs)
+        and in no param, tag or experiment tag the server holds
 
 Prints what it measured; exits 1 with the reason on the first failed check.
 """
@@ -240,6 +247,69 @@ def check_study(a) -> None:
        f"MLflow: 1 parent run, {len(children)} nested runs")
 
 
+def _all_runs(client):
+    exps = client.search_experiments(max_results=1000)
+    runs = [r for e in exps for r in client.search_runs([e.experiment_id], max_results=5000)]
+    return exps, runs
+
+
+def check_user(a) -> None:
+    import urllib.error
+    import urllib.request
+
+    from mlflow.tracking import MlflowClient
+
+    try:
+        urllib.request.urlopen(a.tracking_uri + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
+        fail(f"{a.tracking_uri}: an unauthenticated API request was answered")
+    except urllib.error.HTTPError as e:
+        if e.code != 401:
+            fail(f"{a.tracking_uri}: an unauthenticated API request got HTTP {e.code}, not 401")
+    _, runs = _all_runs(MlflowClient(tracking_uri=a.tracking_uri))
+    users = Counter(r.info.user_id for r in runs)
+    if not runs or set(users) != {a.user}:
+        fail(f"{a.tracking_uri}: runs by users {dict(users)}; expected every run by {a.user!r}")
+    ok(f"MLflow server authenticated: an anonymous request gets 401; all {len(runs)} runs logged as {a.user!r}")
+
+
+def no_secrets(a) -> None:
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    secrets = {n: os.environ[n] for n in a.env if os.environ.get(n)}
+    if len(secrets) != len(a.env):
+        fail(f"no-secrets: environment variables {sorted(set(a.env) - set(secrets))} are not set")
+    if any(len(v) < 12 for v in secrets.values()):
+        fail("no-secrets: every secret must have at least 12 characters (no accidental matches)")
+    needles = {n: v.encode() for n, v in secrets.items()}
+    excluded = [Path(p).resolve() for p in a.exclude]
+    n_files = n_bytes = 0
+    outside: set[str] = set()  # excluded files holding a secret (reported, not failed)
+    for root in a.paths:
+        for path in sorted(Path(root).rglob("*")):
+            if not path.is_file() or path.is_symlink():
+                continue
+            data = path.read_bytes()
+            hits = [name for name, needle in needles.items() if needle in data]
+            if any(path.resolve().is_relative_to(x) for x in excluded):
+                outside.update(f"{path} (${n})" for n in hits)
+                continue
+            n_files += 1
+            n_bytes += len(data)
+            if hits:
+                fail(f"the value of ${hits[0]} was written to {path}")
+    client = MlflowClient(tracking_uri=a.tracking_uri)
+    exps, runs = _all_runs(client)
+    texts = [str(e.tags) for e in exps] + [str(r.data.params) + str(r.data.tags) for r in runs]
+    for name, value in secrets.items():
+        if any(value in t for t in texts):
+            fail(f"the value of ${name} is in a param or tag on the MLflow server")
+    ok(f"no secret ({', '.join(sorted(secrets))}) in {n_files} files ({n_bytes / 1e6:.1f} MB) under "
+       f"{' '.join(a.paths)}, nor in the params and tags of {len(runs)} runs and {len(exps)} experiments on the server"
+       + (f"; held, as expected, only by the excluded stores: {', '.join(sorted(outside))}" if outside else ""))
+
+
 def check(a) -> None:
     check_jobs(a)
     check_tables(a)
@@ -264,8 +334,17 @@ def main() -> None:
     for opt in ("--local", "--lab", "--suite", "--resumed", "--study", "--tracking-uri", "--storage", "--jobcomp"):
         k.add_argument(opt, required=True)
     k.add_argument("--snakemake-logs", nargs="+", required=True)
+    u = sub.add_parser("check-user")
+    u.add_argument("--tracking-uri", required=True)
+    u.add_argument("--user", required=True)
+    n = sub.add_parser("no-secrets")
+    n.add_argument("--env", nargs="+", required=True, help="names of the variables holding the secrets")
+    n.add_argument("--paths", nargs="+", required=True)
+    n.add_argument("--exclude", nargs="*", default=[], help="the secrets' own stores (a password file)")
+    n.add_argument("--tracking-uri", required=True)
     a = ap.parse_args()
-    {"configure": configure, "cancel-when": cancel_when, "check": check}[a.cmd](a)
+    {"configure": configure, "cancel-when": cancel_when, "check": check, "check-user": check_user,
+     "no-secrets": no_secrets}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -234,6 +234,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             check_source_available(cfg.data)
     print(f"{args.params}: {len(params.benchmarks)} benchmarks, {len(params.methods)} methods, "
           f"{len(configs)} experiments of {len(params.suites)} suites valid")
+    if args.connect:
+        from .preflight import storage_problem, tracking_problem
+        from .tracking import resolve_uri
+
+        uri = resolve_uri(None, params.pipeline.tracking_uri, Path(args.params).resolve().parent)
+        found = [p for p in (tracking_problem(uri), storage_problem(params.sweeps.storage)) if p]
+        if found:
+            raise ConfigError("\n".join(found))
+        print(f"MLflow store {uri} and sweeps.storage {params.sweeps.storage or '(SQLite per study)'}: connected")
     return 0
 
 
@@ -347,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate params.yaml (and with --data, that the raw data is there)")
     c.add_argument("--data", action="store_true")
     c.add_argument("--experiment", nargs="*", default=None)
+    c.add_argument("--connect", action="store_true",
+                   help="also connect to the MLflow store and the sweeps' database with this environment's credentials")
     c.set_defaults(func=cmd_check)
 
     ls = sub.add_parser("list", help="list benchmarks, methods and suites")

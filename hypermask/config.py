@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .credentials import embedded_password_problem
 from .methods import METHOD_BLOCKS, METHODS
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
@@ -488,6 +489,21 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
 
 
+def refuse_passwords(raw: Any, prefix: str) -> None:
+    """ConfigError naming the key of any URL in `raw` (params.yaml, Snakemake's --config) that
+    carries a password (hypermask.credentials): such a file is committed, hashed and copied."""
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            refuse_passwords(v, f"{prefix}.{k}")
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            refuse_passwords(v, f"{prefix}[{i}]")
+    else:
+        problem = embedded_password_problem(prefix, raw)
+        if problem:
+            raise ConfigError(problem)
+
+
 def read_params(path: str | Path) -> ParamsFile:
     """params.yaml read once and validated whole: every experiment, suite and sweep."""
     path = Path(path)
@@ -500,6 +516,7 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
     """The content of a params file (see read_params), validated; errors name `path`'s keys."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping with an `experiments` key")
+    refuse_passwords(raw, str(path))
     try:
         params = ParamsFile.model_validate(raw)
     except ValidationError as e:

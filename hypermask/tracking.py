@@ -112,8 +112,14 @@ def resolve_uri(given: str | None, configured: str | None, root: Path) -> str:
     """The MLflow store, in this order: --tracking-uri, $MLFLOW_TRACKING_URI (the pipeline exports
     one to every job), params.yaml's pipeline.tracking_uri, an SQLite file at the repository root
     (as an absolute path, so every job and node names the same store)."""
-    return (given or os.environ.get("MLFLOW_TRACKING_URI") or configured
-            or f"sqlite:///{(root / 'mlflow.db').resolve()}")
+    from .credentials import embedded_password_problem
+
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    for where, uri in (("--tracking-uri", given), ("$MLFLOW_TRACKING_URI", env)):
+        problem = embedded_password_problem(where, uri)
+        if problem:
+            raise TrackingError(problem)
+    return given or env or configured or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:

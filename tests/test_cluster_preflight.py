@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TINY, write_params
 from hypermask.cli import main
-from hypermask.preflight import masked, storage_problem, tracking_problem
+from hypermask.preflight import storage_problem, tracking_problem
 from test_pipeline import BIN, project, sh
 
 pytestmark = pytest.mark.slow  # real Snakemake runs
@@ -54,14 +54,13 @@ def test_unreachable_tracking_server_stops_before_any_job(tmp_path):
 
 def test_sweeps_database_that_refuses_stops_before_any_job(tmp_path, capsys):
     p = suite()
-    url = f"postgresql://lab:secret@127.0.0.1:{closed_port()}/optuna"
+    url = f"postgresql://lab@127.0.0.1:{closed_port()}/optuna"
     p["sweeps"]["storage"] = url
     d = project(tmp_path, p)
     out = sh([str(BIN / "snakemake"), "--cores", "1", "all_sweeps"], d, check=False)
     text = out.stdout + out.stderr
     assert out.returncode != 0
-    assert "sweeps.storage in params.yaml: cannot connect to postgresql://lab:***@127.0.0.1" in text
-    assert "secret" not in text
+    assert f"sweeps.storage in params.yaml: cannot connect to {url}" in text
     assert nothing_ran(d)
     # the sweep command alone says the same, without a traceback
     write_params(tmp_path / "params.yaml", p)
@@ -93,11 +92,85 @@ def test_slurm_profile_without_sbatch_stops_before_any_job(tmp_path):
     assert nothing_ran(d)
 
 
+def test_password_in_params_or_snakemake_config_stops_the_workflow_before_any_job(tmp_path):
+    """The workflow's start refuses a password in params.yaml (before its schema check, whose
+    messages quote values) and in Snakemake's --config (a command line: ps, logs)."""
+    p = suite()
+    p["sweeps"]["storage"] = "postgresql://lab:s3cr3t-Pa55@127.0.0.1/optuna"
+    d = project(tmp_path, p)
+    out = sh([str(BIN / "snakemake"), "--cores", "1", "all_tables"], d, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "params.yaml.sweeps.storage: the URL carries a password" in text
+    assert "s3cr3t-Pa55" not in text and nothing_ran(d)
+    write_params(d / "params.yaml", suite())
+    out = sh([str(BIN / "snakemake"), "--cores", "1", "all_tables", "--config",
+              "tracking=http://jobs:s3cr3t-Pa55@127.0.0.1:5000"], d, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "--config.tracking: the URL carries a password" in text
+    assert "s3cr3t-Pa55" not in text and nothing_ran(d)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("flask_wtf") is None,
+                    reason="MLflow's basic-auth app needs Flask-WTF, in the [cluster] extra (.ci/slurm runs this test)")
+def test_authenticated_tracking_server_preflight(tmp_path, monkeypatch, capsys):
+    """A real `mlflow server --app-name basic-auth`: without credentials, and with a wrong
+    password, the preflight (and `hypermask check --connect`) names the variables to set and
+    never prints the password; with a user's credentials it passes."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    (tmp_path / "auth.ini").write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{tmp_path}/auth.db\nadmin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "auth.ini"),
+           "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pa55-word", "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32}
+    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--backend-store-uri",
+                               f"sqlite:///{tmp_path}/srv.db", "--artifacts-destination", str(tmp_path / "art"),
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        # the server itself refuses an unauthenticated API request
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
+        assert refused.value.code == 401
+        for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+            monkeypatch.delenv(k, raising=False)
+        none = tracking_problem(url)
+        assert "asks for credentials" in none and "MLFLOW_TRACKING_USERNAME" in none
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-Pa55-word")
+        wrong = tracking_problem(url)
+        assert "refused the credentials" in wrong and "user 'admin'" in wrong and "wrong-Pa55-word" not in wrong
+        p = suite()
+        p["pipeline"] = {"tracking_uri": url}
+        write_params(tmp_path / "params.yaml", p)
+        capsys.readouterr()
+        assert main(["--params", str(tmp_path / "params.yaml"), "check", "--connect"]) == 2
+        err = capsys.readouterr().err
+        assert "refused the credentials" in err and "wrong-Pa55-word" not in err and "Traceback" not in err
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "admin-Pa55-word")
+        assert tracking_problem(url) is None
+        assert main(["--params", str(tmp_path / "params.yaml"), "check", "--connect"]) == 0
+    finally:
+        os.killpg(server.pid, 9)
+        server.wait()
+
+
 def test_preflight_messages_by_hand():
     assert tracking_problem("sqlite:///x.db") is None and tracking_problem("file:///tmp/mlruns") is None
     assert storage_problem(None) is None and storage_problem("journal") is None
     assert storage_problem("sqlite:////tmp/x.db") is None
-    assert masked("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     bad = storage_problem("nosuchdialect://h/db")
     assert bad is not None and "sweeps.storage" in bad
 

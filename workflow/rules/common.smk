@@ -5,21 +5,23 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from hypermask.config import ConfigError, load_yaml
+from hypermask.config import ConfigError, load_yaml, refuse_passwords
 from hypermask.pipeline import Plan
+from hypermask.tracking import TrackingError
 
 min_version("9.0")
 
 PARAMS_FILE = config.get("params", "params.yaml")
 try:
+    refuse_passwords(dict(config), "--config")  # a password on the command line reaches ps and logs
     _RAW = load_yaml(PARAMS_FILE)  # read once per DAG build (duplicated keys refused)
+    refuse_passwords(_RAW, PARAMS_FILE)  # before the schema, whose messages quote values
     validate(_RAW, schema="../schemas/params.schema.json")
     PLAN = Plan.from_file(PARAMS_FILE, config.get("suite"), raw=_RAW)  # every experiment checked
-except ConfigError as _e:
+    # One tracking store for every job (and every node of a cluster).
+    os.environ.setdefault("MLFLOW_TRACKING_URI", PLAN.tracking_uri())
+except (ConfigError, TrackingError) as _e:
     raise WorkflowError(str(_e))
-
-# One tracking store for every job (and every node of a cluster).
-os.environ.setdefault("MLFLOW_TRACKING_URI", PLAN.tracking_uri())
 
 
 envvars:
