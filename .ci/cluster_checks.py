@@ -269,7 +269,25 @@ def check_user(a) -> None:
     users = Counter(r.info.user_id for r in runs)
     if not runs or set(users) != {a.user}:
         fail(f"{a.tracking_uri}: runs by users {dict(users)}; expected every run by {a.user!r}")
-    ok(f"MLflow server authenticated: an anonymous request gets 401; all {len(runs)} runs logged as {a.user!r}")
+    # What the server itself recorded: the authenticated creator of an experiment manages it.
+    import os
+
+    from mlflow.server import get_app_client
+
+    admin = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": os.environ["ADMIN_SECRET"]}
+    saved = {k: os.environ.get(k) for k in admin}
+    os.environ.update(admin)
+    try:
+        auth = get_app_client("basic-auth", tracking_uri=a.tracking_uri)
+        owned = {e: auth.get_user_permission(a.user, "experiment", e).permission
+                 for e in {r.info.experiment_id for r in runs}}
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    if set(owned.values()) != {"MANAGE"}:
+        fail(f"{a.tracking_uri}: {a.user!r} holds {owned} on the runs' experiments; expected MANAGE (their creator)")
+    ok(f"MLflow server authenticated: an anonymous request gets 401; all {len(runs)} runs logged as {a.user!r}, "
+       f"whom the server records as the creator (MANAGE) of all {len(owned)} of their experiments")
 
 
 def no_secrets(a) -> None:

@@ -108,6 +108,19 @@ def prepare_store(uri: str):
         ) from None
 
 
+def run_user() -> str:
+    """Who a run belongs to, as MLflow's fluent API records it: the tracking user (a server's
+    login, MLFLOW_TRACKING_USERNAME or ~/.mlflow/credentials), else the account's name."""
+    import getpass
+
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    try:
+        return read_mlflow_creds().username or getpass.getuser()
+    except Exception:  # no account name (a container without a passwd entry)
+        return "unknown"
+
+
 def resolve_uri(given: str | None, configured: str | None, root: Path) -> str:
     """The MLflow store, in this order: --tracking-uri, $MLFLOW_TRACKING_URI (the pipeline exports
     one to every job), params.yaml's pipeline.tracking_uri, an SQLite file at the repository root
@@ -204,6 +217,7 @@ class Tracker:
                 exp_id = _retry(self.client.get_experiment_by_name, experiment).experiment_id
         if self.parent_run_id is not None:
             tags = {**tags, "mlflow.parentRunId": self.parent_run_id}
+        tags = {"mlflow.user": run_user(), **tags}
         run = _retry(self.client.create_run, exp_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         from mlflow.entities import Param

@@ -113,6 +113,9 @@ def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     assert r.data.tags["seed"] == "1" and r.data.tags["method"] == "hypermask" and r.data.tags["experiment"] == "tiny/hypermask"
     assert r.data.tags["benchmark"] == "tiny" and r.data.tags["protocol"] == "task-incremental"
     assert r.data.tags["mlflow.runName"] == "hypermask/seed_1"
+    import getpass  # the run's user, as MLflow's fluent API records it (no tracking login here)
+
+    assert r.info.user_id == r.data.tags["mlflow.user"] == getpass.getuser()
     assert "git_commit" in r.data.tags
     assert r.data.params["hypermask.lambda"] == "0.01" and r.data.params["train.iterations"] == "60"
     hist = client.get_metric_history(r.info.run_id, "test_accuracy_task_0")
