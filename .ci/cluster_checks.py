@@ -303,15 +303,19 @@ def no_secrets(a) -> None:
     needles = {n: v.encode() for n, v in secrets.items()}
     excluded = [Path(p).resolve() for p in a.exclude]
     n_files = n_bytes = 0
-    outside: set[str] = set()  # excluded files holding a secret (reported, not failed)
+    outside: dict[Path, tuple[set[Path], set[str]]] = {}  # excluded store -> (its files, the secrets) held
     for root in a.paths:
         for path in sorted(Path(root).rglob("*")):
             if not path.is_file() or path.is_symlink():
                 continue
             data = path.read_bytes()
             hits = [name for name, needle in needles.items() if needle in data]
-            if any(path.resolve().is_relative_to(x) for x in excluded):
-                outside.update(f"{path} (${n})" for n in hits)
+            store = next((x for x in excluded if path.resolve().is_relative_to(x)), None)
+            if store is not None:
+                if hits:
+                    files, names = outside.setdefault(store, (set(), set()))
+                    files.add(path)
+                    names.update(hits)
                 continue
             n_files += 1
             n_bytes += len(data)
@@ -325,7 +329,9 @@ def no_secrets(a) -> None:
             fail(f"the value of ${name} is in a param or tag on the MLflow server")
     ok(f"no secret ({', '.join(sorted(secrets))}) in {n_files} files ({n_bytes / 1e6:.1f} MB) under "
        f"{' '.join(a.paths)}, nor in the params and tags of {len(runs)} runs and {len(exps)} experiments on the server"
-       + (f"; held, as expected, only by the excluded stores: {', '.join(sorted(outside))}" if outside else ""))
+       + ("; held only by the stores excluded on purpose: " + "; ".join(
+           f"{x} ({len(f)} files: {', '.join('$' + n for n in sorted(ns))})" for x, (f, ns) in sorted(outside.items()))
+          if outside else ""))
 
 
 def check(a) -> None:

@@ -10,7 +10,7 @@ checkout's is touched), then reports the wall time, the run's own seconds per it
     python bench/bench_run.py fmnist_permuted --threads 2 --hypermask /tmp/cpu/bin/hypermask
 
 --hypermask runs another environment's command (e.g. one with PyTorch's CPU build instead of
-PyPI's CUDA build, README "Memory"); the output names the torch the run itself used.
+PyPI's CUDA build, docs/performance.md, "Memory"); the output names the torch the run itself used.
 """
 
 from __future__ import annotations

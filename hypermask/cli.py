@@ -176,20 +176,53 @@ def cmd_readme(args: argparse.Namespace) -> int:
     from . import readme
 
     params = read_params(args.params)
-    results, path = _results(args, params), Path(args.readme)
+    results = _results(args, params)
+    paths = [Path(args.readme)] if args.readme else readme.pages(Path(args.params).resolve().parent)
     if not args.check:
-        readme.update(path, args.suite, results)
-        print(f"{path}: the {args.suite} block now holds {results / 'tables' / args.suite}.md")
+        for page in readme.update(paths, args.suite, results):
+            print(f"{page}: the {args.suite} blocks now hold {results / 'tables' / args.suite}.md")
         return 0
-    problems = readme.check(path, args.suite, results, args.tolerance)
+    problems = readme.check(paths, args.suite, results, args.tolerance)
     for p in problems:
-        print(f"{path}: {p}", file=sys.stderr)
+        print(p, file=sys.stderr)
     if problems:
-        print(f"hypermask: error: {path} does not say what the {args.suite} suite produced here (tolerance "
+        print(f"hypermask: error: the pages do not say what the {args.suite} suite produced here (tolerance "
               f"{args.tolerance} points); if this machine is right, run `hypermask readme {args.suite}`", file=sys.stderr)
         return 1
-    print(f"{path}: the {args.suite} block agrees with {results / 'tables' / args.suite}.csv "
-          f"(within {args.tolerance} points)")
+    print(f"{', '.join(str(p) for p, _ in readme.blocks(paths, args.suite))}: the {args.suite} blocks agree with "
+          f"{results / 'tables' / args.suite}.csv (within {args.tolerance} points)")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Every generated block of README.md and docs/*.md: the methods table (the registry), the
+    speed and timing blocks (bench/results/*.json), and with --suite a suite's result blocks
+    (results/tables/SUITE.*). --check: exit 1 where a page differs from its sources."""
+    from . import readme
+    from .storage import atomic_write_text
+
+    params = read_params(args.params)
+    paths = readme.pages(Path(args.params).resolve().parent)
+    new = readme.render_pages(paths, params)
+    stale = [p for p, text in new.items() if text != p.read_text()]
+    problems = []
+    for suite in args.suite:
+        if args.check:
+            problems += readme.check(paths, suite, _results(args, params), args.tolerance)
+        else:
+            readme.update(paths, suite, _results(args, params))
+    if args.check:
+        for p in stale:
+            print(f"{p}: a generated block differs from its source (run `hypermask docs`)", file=sys.stderr)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if stale or problems:
+            return 1
+        print(f"{len(paths)} pages: every generated block agrees with its source")
+        return 0
+    for p in stale:
+        atomic_write_text(p, new[p])
+        print(f"{p}: generated blocks rewritten")
     return 0
 
 
@@ -336,9 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--results", default=None)
     cl.set_defaults(func=cmd_claims)
 
-    rd = sub.add_parser("readme", help="copy a suite's table into the README (or --check that it agrees)")
+    dc = sub.add_parser("docs", help="render the generated blocks of README.md and docs/ (or --check them)")
+    dc.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
+    dc.add_argument("--suite", nargs="*", default=[], help="also these suites' result blocks (results/tables/)")
+    dc.add_argument("--results", default=None)
+    dc.add_argument("--tolerance", type=float, default=1.0,
+                    help="largest difference of a suite's mean, in percentage points (default 1.0)")
+    dc.set_defaults(func=cmd_docs)
+
+    rd = sub.add_parser("readme", help="copy a suite's table into README.md and docs/ (or --check that they agree)")
     rd.add_argument("suite")
-    rd.add_argument("--readme", default="README.md")
+    rd.add_argument("--readme", default=None, help="one page (default: README.md and docs/*.md beside params.yaml)")
     rd.add_argument("--results", default=None)
     rd.add_argument("--check", action="store_true", help="compare instead of copying; exit 1 on a difference")
     rd.add_argument("--tolerance", type=float, default=1.0,
@@ -391,7 +432,7 @@ def entry() -> None:
 
     OpenMP's worker threads spin while they wait (OMP_WAIT_POLICY unset): beside one other
     CPU-bound process on a 2-core machine a fmnist_permuted step took 5.7x as long as alone,
-    with PASSIVE 1.2x (bench/bench_contention.py; README, "Speed"). The policy is read when
+    with PASSIVE 1.2x (bench/bench_contention.py; docs/performance.md). The policy is read when
     torch loads its OpenMP runtime, so it is set here, before any import of torch, for this
     process only; an OMP_WAIT_POLICY already in the environment wins.
 

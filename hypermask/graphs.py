@@ -1,7 +1,7 @@
 """The training step replayed as a CUDA graph.
 
 On a GPU a step of the hypernetwork methods is a few hundred small kernels, and launching them
-from Python costs more than running them (README, "Speed on a GPU": on an H200 the Permuted
+from Python costs more than running them (docs/performance.md, "Speed on a GPU": on an H200 the Permuted
 MNIST step took 4.8 ms eagerly while its kernels kept the GPU busy about 3.4 ms). A CUDA graph
 records the step's kernels once (`torch.cuda.graph`) and replays them with one launch: the
 same kernels on the same memory, so the same numbers as the eager step.

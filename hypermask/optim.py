@@ -2,7 +2,7 @@
 
 torch.optim's Optimizer imports torch's compiler stack (torch._dynamo, sympy, triton: about
 900 modules) the first time it is built, which costs every training process 1-3 s and
-150 MB of resident memory (README, "Speed"). FusedAdam calls the same fused Adam kernel
+150 MB of resident memory (docs/performance.md). FusedAdam calls the same fused Adam kernel
 (`torch._fused_adam_`, one pass over each tensor) and ReduceLROnPlateau follows torch's
 plateau rule; both equal torch's own bit for bit (tests). `torch._fused_adam_` is a private
 op: `adam()` uses it only where it exists and HYPERMASK_TORCH_OPTIM is unset, and falls back

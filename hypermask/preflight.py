@@ -64,8 +64,8 @@ def tracking_problem(uri: str, timeout: float = 10.0) -> str | None:
     base = uri.rstrip("/")
     status, why = _get(base + "/health", timeout)
     if status != 200:
-        return (f"MLflow tracking server {uri}: unreachable ({why}); start it (`mlflow server ...`, README "
-                "\"Clusters\") or change pipeline.tracking_uri in params.yaml (or MLFLOW_TRACKING_URI)")
+        return (f"MLflow tracking server {uri}: unreachable ({why}); start it (`mlflow server ...`, "
+                "docs/clusters.md) or change pipeline.tracking_uri in params.yaml (or MLFLOW_TRACKING_URI)")
     headers, source = client_credentials()
     status, why = _get(base + "/api/2.0/mlflow/experiments/search?max_results=1", timeout, headers)
     if status == 200:

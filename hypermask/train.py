@@ -74,7 +74,7 @@ def set_determinism(device: torch.device) -> None:
 
     On accelerators deterministic mode also fills every new tensor (NaN) by default, to expose
     reads of uninitialised memory; no kernel used here reads any, and the fill was a third of a
-    CIFAR-100 ResNet-20 step on an H200 (21.2 ms -> 16.7 ms, README "Speed on a GPU"), so it is
+    CIFAR-100 ResNet-20 step on an H200 (21.2 ms -> 16.7 ms, docs/performance.md, "Speed on a GPU"), so it is
     off where torch has the switch (torch.utils.deterministic, public since 2.1)."""
     if device.type == "cpu":
         return

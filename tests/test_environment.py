@@ -24,7 +24,7 @@ def _pins() -> dict[str, str]:
 
 def _cluster_only() -> set[str]:
     """Pins of the [cluster] extra (and their own plugins, which share the name as a prefix):
-    installed by .ci/slurm and the README's cluster recipe, not by the test command."""
+    installed by .ci/slurm and the cluster recipe (docs/clusters.md), not by the test command."""
     block = re.search(r"^cluster = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.M)
     names = [re.sub(r"[-_.]+", "-", n).lower() for n in re.findall(r'"([A-Za-z0-9_.\-]+)', block.group(1))]
     return {p for p in _pins() if any(p.startswith(n) for n in names)}
@@ -32,7 +32,7 @@ def _cluster_only() -> set[str]:
 
 def _cuda_only() -> set[str]:
     """Pins that only PyPI's CUDA build of torch pulls in (its CUDA libraries, triton): absent
-    where PyTorch's CPU build is installed instead (README, "Memory")."""
+    where PyTorch's CPU build is installed instead (docs/performance.md, "Memory")."""
     return {p for p in _pins() if p.startswith(("nvidia-", "cuda-")) or p == "triton"}
 
 

@@ -3,6 +3,7 @@ load the training stack, and params.yaml is read once per command."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -52,12 +53,28 @@ def test_every_method_file_is_registered_and_implements_the_contract():
         assert m.supports_task_inference == METHODS[name].task_inference
 
 
-def test_readme_speed_blocks_are_the_benches_json():
-    """The README's speed figures are rendered from bench/results/*.json, never typed: the
-    committed README equals what `bench/speed_readme.py` writes from the committed JSON."""
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "speed_readme.py"), "--check"],
+def test_docs_generated_blocks_are_their_sources():
+    """The README's and the docs' generated blocks (the methods table from the registry, the
+    speed and timing blocks from bench/results/*.json) are what `hypermask docs` renders now:
+    never typed, never stale."""
+    out = subprocess.run([sys.executable, "-m", "hypermask.cli", "docs", "--check"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    from hypermask.methods import METHODS
+
+    methods = readme[readme.index("<!-- methods -->"):readme.index("<!-- end methods -->")]
+    assert all(f"| `{m}` |" in methods for m in METHODS)
+
+
+def test_docs_site_builds_strict(tmp_path):
+    """The MkDocs site builds with --strict: no broken link, no page missing from the nav."""
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    out = subprocess.run([str(mkdocs), "build", "--strict", "-d", str(tmp_path / "site")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "site" / "methods" / "index.html").is_file()
 
 
 def test_every_method_settings_block_is_registered_and_only_its_own_enters_the_fingerprint():

@@ -445,13 +445,17 @@ def test_experiment_names_that_are_not_identifiers_stop_every_tool(tmp_path, nam
 
 def test_readme_block_is_copied_from_the_tables_and_checked_against_them(snake_run, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n<!-- results: demo -->\nold, typed by hand\n<!-- end results: demo -->\n\ntail\n")
+    readme.write_text("# x\n\n<!-- headline: demo -->\n<!-- end headline: demo -->\n\n"
+                      "<!-- results: demo -->\nold, typed by hand\n<!-- end results: demo -->\n\ntail\n")
     base = [str(BIN / "hypermask"), "--params", str(snake_run / "params.yaml"), "readme", "demo",
             "--readme", str(readme), "--results", str(snake_run / "results")]
     sh(base, snake_run)
     text = readme.read_text()
     assert "typed by hand" not in text and text.endswith("\ntail\n") and "| finetune " in text
     assert "Produced by `hypermask tables demo` from 4 runs on " in text and " threads), torch " in text
+    head = text[text.index("<!-- headline: demo -->"):text.index("<!-- end headline: demo -->")]
+    assert "**Average accuracy after the last task (%)**" in head and "**Backward transfer, BWT (%)**" in head
+    assert "Forgetting" not in head and "Task-incremental protocol" not in head and "Produced by" in head
     assert sh([*base, "--check"], snake_run).returncode == 0
     import pandas as pd
 

@@ -36,7 +36,7 @@ class WideLinear(nn.Module):
     initialisation as nn.Linear (its draws, then transposed), the same products; but each of the
     step's three products (forward h W^T, backward g W and h^T g) now streams the weight or its
     gradient once along n, and Adam's fused kernel gets a contiguous tensor. Row-major, these
-    products took about 3x as long in the training step (README, "Speed"). Sums over n may round
+    products took about 3x as long in the training step (docs/performance.md). Sums over n may round
     differently from the row-major layout. Checkpoints with an (n, k) `weight` load too."""
 
     def __init__(self, k: int, n: int):

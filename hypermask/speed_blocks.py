@@ -1,5 +1,6 @@
-"""The README's speed blocks ("Speed on the CI machine kind", "Speed on a GPU", the two
-commands' times), written from the benches' JSON (never typed).
+"""The speed blocks of the docs ("Speed on the CI machine kind" and "Speed on a GPU" in
+docs/performance.md, the two commands' times in README.md), rendered from the benches' JSON
+in bench/results/ (never typed) by `hypermask docs` (see hypermask/readme.py).
 
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile > bench/results/speed_step.json
     python bench/bench_contention.py --configs fmnist_permuted digits_permuted --threads 2 --repeats 3 \
@@ -16,22 +17,18 @@ commands' times), written from the benches' JSON (never typed).
     python bench/bench_train_step.py --configs permuted_mnist cifar100_resnet20 --device cuda \
         --fill-uninitialized on|off > bench/results/gpu_step_fill_{on,off}.json
     python bench/gpu_runs.py --benchmarks fmnist_permuted fmnist_split > bench/results/gpu_runs.json
-    python bench/speed_readme.py            # rewrites the blocks between <!-- speed --> and <!-- end speed -->,
-                                            # <!-- speed gpu --> and <!-- end speed gpu -->,
-                                            # <!-- commands --> and <!-- end commands -->
-    python bench/speed_readme.py --check    # exit 1 if a README block differs from the JSON
+    hypermask docs            # rewrites every generated block of README.md and docs/*.md
+    hypermask docs --check    # exit 1 where a page differs from what its sources give
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout (the docs are rendered from one)
+RESULTS = ROOT / "bench" / "results"
 
 
 def _load(name: str):
@@ -313,26 +310,3 @@ def render_gpu() -> str:
 
 BLOCKS = {("<!-- speed -->", "<!-- end speed -->"): render, ("<!-- speed gpu -->", "<!-- end speed gpu -->"): render_gpu,
           ("<!-- commands -->", "<!-- end commands -->"): render_commands}
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--readme", default=str(ROOT / "README.md"))
-    ap.add_argument("--check", action="store_true")
-    a = ap.parse_args()
-    readme = Path(a.readme)
-    text = new = readme.read_text()
-    for (begin, end), fn in BLOCKS.items():
-        i, j = new.find(begin), new.find(end)
-        if i < 0 or j < i:
-            sys.exit(f"{readme}: no block {begin} ... {end}")
-        new = new[: i + len(begin)] + "\n" + fn() + new[j:]
-    if a.check:
-        sys.exit(0 if new == text else f"{readme}: a speed block differs from bench/results/*.json")
-    tmp = readme.with_name(readme.name + ".tmp")
-    tmp.write_text(new)
-    tmp.replace(readme)
-
-
-if __name__ == "__main__":
-    main()
