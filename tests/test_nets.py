@@ -59,9 +59,14 @@ def test_zenkenet_shapes_match_reference():
 
 def test_batch_stats_bn_uses_the_batch_even_in_eval():
     bn = TaskBatchNorm(3, n_tasks=2, mode="batch_stats").eval()
-    x = torch.randn(8, 3, 4, 4) * 5 + 2
+    x = torch.randn(8, 3, 4, 4) * torch.tensor([5.0, 0.5, 2.0]).view(1, 3, 1, 1) + 2
     y = bn(x, 0)
     assert torch.allclose(y.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    # the batch's biased variance (n = 8 * 4 * 4), per channel, as batch normalisation defines it
+    var = x.var(dim=(0, 2, 3), unbiased=False)
+    assert torch.allclose(y.var(dim=(0, 2, 3), unbiased=False), var / (var + 1e-5), atol=1e-5)
+    assert torch.allclose(y, (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(var.view(1, 3, 1, 1) + 1e-5),
+                          atol=1e-5)
 
 
 def test_per_task_bn_keeps_statistics_per_task():

@@ -131,6 +131,36 @@ def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     assert {"metrics.json", "accuracy_matrix.png"} <= arts
 
 
+def _epoch_run(tiny_params, **train):
+    """Task 0 of the tiny benchmark trained under an epoch budget: (learner, its optimiser,
+    the validation accuracies in order, train_task's result)."""
+    from hypermask.evaluate import split_accuracy
+    from hypermask.events import Subscriber
+    from hypermask.train import build_run
+
+    cfg = load_experiment(tiny_params, "tiny").as_dict()
+    cfg["train"].update(iterations=None, **train)
+    cfg["method"] = "finetune"
+    cfg = ExperimentConfig.model_validate(cfg)
+    tasks, learner = build_run(cfg, 1, torch.device("cpu"))
+    made = []
+    make = learner.make_optimizer
+    learner.make_optimizer = lambda lr: made.append(make(lr)) or made[-1]  # keep the task's optimiser
+
+    class Seen(Subscriber):
+        accs: list[float] = []
+
+        def validation(self, t, i, step, accuracy):
+            self.accs.append(accuracy)
+
+    seen = Seen()
+    out = train_task(learner, tasks[0], cfg, 1, Events([seen]), 0)
+    learner.eval()
+    with torch.no_grad():
+        final = split_accuracy(learner, learner.eval_context([0]), tasks[0], tasks[0].val, None).item()
+    return made[0], seen.accs, out, final
+
+
 def test_epoch_budget_best_val_and_scheduler(tiny_params, tmp_path):
     cfg = load_experiment(tiny_params, "tiny").as_dict()
     cfg["train"].update(iterations=None, epochs=2, selection="best_val", lr_scheduler=True)
@@ -140,6 +170,36 @@ def test_epoch_budget_best_val_and_scheduler(tiny_params, tmp_path):
     # 1347 - 50 validation = 1297 training samples / 32 per batch -> 41 iterations per epoch
     assert [p["iterations"] for p in out["per_task"]] == [82, 82, 82]
     assert all(p["best_val_accuracy"] is not None for p in out["per_task"])
+
+
+def test_plateau_scheduler_lowers_the_learning_rate_after_its_patience(tiny_params):
+    """A learning rate too small to move the validation accuracy: after 1 + patience (5)
+    epochs without improvement the plateau schedule multiplies it by sqrt(0.1), once in 8 epochs."""
+    import math
+
+    def lr_of(opt):  # whichever Adam hypermask.optim.adam returned
+        return opt.lr if hasattr(opt, "lr") else opt.param_groups[0]["lr"]
+
+    opt, accs, out, _ = _epoch_run(tiny_params, epochs=8, lr=2e-6, selection="last", lr_scheduler=True)
+    assert len(set(accs)) == 1  # nothing improved
+    assert lr_of(opt) == pytest.approx(2e-6 * math.sqrt(0.1), rel=1e-9)  # above min_lr (5e-7)
+    opt, _, _, _ = _epoch_run(tiny_params, epochs=6, lr=2e-6, selection="last", lr_scheduler=True)
+    assert lr_of(opt) == 2e-6  # 5 epochs without improvement: still within the patience
+    opt, _, _, _ = _epoch_run(tiny_params, epochs=8, lr=2e-6, selection="last", lr_scheduler=False)
+    assert lr_of(opt) == 2e-6  # without the schedule, untouched
+
+
+def test_best_validation_weights_are_restored(tiny_params):
+    """selection: best_val ends the task with the weights of its best validation check, not
+    the last step's: the accuracy on the validation split after the task is the best seen, and
+    here (validation every 5 steps: the accuracy wanders) it is not the last one seen."""
+    _, accs, out, final = _epoch_run(tiny_params, epochs=3, lr=0.003, val_every=5, selection="best_val",
+                                     lr_scheduler=False)
+    assert out["best_val_accuracy"] == max(accs) and final == pytest.approx(max(accs), abs=1e-9)
+    assert accs[-1] < max(accs)  # the restore changed something
+    _, accs, out, final = _epoch_run(tiny_params, epochs=3, lr=0.003, val_every=5, selection="last",
+                                     lr_scheduler=False)
+    assert out["best_val_accuracy"] is None and final == pytest.approx(accs[-1], abs=1e-9)
 
 
 @pytest.mark.parametrize("kind,bn,side", [("resnet20", "per_task", 32), ("resnet20", "batch_stats", 64), ("zenkenet", "batch_stats", 32)])
