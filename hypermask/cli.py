@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, experiment_config, experiment_name, read_params, split_name
+from .config import MAX_SEED, ConfigError, experiment_config, experiment_name, read_params, split_name
 
 
 def _experiment(args: argparse.Namespace) -> str:
@@ -25,17 +25,32 @@ def _device(name: str | None):
 
     if name is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name}: not a device name (cpu, cuda or cuda:N)") from None
+    if dev.type == "cpu":
+        return name
+    if dev.type != "cuda":
+        raise ConfigError(f"--device {name}: hypermask runs on cpu or cuda[:N], not {dev.type}")
+    if not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          f"numbered from 0")
     return name
 
 
 def _tracking_uri(args: argparse.Namespace, params) -> str | None:
-    from .tracking import resolve_uri
+    """The run's MLflow store (tracking.resolve_uri's order), said on stderr with its source."""
+    from .tracking import resolve_uri, uri_source
 
     if getattr(args, "no_tracking", False):
         return None
-    return resolve_uri(args.tracking_uri, params.pipeline.tracking_uri, Path(args.params).resolve().parent)
+    uri = resolve_uri(args.tracking_uri, params.pipeline.tracking_uri, Path(args.params).resolve().parent)
+    print(f"hypermask: MLflow store {uri} (from {uri_source(args.tracking_uri, params.pipeline.tracking_uri)})",
+          file=sys.stderr)
+    return uri
 
 
 def _results(args: argparse.Namespace, params) -> Path:
@@ -63,6 +78,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         import torch
 
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if cores and args.threads > cores:  # legal, and results do not change; only slower
+            print(f"hypermask: warning: --threads {args.threads} is more than the {cores} cores this process may "
+                  "use: the threads share them and each step waits on the slowest", file=sys.stderr)
         torch.set_num_threads(args.threads)
 
     from .tracking import Tracker
@@ -293,8 +312,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(minimum: int):
-    """An argparse type: an integer >= minimum (argparse names the option in its message)."""
+def _count(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer in [minimum, maximum] (argparse names the option in its message)."""
 
     def parse(text: str) -> int:
         try:
@@ -303,6 +322,8 @@ def _count(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is above {maximum}")
         return value
 
     return parse
@@ -324,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one (benchmark, method, seed); resumes; a finished run is left alone")
     t.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
     t.add_argument("--method", default=None, help="the method (default: hypermask)")
-    t.add_argument("--seed", type=_count(0), required=True)
+    t.add_argument("--seed", type=_count(0, MAX_SEED), required=True)
     _add_run_options(t)
     t.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
     t.add_argument("--force", action="store_true", help="train again even if the run finished")
@@ -339,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate a finished run's checkpoints in a setting (no retraining)")
     ev.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
     ev.add_argument("--method", default=None, help="the method (default: hypermask)")
-    ev.add_argument("--seed", type=_count(0), required=True)
+    ev.add_argument("--seed", type=_count(0, MAX_SEED), required=True)
     ev.add_argument("--setting", choices=["til", "entropy", "fecam", "oneshot"], required=True)
     _add_run_options(ev)
     ev.set_defaults(func=cmd_evaluate)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,7 +34,9 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     # allow_inf_nan=False: `lr: inf` or `.nan` is refused where it is written, with its key.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
+    # strict=True: no coercion: `seed: true`, `iterations: "100"` or `lr: "0.1"` are refused
+    # by key instead of being read as 1, 100 and 0.1 (an integer is still a valid float).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False, strict=True)
 
 
 NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # experiment and suite names: path components and Snakemake wildcards
@@ -42,6 +45,10 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
+# A seed every generator takes as it is (numpy's legacy seeding, Optuna's samplers: below 2**32;
+# a task's seed, seed * 1_000_003 + t, then stays within torch's 64-bit range).
+MAX_SEED = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class DataConfig(_Strict):
@@ -260,7 +267,7 @@ class ExperimentConfig(_Strict):
     hat: HATConfig = HATConfig()
     train: TrainConfig
     evaluation: EvaluationConfig = EvaluationConfig()
-    seeds: list[NonNegative] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
     reference: dict[str, float] = {}  # published figures (average accuracy ...), for tables
 
     @model_validator(mode="after")
@@ -344,7 +351,7 @@ class SweepConfig(_Strict):
     """The study of one (benchmark, method): the shared settings of `sweeps` and the method's space."""
 
     n_trials: Positive  # the study's budget (complete + pruned trials), shared by all workers
-    seed: int = 1  # the training seed of every trial
+    seed: Seed = 1  # the training seed of every trial
     use_best: bool = False  # train the final seeds with the best trial's values (else params.yaml's)
     enqueue_reference: bool = True  # the experiment's own values as the first trial
     sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}  # TPESampler arguments
@@ -369,7 +376,7 @@ class SweepsConfig(_Strict):
     # retried, resuming from that trial's last checkpoint. Journal files keep no heartbeat.
     heartbeat_interval: Positive = 30
     grace_period: Positive = 120
-    seed: int = 1
+    seed: Seed = 1
     use_best: bool = False
     enqueue_reference: bool = True
     sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}
@@ -461,7 +468,9 @@ def _format(err: ValidationError, prefix: str) -> str:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last)."""
+    """yaml.SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last),
+    and reads `1e-3` as the float it is in YAML 1.2 and JSON (PyYAML's YAML 1.1 rules need
+    `1.0e-3` and would hand the strict schema a string)."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
@@ -473,6 +482,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     f"found duplicated key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.2's float (and PyYAML's own forms): 1e-3, -2.5E+4, .5, 1., .inf, .nan
+_UniqueKeyLoader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+                                            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -487,6 +509,80 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
+def _check_optuna_arguments(sweeps: SweepsConfig, path: str) -> None:
+    """sweeps.sampler (TPESampler's) and sweeps.pruner (MedianPruner's) arguments, checked by
+    building them, so that a wrong name or value stops `check`, not the sweep; Optuna is
+    imported only when they differ from the defaults."""
+    default = SweepsConfig.model_fields["sampler"].default
+    if sweeps.sampler == default and sweeps.pruner is None:
+        return
+    import inspect
+    import warnings
+
+    import optuna
+
+    for key, cls, args in (("sampler", optuna.samplers.TPESampler, sweeps.sampler),
+                           ("pruner", optuna.pruners.MedianPruner, sweeps.pruner or {})):
+        signature = inspect.signature(cls).parameters
+        hints = _annotations(cls)
+        for k, v in args.items():
+            if k not in signature:
+                raise ConfigError(f"{path}.sweeps.{key}.{k}: not an argument of optuna's {cls.__name__} "
+                                  f"(it takes {', '.join(sorted(signature))})")
+            try:  # Optuna checks few values itself: its annotation decides (strictly, as params.yaml)
+                from pydantic import TypeAdapter
+
+                adapter = TypeAdapter(hints[k])
+            except Exception:  # none, or one pydantic cannot check (a callable): Optuna's own check below
+                adapter = None
+            if adapter is not None:
+                try:
+                    adapter.validate_python(v, strict=True)
+                except ValidationError:
+                    raise ConfigError(f"{path}.sweeps.{key}.{k}: {v!r} is not what optuna's {cls.__name__} takes "
+                                      f"({hints[k]})") from None
+            if k.startswith("n_") and isinstance(v, int) and v < (1 if k == "n_ei_candidates" else 0):
+                raise ConfigError(f"{path}.sweeps.{key}.{k}: {v} is not a count (optuna's {cls.__name__})")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cls(**args)
+        except Exception as e:  # Optuna's own check of a value (a negative count, a wrong type)
+            raise ConfigError(f"{path}.sweeps.{key}: optuna's {cls.__name__} refuses {args} ({e})") from None
+
+
+def _annotations(cls) -> dict[str, Any]:
+    """The evaluable annotations of cls.__init__'s parameters (names only imported for type
+    checking are left out)."""
+    import collections.abc
+    import inspect
+    import sys
+    import typing
+
+    scope = {**vars(collections.abc), **vars(typing), **vars(sys.modules[cls.__module__])}
+    out = {}
+    for name, par in inspect.signature(cls).parameters.items():
+        try:
+            out[name] = eval(par.annotation, scope) if isinstance(par.annotation, str) else par.annotation
+        except Exception:
+            continue
+    return {k: v for k, v in out.items() if v is not inspect.Parameter.empty}
+
+
+def _check_storage(storage: str | None, path: str, root: Path) -> None:
+    """An SQLite study storage must name a folder that exists (SQLAlchemy's own message for a
+    missing one is a traceback about `unable to open database file`)."""
+    if not storage or not storage.startswith("sqlite:///"):
+        return
+    file = storage.removeprefix("sqlite:///").split("?")[0]
+    if file in ("", ":memory:"):
+        raise ConfigError(f"{path}.sweeps.storage: {storage} holds no file; the workers of a study share it through one")
+    folder = (root / file).parent if not file.startswith("/") else Path(file).parent
+    if not folder.is_dir():
+        raise ConfigError(f"{path}.sweeps.storage: the folder {folder} of {storage} does not exist; create it or "
+                          "change the URL")
 
 
 def refuse_passwords(raw: Any, prefix: str) -> None:
@@ -528,6 +624,10 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             if b not in params.benchmarks:
                 raise ConfigError(f"{path}.methods.{m}.benchmarks.{b}: unknown benchmark {b!r}")
     for suite, s in params.suites.items():
+        for key, names in (("benchmarks", s.benchmarks), ("methods", s.methods), ("exclude", s.exclude)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ConfigError(f"{path}.suites.{suite}.{key}: {', '.join(twice)} listed twice")
         for b in s.benchmarks:
             if b not in params.benchmarks:
                 raise ConfigError(f"{path}.suites.{suite}.benchmarks: unknown benchmark {b!r}")
@@ -538,6 +638,9 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             b, _, m = e.partition("/")
             if b not in s.benchmarks or m not in s.methods:
                 raise ConfigError(f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite")
+    for suite in params.suites:
+        if not params.suite_experiments(suite):
+            raise ConfigError(f"{path}.suites.{suite}.exclude: leaves no (benchmark, method) pair to run")
     for n in params.pipeline.keep_freed_memory:
         if n not in params.benchmarks:
             raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown benchmark {n!r}")
@@ -549,9 +652,16 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
     for b in params.sweeps.benchmarks:
         if b not in params.benchmarks:
             raise ConfigError(f"{path}.sweeps.benchmarks: unknown benchmark {b!r}")
-    for m in params.sweeps.spaces:
+    for m, space in params.sweeps.spaces.items():
         if m not in params.methods:
             raise ConfigError(f"{path}.sweeps.spaces.{m}: unknown method {m!r}")
+        own = METHODS[m].block
+        for k in space:  # a key of another method's block: every trial would score the same
+            if k.split(".")[0] in METHOD_BLOCKS and k.split(".")[0] != own:
+                raise ConfigError(f"{path}.sweeps.spaces.{m}.{k}: {m} does not read {k.split('.')[0]}'s settings "
+                                  f"(its own block is {own or 'none'}); every trial would score the same")
+    _check_optuna_arguments(params.sweeps, str(path))
+    _check_storage(params.sweeps.storage, str(path), Path(path).resolve().parent)
     for suite in params.suites:  # one bad pair is found before any run
         for name in params.suite_experiments(suite):
             experiment_config(params, name, path)

@@ -121,6 +121,15 @@ def run_user() -> str:
         return "unknown"
 
 
+def uri_source(given: str | None, configured: str | None) -> str:
+    """Where resolve_uri's choice came from, in words (printed by each run and the workflow)."""
+    if given:
+        return "--tracking-uri"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return "$MLFLOW_TRACKING_URI"
+    return "pipeline.tracking_uri in params.yaml" if configured else "the default: mlflow.db at the repository root"
+
+
 def resolve_uri(given: str | None, configured: str | None, root: Path) -> str:
     """The MLflow store, in this order: --tracking-uri, $MLFLOW_TRACKING_URI (the pipeline exports
     one to every job), params.yaml's pipeline.tracking_uri, an SQLite file at the repository root

@@ -1,6 +1,7 @@
 # Shared state of the workflow: params.yaml validated (JSON schema, then hypermask's own
 # checks of every experiment), and the plan of jobs, files and commands.
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -18,7 +19,10 @@ try:
     refuse_passwords(_RAW, PARAMS_FILE)  # before the schema, whose messages quote values
     validate(_RAW, schema="../schemas/params.schema.json")
     PLAN = Plan.from_file(PARAMS_FILE, config.get("suite"), raw=_RAW)  # every experiment checked
-    # One tracking store for every job (and every node of a cluster).
+    # One tracking store for every job (and every node of a cluster), said once with its source.
+    from hypermask.tracking import uri_source
+
+    _STORE_SOURCE = uri_source(None, PLAN.params.pipeline.tracking_uri)
     os.environ.setdefault("MLFLOW_TRACKING_URI", PLAN.tracking_uri())
 except (ConfigError, TrackingError) as _e:
     raise WorkflowError(str(_e))
@@ -40,6 +44,8 @@ wildcard_constraints:
 onstart:
     from hypermask.preflight import problems
 
+    print(f"hypermask: every job logs to the MLflow store {os.environ['MLFLOW_TRACKING_URI']} (from {_STORE_SOURCE})",
+          file=sys.stderr)
     _found = problems(workflow.executor_plugin.name, os.environ["MLFLOW_TRACKING_URI"], PLAN.params.sweeps.storage)
     if _found:
         raise WorkflowError("\n".join(_found))
