@@ -171,14 +171,14 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .claims import check
+
+    from .tables import read_suite_csv
 
     params = read_params(args.params)
     csv = _results(args, params) / "tables" / f"{args.suite}.csv"
     try:
-        df = pd.read_csv(csv, dtype={"missing": str})
+        df = read_suite_csv(_results(args, params), args.suite)
     except (OSError, ValueError):
         raise ConfigError(f"{csv}: no table; run `hypermask tables {args.suite}` (or the pipeline) first") from None
     permuted = {b for b, raw in params.benchmarks.items() if (raw.get("data") or {}).get("scenario") == "permuted"}

@@ -19,14 +19,16 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path, sink=None) -> None:
+    """The figure as PNG to `path`, through `sink(path, data)` (a storage.FileSet's add: written
+    with the set it belongs to) or atomically on its own."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     _plt().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    (sink or atomic_write_bytes)(path, buf.getvalue())
 
 
-def write_heatmap(path: Path, A: np.ndarray, title: str) -> None:
+def write_heatmap(path: Path, A: np.ndarray, title: str, sink=None) -> None:
     """A[t, j]: test accuracy on task j after learning task t."""
     plt = _plt()
     T = A.shape[0]
@@ -40,10 +42,10 @@ def write_heatmap(path: Path, A: np.ndarray, title: str) -> None:
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, sink)
 
 
-def write_method_curves(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
+def write_method_curves(path: Path, curves: dict[str, np.ndarray], title: str, sink=None) -> None:
     """One line per method: the mean accuracy over the tasks seen so far, after each task."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -54,10 +56,11 @@ def write_method_curves(path: Path, curves: dict[str, np.ndarray], title: str) -
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, sink)
 
 
-def write_memory_figure(path: Path, points: dict[str, tuple[float, float, float, float]], title: str) -> None:
+def write_memory_figure(path: Path, points: dict[str, tuple[float, float, float, float]], title: str,
+                        sink=None) -> None:
     """One point per method: x the bytes it stores for all tasks (log scale), y its average
     accuracy with its 95% confidence interval (points: method -> (bytes, mean, low, high))."""
     plt = _plt()
@@ -71,4 +74,4 @@ def write_memory_figure(path: Path, points: dict[str, tuple[float, float, float,
     ax.set_ylabel("average accuracy after the last task (%)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, sink)

@@ -15,10 +15,10 @@ import torch
 
 from .config import ConfigError, ExperimentConfig
 from .evaluate import evaluate_tasks
-from .storage import atomic_write_json, safe_torch_load
+from .storage import UnreadableFile, atomic_write_json, read_checkpoint
 from .tracking import Tracker, run_identity
 from .methods import METHODS
-from .runs import read_metrics, run_dir
+from .runs import read_metrics, run_dir, settings_digest, stale_keys
 from .train import SETTING_METRICS, build_run, evaluate_settings, summarize_settings
 
 
@@ -30,6 +30,12 @@ def evaluate_run(
     metrics, why = read_metrics(paths, cfg.name, seed)
     if metrics is None:
         raise ConfigError(f"{paths.metrics}: no finished run to evaluate ({why}; train it first)")
+    keys = stale_keys(metrics, cfg)
+    if keys:  # an evaluation under other settings would be counted under neither
+        raise ConfigError(f"{paths.metrics}: the run was trained under other settings than params.yaml gives now "
+                          f"({', '.join(keys[:4])}); evaluate it under its own (restore params.yaml) or retrain it "
+                          f"(snakemake --forcerun {paths.metrics})")
+    digest = settings_digest(cfg)
     ckpts = sorted(paths.checkpoints.glob("task_*.pt"))
     if not ckpts:
         raise ConfigError(f"{paths.checkpoints}: no checkpoints to evaluate")
@@ -41,7 +47,11 @@ def evaluate_run(
     tasks, learner = build_run(cfg, seed, torch.device(device), data_cache)
     after, til_rows, setting_rows = [], [], []
     for ckpt in ckpts:
-        state = safe_torch_load(ckpt)
+        try:
+            state = read_checkpoint(ckpt)
+        except UnreadableFile as e:
+            raise ConfigError(f"{e}; retrain the run (hypermask train {cfg.benchmark} --method {cfg.method} "
+                              f"--seed {seed} --force) to evaluate it") from None
         learner.load_state_dict(state["learner"])
         t = int(state["completed_tasks"]) - 1
         after.append(t)
@@ -49,7 +59,8 @@ def evaluate_run(
             til_rows.append(evaluate_tasks(learner, tasks, cfg.train.eval_batch_size))
         else:
             setting_rows.append(evaluate_settings(learner, tasks, t, cfg))
-    out: dict = {"experiment": cfg.name, "seed": seed, "setting": setting, "after_task": after}
+    out: dict = {"experiment": cfg.name, "seed": seed, "setting": setting, "after_task": after,
+                 "settings_sha256": digest}
     if setting == "til":
         stored = np.array(metrics["accuracy_matrix"])
         rows = np.stack(til_rows)

@@ -55,6 +55,10 @@ def headline(table: str) -> str:
 
 
 def update(paths: list[Path], suite: str, results: Path) -> list[Path]:
+    from .storage import complete_pending
+    from .tables import set_journal
+
+    complete_pending(set_journal(results, suite))  # a set the last `hypermask tables` left half-renamed
     md = results / "tables" / f"{suite}.md"
     try:
         table = md.read_text()
@@ -106,11 +110,11 @@ def check(paths: list[Path], suite: str, results: Path, tolerance: float) -> lis
     """The differences (beyond `tolerance` percentage points, or in the seeds found) between
     each block of `suite` in `paths` and the suite's table; empty when the pages say what the
     pipeline produced."""
-    from .tables import TABLES
+    from .tables import TABLES, read_suite_csv
 
     csv = results / "tables" / f"{suite}.csv"
     try:
-        df = pd.read_csv(csv, dtype={"missing": str})
+        df = read_suite_csv(results, suite)
     except (OSError, ValueError):
         raise ConfigError(f"{csv}: no table; run `hypermask tables {suite}` (or the pipeline) first") from None
     problems = []

@@ -181,3 +181,54 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ------------------------------------------------------------------ what a result was derived under
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def stale_keys(run: dict, cfg) -> list[str]:
+    """The settings keys whose value differs between a run's recorded config (metrics.json) and
+    `cfg` (empty: the run is current; also where the recorded config cannot be read back)."""
+    from .config import ExperimentConfig, training_fingerprint
+
+    try:
+        then = training_fingerprint(ExperimentConfig.model_validate(run["config"]))
+    except Exception:  # a config written by an older schema: not comparable, not flagged
+        return []
+    now = training_fingerprint(cfg)
+    if then == now:
+        return []
+    a, b = _flat(json.loads(then)), _flat(json.loads(now))
+    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def settings_digest(cfg) -> str:
+    """SHA-256 of the settings a result depends on (config.training_fingerprint): a post-hoc
+    evaluation records the digest it was computed under, and is used only under the same."""
+    import hashlib
+
+    from .config import training_fingerprint
+
+    return hashlib.sha256(training_fingerprint(cfg).encode()).hexdigest()
+
+
+def read_evaluation(path: Path, cfg) -> tuple[dict | None, str]:
+    """A post-hoc evaluation (eval_SETTING.json) if it was computed under the settings `cfg`
+    gives now: (its content, "") or (None, why: "missing", unreadable, other settings)."""
+    try:
+        ev = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, "missing"
+    except (OSError, ValueError) as e:
+        return None, f"unreadable ({type(e).__name__})"
+    if not isinstance(ev, dict):
+        return None, "not an evaluation (no JSON object)"
+    if ev.get("settings_sha256") != settings_digest(cfg):
+        return None, ("evaluated under other settings than params.yaml gives now" if "settings_sha256" in ev
+                      else "written without the settings it was computed under (an older version)")
+    return ev, ""

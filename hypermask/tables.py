@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ExperimentConfig, ParamsFile, experiment_config, split_name, training_fingerprint
+from .config import ExperimentConfig, ParamsFile, experiment_config, split_name
 from .methods import METHODS, of_family
 from .plots import write_heatmap, write_memory_figure, write_method_curves
-from .runs import read_metrics, run_dir
+from .runs import read_evaluation, read_metrics, run_dir, stale_keys
 from .stats import ALPHA, describe, paired_p
-from .storage import atomic_write_text
+from .storage import FileSet, complete_pending
 
 METRICS = [("average_accuracy", "accuracy"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting")]
 # Settings without the task id: (setting, key in metrics.json, column prefix, title)
@@ -76,27 +76,6 @@ def setting_value(run: dict, setting: str, key: str) -> float | None:
     return extra.get(key) if extra else None
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-def stale_keys(run: dict, cfg: ExperimentConfig) -> list[str]:
-    """The settings keys whose value differs between the run's recorded config and `cfg`
-    (empty: the run is current; also where the recorded config cannot be read back)."""
-    try:
-        then = training_fingerprint(ExperimentConfig.model_validate(run["config"]))
-    except Exception:  # a config written by an older schema: not comparable, not flagged
-        return []
-    now = training_fingerprint(cfg)
-    if then == now:
-        return []
-    a, b = _flat(json.loads(then)), _flat(json.loads(now))
-    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
-
 def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
     found, missing = [], []
     name = cfg.name
@@ -113,11 +92,14 @@ def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
             continue
         m["_seed"] = seed
         m["_posthoc"] = {}
-        for setting in {s for s, *_ in SETTING_COLUMNS}:
-            try:
-                m["_posthoc"][setting] = json.loads((paths.root / f"eval_{setting}.json").read_text())
-            except (OSError, ValueError):
-                pass
+        for setting in sorted({s for s, *_ in SETTING_COLUMNS}):
+            ev, why = read_evaluation(paths.root / f"eval_{setting}.json", cfg)
+            if ev is not None:
+                m["_posthoc"][setting] = ev
+            elif why != "missing":
+                print(f"warning: {paths.root / f'eval_{setting}.json'}: {why}; not in the tables "
+                      f"(hypermask evaluate {cfg.benchmark} --method {cfg.method} --seed {seed} --setting {setting})",
+                      file=sys.stderr)
         found.append(m)
     return found, missing
 
@@ -276,7 +258,8 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
     df, runs = suite_table(params, suite, results)
     tables = results / "tables"
     public = df[[c for c in df.columns if not c.startswith("_")]]
-    atomic_write_text(tables / f"{suite}.csv", public.to_csv(index=False, float_format="%.4f"))
+    files = FileSet(set_journal(results, suite))  # the csv, md, tex and figures are replaced together
+    files.add(tables / f"{suite}.csv", public.to_csv(index=False, float_format="%.4f"))
     md = [f"# Suite `{suite}`: mean ± sample std over seeds\n",
           f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n", caption(df) + "\n"]
     tex = [f"% Suite {suite}: produced by `hypermask tables {suite}`. {caption(df)}"]
@@ -285,8 +268,8 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
         p = pivot(df, t, tex=True)
         p.columns = [c.replace("_", r"\_") for c in p.columns]
         tex += [f"% {t.title}", p.to_latex(escape=False, column_format="l" + "r" * len(p.columns))]
-    atomic_write_text(tables / f"{suite}.md", "\n".join(md))
-    atomic_write_text(tables / f"{suite}.tex", "\n".join(tex))
+    files.add(tables / f"{suite}.md", "\n".join(md))
+    files.add(tables / f"{suite}.tex", "\n".join(tex))
     figures = results / "figures" / suite
     for benchmark in dict.fromkeys(df["benchmark"]):
         curves = {}
@@ -295,14 +278,27 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
                 A = np.mean([np.array(m["accuracy_matrix"]) for m in found], axis=0)
                 curves[split_name(name)[1]] = np.array([A[t, : t + 1].mean() for t in range(len(A))])
                 write_heatmap(figures / f"{benchmark}_{split_name(name)[1]}_accuracy_matrix.png", A,
-                              f"{name}: mean over {len(found)} seeds")
+                              f"{name}: mean over {len(found)} seeds", files.add)
         if curves:
-            write_method_curves(figures / f"{benchmark}_methods.png", curves, f"{benchmark}: mean over seeds")
+            write_method_curves(figures / f"{benchmark}_methods.png", curves, f"{benchmark}: mean over seeds",
+                                files.add)
         sub = df[(df["benchmark"] == benchmark) & df["memory_kib_mean"].notna() & df["average_accuracy_mean"].notna()]
         if len(sub):
             write_memory_figure(figures / f"{benchmark}_memory.png",
                                 {r["method"]: (1024 * r["memory_kib_mean"], r["average_accuracy_mean"],
                                                r["average_accuracy_ci_low"], r["average_accuracy_ci_high"])
                                  for _, r in sub.iterrows()},
-                                f"{benchmark}: average accuracy (mean, 95% CI) against memory")
+                                f"{benchmark}: average accuracy (mean, 95% CI) against memory", files.add)
+    files.commit()
     return public
+
+
+def set_journal(results: Path, suite: str) -> Path:
+    """The journal of a suite's set of tables and figures (storage.FileSet)."""
+    return results / "tables" / f".{suite}.set.json"
+
+
+def read_suite_csv(results: Path, suite: str) -> pd.DataFrame:
+    """A suite's table, after completing a set the last `hypermask tables` left half-renamed."""
+    complete_pending(set_journal(results, suite))
+    return pd.read_csv(results / "tables" / f"{suite}.csv", dtype={"missing": str})

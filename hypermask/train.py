@@ -37,7 +37,7 @@ from .prepared import load_prepared
 from .provenance import cpu_model, environment_lock, git_commit, uncommitted_code
 from .events import Console, Events, RunStart, TaskCallback
 from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
-from .storage import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
+from .storage import UnreadableFile, atomic_torch_save, atomic_write_json, atomic_write_text, read_checkpoint
 from .tracking import RUN_ID_TAG, MLflowSink, Tracker, run_identity
 
 # what a run's speed depends on beyond its config, recorded in metrics.json: the OpenMP wait
@@ -199,9 +199,9 @@ def latest_checkpoint(paths: RunPaths, config_json: str) -> dict | None:
         return None
     for ckpt in sorted(paths.checkpoints.glob("task_*.pt"), reverse=True):
         try:
-            state = safe_torch_load(ckpt)
-        except Exception as e:  # truncated or foreign: report and fall back to the previous one
-            print(f"warning: {ckpt}: unreadable checkpoint ({type(e).__name__}); ignoring it", file=sys.stderr)
+            state = read_checkpoint(ckpt)
+        except UnreadableFile as e:  # truncated or foreign: report and fall back to the previous one
+            print(f"warning: {e}; ignoring it, falling back to the one before", file=sys.stderr)
             continue
         if state.get("config") != config_json:
             raise StaleCheckpoint(
