@@ -277,6 +277,10 @@ def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache
     seed_everything(seed)
     if tasks is None:
         tasks = build_tasks(cfg.data, seed, device, raw=load_prepared(cfg.data, data_cache))
+    smallest = min(len(task.train.y) for task in tasks)
+    if cfg.train.batch_size > smallest:  # legal (a batch then repeats samples), almost surely a mistake
+        print(f"warning: {cfg.name}: train.batch_size {cfg.train.batch_size} exceeds the {smallest} training "
+              "samples of its smallest task; each batch repeats samples of the task", file=sys.stderr)
     input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
     n_out = max(t.n_classes for t in tasks)
     torch.manual_seed(seed)

@@ -91,6 +91,13 @@ def test_more_threads_than_cores_is_warned_about(tmp_path, capsys):
     assert f"--threads {n} is more than the" in capsys.readouterr().err
 
 
+def test_a_batch_larger_than_a_task_is_warned_about(tmp_path, capsys):
+    params = _params(tmp_path, lambda p: p["benchmarks"]["tiny"]["train"].update(iterations=2, batch_size=5000))
+    assert main(["--params", params, "train", "tiny", "--seed", "1", "--results", str(tmp_path / "r"),
+                 "--no-tracking", "--quiet"]) == 0
+    assert "train.batch_size 5000 exceeds the" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------ check rejects what a later command would
 @pytest.mark.parametrize("edit, needles", [
     (_set("sweeps.spaces.hypermask", {"wsn.capacity": {"low": 3, "high": 90}}), ["sweeps.spaces.hypermask.wsn.capacity",
