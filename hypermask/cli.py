@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import MAX_SEED, ConfigError, experiment_config, experiment_name, read_params, split_name
+from .settings import SETTINGS
 
 
 def _experiment(args: argparse.Namespace) -> str:
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
     ev.add_argument("--method", default=None, help="the method (default: hypermask)")
     ev.add_argument("--seed", type=_count(0, MAX_SEED), required=True)
-    ev.add_argument("--setting", choices=["til", "entropy", "fecam", "oneshot"], required=True)
+    ev.add_argument("--setting", choices=list(SETTINGS), required=True)
     _add_run_options(ev)
     ev.set_defaults(func=cmd_evaluate)
 

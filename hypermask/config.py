@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .credentials import embedded_password_problem
 from .methods import METHOD_BLOCKS, METHODS
+from .settings import SETTINGS, supported, why_not
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
 
@@ -241,7 +242,7 @@ class EvaluationConfig(_Strict):
     # Settings computed after every task: "til" (task id given; always), "entropy" (task inferred
     # per sample by the lowest softmax entropy), "fecam" (class-incremental, FeCAM on features),
     # "oneshot" (SupSup's one-shot task inference, one task per batch of oneshot_batch_size).
-    settings: list[Literal["til", "entropy", "fecam", "oneshot"]] = ["til"]
+    settings: list[Literal[tuple(SETTINGS)]] = ["til"]  # hypermask/settings.py
     fecam: FeCAMConfig = FeCAMConfig()
     batch_size: Positive = 1000  # samples per batch when evaluating all masks at once
     oneshot_batch_size: Positive = 128  # the batch one task is inferred for (Wortsman et al. 2020: 128)
@@ -274,11 +275,9 @@ class ExperimentConfig(_Strict):
     def _check(self) -> ExperimentConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicated seed in {self.seeds}")
-        if not METHODS[self.method].task_inference and set(self.evaluation.settings) - {"til"}:
-            raise ValueError(f"evaluation.settings: {self.method} cannot evaluate without the task id "
-                             "(entropy and fecam need one model per task)")
-        if "oneshot" in self.evaluation.settings and not METHODS[self.method].one_shot:
-            raise ValueError(f"evaluation.settings: oneshot is SupSup's task inference, not {self.method}'s")
+        for s in self.evaluation.settings:
+            if not supported(s, METHODS[self.method]):
+                raise ValueError(f"evaluation.settings: {why_not(s, self.method)}")
         no_val = self.data.validation_size == 0 and not self.data.validation_per_class
         if no_val and self.train.selection == "best_val":
             raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")
@@ -710,7 +709,7 @@ def experiment_config(
     settings = (merged.get("evaluation") or {}).get("settings")
     if isinstance(settings, list) and method in METHODS:
         entry = METHODS[method]
-        kept = [s for s in settings if s == "til" or (entry.task_inference and (s != "oneshot" or entry.one_shot))]
+        kept = [s for s in settings if s in SETTINGS and supported(s, entry)]
         merged["evaluation"] = {**merged["evaluation"], "settings": kept}
     try:
         return ExperimentConfig.model_validate(merged)

@@ -112,3 +112,12 @@ def one_shot_inference(learner, tasks: list[Task], seen: int, batch_size: int) -
         return torch.full((len(x),), t, device=x.device), learner.logits(ctx, x, t).argmax(1)
 
     return infer_tasks(learner, tasks, seen, batch_size, select)
+
+
+# The evaluation settings' uniform entry points (hypermask/settings.py): (learner, tasks, seen, ev).
+def entropy_setting(learner, tasks: list[Task], seen: int, ev) -> dict:
+    return entropy_inference(learner, tasks, seen, ev.batch_size)
+
+
+def oneshot_setting(learner, tasks: list[Task], seen: int, ev) -> dict:
+    return one_shot_inference(learner, tasks, seen, ev.oneshot_batch_size)

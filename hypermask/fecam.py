@@ -114,3 +114,8 @@ def nearest_class(feats: Tensor, stats: list[ClassStats], normalize: bool) -> tu
     padded = torch.stack([F.pad(d, (0, width - d.shape[1]), value=float("inf")) for d in dists])  # (K, N, W)
     flat = padded.permute(1, 0, 2).reshape(padded.shape[1], -1).argmin(1)  # over (task, class)
     return flat // width, flat % width
+
+
+def fecam_setting(learner, tasks: list[Task], seen: int, ev) -> dict:
+    """The `fecam` evaluation setting's entry point (hypermask/settings.py)."""
+    return fecam_inference(learner, tasks, seen, ev.fecam, ev.batch_size)

@@ -18,6 +18,7 @@ from .evaluate import evaluate_tasks
 from .storage import UnreadableFile, atomic_write_json, read_checkpoint
 from .tracking import Tracker, run_identity
 from .methods import METHODS
+from .settings import supported, why_not
 from .runs import read_metrics, run_dir, settings_digest, stale_keys
 from .train import SETTING_METRICS, build_run, evaluate_settings, summarize_settings
 
@@ -39,10 +40,8 @@ def evaluate_run(
     ckpts = sorted(paths.checkpoints.glob("task_*.pt"))
     if not ckpts:
         raise ConfigError(f"{paths.checkpoints}: no checkpoints to evaluate")
-    if setting != "til" and not METHODS[cfg.method].task_inference:
-        raise ConfigError(f"--setting {setting}: {cfg.name}'s method {cfg.method} cannot evaluate without the task id")
-    if setting == "oneshot" and not METHODS[cfg.method].one_shot:
-        raise ConfigError(f"--setting oneshot: SupSup's task inference; {cfg.name}'s method is {cfg.method}")
+    if not supported(setting, METHODS[cfg.method]):
+        raise ConfigError(f"--setting {setting}: {cfg.name}: {why_not(setting, cfg.method)}")
     cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"settings": [setting]})})
     tasks, learner = build_run(cfg, seed, torch.device(device), data_cache)
     after, til_rows, setting_rows = [], [], []

@@ -21,11 +21,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import metrics as M
+from .settings import SETTINGS
 
 RUN_FILES = ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png")
 # metrics.json: the results of each task-id-free setting (evaluation.settings) after every task
-SETTING_METRICS = {"entropy": ("task_accuracy", "class_accuracy"), "fecam": ("accuracy",),
-                   "oneshot": ("task_accuracy", "class_accuracy")}
+SETTING_METRICS = {n: s.metrics for n, s in SETTINGS.items() if s.metrics}  # hypermask/settings.py
 
 
 @dataclass(frozen=True)

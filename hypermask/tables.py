@@ -32,19 +32,14 @@ import pandas as pd
 from .config import ExperimentConfig, ParamsFile, experiment_config, split_name
 from .methods import METHODS, of_family
 from .plots import write_heatmap, write_memory_figure, write_method_curves
+from .settings import SETTINGS
 from .runs import read_evaluation, read_metrics, run_dir, stale_keys
 from .stats import ALPHA, describe, paired_p
 from .storage import FileSet, complete_pending
 
 METRICS = [("average_accuracy", "accuracy"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting")]
 # Settings without the task id: (setting, key in metrics.json, column prefix, title)
-SETTING_COLUMNS = [
-    ("entropy", "final_task_accuracy", "entropy_task", "Task inferred by entropy: task accuracy (%)"),
-    ("entropy", "final_class_accuracy", "entropy_class", "Task inferred by entropy: class accuracy (%)"),
-    ("fecam", "final_accuracy", "fecam", "Class-incremental, FeCAM (%)"),
-    ("oneshot", "final_task_accuracy", "oneshot_task", "Task inferred one-shot (SupSup, per batch of one task): task accuracy (%)"),
-    ("oneshot", "final_class_accuracy", "oneshot_class", "Task inferred one-shot (SupSup, per batch of one task): class accuracy (%)"),
-]
+SETTING_COLUMNS = [(n, key, col, title) for n, s in SETTINGS.items() for key, col, title in s.columns]
 
 
 @dataclass(frozen=True)

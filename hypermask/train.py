@@ -26,8 +26,7 @@ import torch
 from . import metrics as M
 from .config import ExperimentConfig, training_fingerprint
 from .data import BatchStream, Task, build_tasks
-from .evaluate import entropy_inference, evaluate_tasks, one_shot_inference, split_accuracy
-from .fecam import fecam_inference
+from .evaluate import evaluate_tasks, split_accuracy
 from .graphs import GraphedSteps
 from .methods import build_method, heads_of
 from .nets import build_target, set_train_mode
@@ -37,6 +36,7 @@ from .prepared import load_prepared
 from .provenance import cpu_model, environment_lock, git_commit, uncommitted_code
 from .events import Console, Events, RunStart, TaskCallback
 from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
+from .settings import SETTINGS, WITHOUT_TASK_ID
 from .storage import UnreadableFile, atomic_torch_save, atomic_write_json, atomic_write_text, read_checkpoint
 from .tracking import RUN_ID_TAG, MLflowSink, Tracker, run_identity
 
@@ -293,15 +293,8 @@ def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache
 def evaluate_settings(learner, tasks: list[Task], t: int, cfg: ExperimentConfig) -> dict[str, dict]:
     """The task-id-free settings listed in evaluation.settings, after learning task t, over
     tasks 0..t."""
-    out = {}
     ev = cfg.evaluation
-    if "entropy" in ev.settings:
-        out["entropy"] = entropy_inference(learner, tasks, t + 1, ev.batch_size)
-    if "fecam" in ev.settings:
-        out["fecam"] = fecam_inference(learner, tasks, t + 1, ev.fecam, ev.batch_size)
-    if "oneshot" in ev.settings:
-        out["oneshot"] = one_shot_inference(learner, tasks, t + 1, ev.oneshot_batch_size)
-    return out
+    return {s: SETTINGS[s].run(learner, tasks, t + 1, ev) for s in WITHOUT_TASK_ID if s in ev.settings}
 
 
 def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:

@@ -97,3 +97,25 @@ def test_every_method_settings_block_is_registered_and_only_its_own_enters_the_f
             "target": {"kind": "mlp", "hidden": [8]}, "train": {"iterations": 1}})
         kept = set(json.loads(training_fingerprint(cfg))) & blocks
         assert kept == ({entry.block} if entry.block else set()), name
+
+
+def test_evaluation_settings_have_one_registry():
+    """hypermask/settings.py is the only list of evaluation settings: the schema, the command
+    line, metrics.json's keys, the tables' columns and the capability checks read it."""
+    import typing
+
+    from hypermask.cli import build_parser
+    from hypermask.config import EvaluationConfig
+    from hypermask.methods import METHODS
+    from hypermask.runs import SETTING_METRICS
+    from hypermask.settings import SETTINGS, supported
+    from hypermask.tables import SETTING_COLUMNS
+
+    literal = typing.get_args(typing.get_args(EvaluationConfig.model_fields["settings"].annotation)[0])
+    assert literal == tuple(SETTINGS)
+    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
+    assert next(a.choices for a in evaluate._actions if a.dest == "setting") == list(SETTINGS)
+    assert set(SETTING_METRICS) == {n for n, s in SETTINGS.items() if s.metrics}
+    assert {c for _, _, c, _ in SETTING_COLUMNS} == {c for s in SETTINGS.values() for _, c, _ in s.columns}
+    assert [m for m, e in METHODS.items() if supported("oneshot", e)] == ["supsup"]
+    assert all(supported("til", e) for e in METHODS.values())
