@@ -29,6 +29,7 @@ import sys
 import torch
 
 from .optim import FusedAdam
+from .step import step_on, training_step
 
 WARMUP = 3  # eager steps on the side stream before each capture (PyTorch's recipe)
 
@@ -59,8 +60,6 @@ class GraphedSteps:
         return (k, self.opt.lr)
 
     def __call__(self, i: int):
-        from .train import training_step
-
         key = self._key(i)
         if key is None:
             self.graph, self.key = None, None
@@ -83,8 +82,6 @@ class GraphedSteps:
                       file=sys.stderr)
                 torch.cuda.synchronize()
                 self.enabled, self.graph, self.key = False, None, None
-                from .train import step_on
-
                 return step_on(self.learner, self.opt, x, y, self.task.index, i)
         self.x.copy_(x)
         self.y.copy_(y)

@@ -37,6 +37,7 @@ from .provenance import cpu_model, environment_lock, git_commit, uncommitted_cod
 from .events import Console, Events, RunStart, TaskCallback
 from .runs import SETTING_METRICS, RunLock, RunPaths, read_metrics, run_dir
 from .settings import SETTINGS, WITHOUT_TASK_ID
+from .step import step_on, training_step  # noqa: F401 (the step, where the loop and its readers find it)
 from .storage import UnreadableFile, atomic_torch_save, atomic_write_json, atomic_write_text, read_checkpoint
 from .tracking import RUN_ID_TAG, MLflowSink, Tracker, run_identity
 
@@ -101,22 +102,6 @@ def iterations_for(cfg: ExperimentConfig, task: Task) -> tuple[int, int | None]:
         return tc.iterations, None
     per_epoch = math.ceil(len(task.train.y) / tc.batch_size)
     return per_epoch * tc.epochs, per_epoch
-
-
-def training_step(learner, opt, task: Task, stream: BatchStream, gen: torch.Generator, i: int):
-    """Iteration i of the task: one optimisation step on one batch; returns the detached loss
-    (no host sync)."""
-    x, y = learner.batch(task, stream.next(), gen)
-    return step_on(learner, opt, x, y, task.index, i)
-
-
-def step_on(learner, opt, x, y, t: int, i: int):
-    """One optimisation step of task t on the batch (x, y); returns the detached loss."""
-    loss, _ = learner.loss(x, y, t, i)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return loss.detach()
 
 
 def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, events: Events, step0: int) -> dict:
