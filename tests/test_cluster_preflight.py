@@ -28,6 +28,20 @@ def closed_port() -> int:
     return port
 
 
+def wait_for_health(url: str, seconds: float) -> None:
+    """Until an MLflow server at `url` answers /health (at most `seconds`)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
 def suite() -> dict:
     p = copy.deepcopy(TINY)
     p["suites"] = {"demo": {"benchmarks": ["tiny"], "methods": ["hypermask"]}}
@@ -134,12 +148,7 @@ def test_authenticated_tracking_server_preflight(tmp_path, monkeypatch, capsys):
                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_health(url, 120)
         # the server itself refuses an unauthenticated API request
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
@@ -191,12 +200,7 @@ def test_tracking_server_gone_mid_run_loses_no_result(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_health(url, 60)
         p = copy.deepcopy(TINY)
         p["benchmarks"]["tiny"]["train"]["iterations"] = 300
         write_params(tmp_path / "params.yaml", p)
