@@ -15,8 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from .config import ConfigError
 from .storage import atomic_write_text
 

@@ -131,7 +131,6 @@ def test_authenticated_tracking_server_preflight(tmp_path, monkeypatch, capsys):
     password, the preflight (and `hypermask check --connect`) names the variables to set and
     never prints the password; with a user's credentials it passes."""
     import subprocess
-    import time
     import urllib.error
     import urllib.request
 
@@ -191,7 +190,6 @@ def test_tracking_server_gone_mid_run_loses_no_result(tmp_path):
     in metrics.json) is what this run uses."""
     import subprocess
     import time
-    import urllib.request
 
     port = closed_port()
     server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/srv.db",
