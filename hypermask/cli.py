@@ -309,7 +309,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"method    {name:28s} {m.description}")
     for suite, s in params.suites.items():
         print(f"suite     {suite:28s} {' '.join(s.benchmarks)} x {' '.join(s.methods)}"
-              + (f" (without {' '.join(s.exclude)})" if s.exclude else ""))
+              + (f" (without {' '.join(s.exclude)})" if s.exclude else "")
+              + (f" (not implemented for their targets: {' '.join(params.unsupported(suite))})"
+                 if params.unsupported(suite) else ""))
     return 0
 
 

@@ -20,36 +20,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, create_model, model_validator
 
 from .credentials import embedded_password_problem
 from .methods import METHOD_BLOCKS, METHODS
+from .methods.record import TARGET_KINDS
 from .settings import SETTINGS, supported, why_not
+from .typed import MAX_SEED, NAME_PATTERN, Name, NonNegative, Positive, Seed  # noqa: F401 (the package's field types)
+from .typed import Strict as _Strict
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
 
 
 class ConfigError(ValueError):
     """A problem with params.yaml or with what it points to; the message names the key or path."""
-
-
-class _Strict(BaseModel):
-    # allow_inf_nan=False: `lr: inf` or `.nan` is refused where it is written, with its key.
-    # strict=True: no coercion: `seed: true`, `iterations: "100"` or `lr: "0.1"` are refused
-    # by key instead of being read as 1, 100 and 0.1 (an integer is still a valid float).
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False, strict=True)
-
-
-NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # experiment and suite names: path components and Snakemake wildcards
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-
-
-Positive = Annotated[int, Field(gt=0)]
-NonNegative = Annotated[int, Field(ge=0)]
-# A seed every generator takes as it is (numpy's legacy seeding, Optuna's samplers: below 2**32;
-# a task's seed, seed * 1_000_003 + t, then stays within torch's 64-bit range).
-MAX_SEED = 2**32 - 1
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class DataConfig(_Strict):
@@ -103,114 +87,13 @@ class DataConfig(_Strict):
 
 
 class TargetConfig(_Strict):
-    kind: Literal["mlp", "resnet20", "zenkenet"]
+    kind: Literal[TARGET_KINDS]  # the target networks (hypermask/nets.py)
     hidden: list[Positive] = [100, 100]  # mlp
     width: Positive = 2  # resnet20 width factor
     batch_norm: Literal["batch_stats", "per_task"] = "batch_stats"  # resnet20
     # zenkenet: "reference" trains in eval mode after the first validation check of a task,
     # as the reference does (dropout effectively off); "train" keeps dropout on.
     dropout: Literal["reference", "train"] = "reference"
-
-
-class HyperMaskConfig(_Strict):
-    hnet_hidden: list[Positive] = [100, 100]
-    embedding_dim: Positive = 24
-    beta: Annotated[float, Field(ge=0)] = 5e-4
-    lambda_: Annotated[float, Field(ge=0, alias="lambda")] = 1e-3
-    # A percentage of each tensor's mask zeroed; 100 would zero every weight (a network at chance).
-    sparsity: Annotated[float, Field(ge=0, lt=100)] = 0.0
-    adaptive_sparsity: bool = True
-    masked_l1: bool = True
-    # "reference": beta / t * (1/t) * sum_j ||H(e_j) - H*_j||^2 ; "single": beta * (1/t) * sum
-    hnet_reg_normalisation: Literal["reference", "single"] = "reference"
-
-
-class EWCConfig(_Strict):
-    """Online EWC (hypermask/methods/ewc.py)."""
-
-    lambda_: Annotated[float, Field(ge=0, alias="lambda")] = 100.0  # penalty weight (lambda / 2 in the loss)
-    gamma: Annotated[float, Field(gt=0, le=1)] = 1.0  # decay of the earlier tasks' Fisher (online form)
-    fisher_samples: Positive = 1000  # training samples of a task used for its Fisher
-    fisher_batch_size: Positive = 256  # per-sample gradients computed this many at a time
-
-
-class HNETConfig(_Strict):
-    """HNET as its authors built it (hypermask/methods/hnet.py): a chunked hypernetwork takes
-    [task embedding; chunk embedding] and outputs one chunk of `chunk_size` target weights."""
-
-    hnet_hidden: list[Positive] = [100, 75, 50]
-    embedding_dim: Positive = 64  # task embedding
-    chunk_embedding_dim: Positive = 12
-    chunk_size: Positive = 2000
-    activation: Literal["elu", "relu"] = "elu"
-    beta: Annotated[float, Field(ge=0)] = 0.05  # beta * (1/t) * sum_j ||H(e_j) - H*_j||^2
-
-
-class HNETFullConfig(_Strict):
-    """hnet_full (hypermask/methods/hnet.py): HyperMask's unchunked hypernetwork generates every
-    target weight (the ablation "masks vs. generated weights")."""
-
-    hnet_hidden: list[Positive] = [25, 25]
-    embedding_dim: Positive = 24
-    beta: Annotated[float, Field(ge=0)] = 1e-2  # beta * (1/t) * sum_j ||H(e_j) - H*_j||^2
-
-
-class WSNConfig(_Strict):
-    """WSN (hypermask/methods/wsn.py): per tensor, the top `capacity` % of scores form the mask."""
-
-    capacity: Annotated[float, Field(gt=0, le=100)] = 50.0
-
-
-class SupSupConfig(_Strict):
-    """SupSup (hypermask/methods/supsup.py): per tensor, the top `keep` % of a task's scores."""
-
-    keep: Annotated[float, Field(gt=0, le=100)] = 50.0
-
-
-class PackNetConfig(_Strict):
-    """PackNet (hypermask/methods/packnet.py): after training a task, release `prune` % of the
-    weights it trained (smallest |w|, per layer) and retrain the rest for the task's last
-    `retrain_fraction` of iterations at `retrain_lr` times the learning rate."""
-
-    prune: Annotated[float, Field(ge=0, lt=100)] = 75.0
-    retrain_fraction: Annotated[float, Field(ge=0, lt=1)] = 1 / 3
-    retrain_lr: Annotated[float, Field(gt=0)] = 0.1
-
-
-class SIConfig(_Strict):
-    """SI (hypermask/methods/si.py): c * sum_k Omega_k (theta_k - theta~_k)^2, damping xi."""
-
-    c: Annotated[float, Field(ge=0)] = 0.1
-    xi: Annotated[float, Field(gt=0)] = 1e-3
-
-
-Fraction = Annotated[float, Field(ge=0, le=1)]
-
-
-class ERConfig(_Strict):
-    """Experience replay (hypermask/methods/er.py): `per_task` stored samples of every task."""
-
-    per_task: Positive = 200
-
-
-class GPMConfig(_Strict):
-    """GPM (hypermask/methods/gpm.py): energy thresholds of the bases, samples per
-    representation matrix, plain SGD's learning rate."""
-
-    threshold_first: Fraction = 0.95  # the first layer's (the authors' Permuted MNIST values)
-    threshold: Fraction = 0.99  # every other layer's
-    samples: Positive = 300
-    lr: Annotated[float, Field(gt=0)] = 0.01
-
-
-class HATConfig(_Strict):
-    """HAT (hypermask/methods/hat.py): the gates' s_max, the attention regulariser's c, plain
-    SGD's learning rate and the gradient-norm clip (the authors' values)."""
-
-    s_max: Annotated[float, Field(gt=1)] = 400.0
-    c: Annotated[float, Field(ge=0)] = 0.75
-    lr: Annotated[float, Field(gt=0)] = 0.05
-    clip_grad: Annotated[float, Field(gt=0)] = 10000.0
 
 
 class TrainConfig(_Strict):
@@ -248,31 +131,22 @@ class EvaluationConfig(_Strict):
     oneshot_batch_size: Positive = 128  # the batch one task is inferred for (Wortsman et al. 2020: 128)
 
 
-class ExperimentConfig(_Strict):
+class _Experiment(_Strict):
+    """ExperimentConfig without the methods' settings blocks (added from their records below)."""
+
     name: str  # BENCHMARK/METHOD
     benchmark: str = ""
     description: str = ""
     method: Literal[tuple(METHODS)] = "hypermask"  # hypermask/methods/: one file per method
     data: DataConfig
     target: TargetConfig
-    hypermask: HyperMaskConfig = HyperMaskConfig()
-    hnet: HNETConfig = HNETConfig()
-    hnet_full: HNETFullConfig = HNETFullConfig()
-    wsn: WSNConfig = WSNConfig()
-    supsup: SupSupConfig = SupSupConfig()
-    packnet: PackNetConfig = PackNetConfig()
-    ewc: EWCConfig = EWCConfig()
-    si: SIConfig = SIConfig()
-    er: ERConfig = ERConfig()
-    gpm: GPMConfig = GPMConfig()
-    hat: HATConfig = HATConfig()
     train: TrainConfig
     evaluation: EvaluationConfig = EvaluationConfig()
     seeds: list[Seed] = Field(min_length=1)
     reference: dict[str, float] = {}  # published figures (average accuracy ...), for tables
 
     @model_validator(mode="after")
-    def _check(self) -> ExperimentConfig:
+    def _check(self) -> _Experiment:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: duplicated seed in {self.seeds}")
         for s in self.evaluation.settings:
@@ -283,11 +157,9 @@ class ExperimentConfig(_Strict):
             raise ValueError("train.selection: best_val needs a validation set (data.validation_size > 0)")
         if no_val and self.train.epochs is not None and self.train.lr_scheduler:
             raise ValueError("train.lr_scheduler: needs a validation set (data.validation_size > 0)")
-        if self.method in ("hat", "gpm") and self.target.kind != "mlp":
-            raise ValueError(f"method: {self.method} is implemented for MLP targets (its conv form is not)")
-        if self.method == "ewc" and self.target.kind != "mlp":
-            raise ValueError("method: ewc needs per-sample gradients, here of an MLP target (batch norm "
-                             "with batch statistics has no per-sample output)")
+        record = METHODS[self.method]
+        if not record.supports_target(self.target.kind):
+            raise ValueError(f"method: {record.targets_why} (target.kind is {self.target.kind})")
         if self.target.kind != "mlp" and self.data.source in ("digits", "mnist", "fashion_mnist"):
             raise ValueError(f"target.kind: {self.target.kind} needs colour images, not {self.data.source}")
         if self.target.kind == "zenkenet" and self.data.source not in ("cifar100", "tinyimagenet"):
@@ -296,6 +168,13 @@ class ExperimentConfig(_Strict):
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+
+# One settings block per method that has settings, named after it, from its record
+# (hypermask/methods/specs/NAME.py): `cfg.hypermask.beta`, `cfg.wsn.capacity`, ...
+ExperimentConfig = create_model(
+    "ExperimentConfig", __base__=_Experiment, __module__=__name__,
+    **{r.block: (r.settings, Field(default_factory=r.settings)) for r in METHODS.values() if r.block})
 
 
 def training_fingerprint(cfg: ExperimentConfig) -> str:
@@ -404,7 +283,9 @@ class MethodEntry(_Strict):
 class SuiteConfig(_Strict):
     benchmarks: list[Name] = Field(min_length=1)
     methods: list[Name] = Field(min_length=1)
-    exclude: list[str] = []  # BENCHMARK/METHOD pairs left out (a method that cannot run there)
+    # BENCHMARK/METHOD pairs left out. A method is also left out, unlisted, of a benchmark whose
+    # target network its record does not support (hypermask/methods/specs/NAME.py, `targets`).
+    exclude: list[str] = []
 
 
 class ParamsFile(_Strict):
@@ -422,7 +303,20 @@ class ParamsFile(_Strict):
 
     def suite_experiments(self, suite: str) -> list[str]:
         s = self.suites[suite]
-        return [e for b in s.benchmarks for m in s.methods if (e := experiment_name(b, m)) not in s.exclude]
+        return [e for b in s.benchmarks for m in s.methods
+                if (e := experiment_name(b, m)) not in s.exclude and self.runs_on(m, b)]
+
+    def unsupported(self, suite: str) -> list[str]:
+        """The suite's pairs left out because the method is not implemented for the benchmark's target."""
+        s = self.suites[suite]
+        return [experiment_name(b, m) for b in s.benchmarks for m in s.methods if not self.runs_on(m, b)]
+
+    def runs_on(self, method: str, benchmark: str) -> bool:
+        """Whether the method's record supports the benchmark's target network (its kind as declared)."""
+        record = METHODS.get(method)
+        target = _deep_merge(self.defaults, self.benchmarks.get(benchmark) or {}).get("target")
+        kind = target.get("kind") if isinstance(target, dict) else None
+        return record is None or kind not in TARGET_KINDS or record.supports_target(kind)
 
 
 def experiment_name(benchmark: str, method: str) -> str:
@@ -639,7 +533,10 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
                 raise ConfigError(f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite")
     for suite in params.suites:
         if not params.suite_experiments(suite):
-            raise ConfigError(f"{path}.suites.{suite}.exclude: leaves no (benchmark, method) pair to run")
+            why = "exclude" if params.suites[suite].exclude else "methods"
+            raise ConfigError(f"{path}.suites.{suite}.{why}: leaves no (benchmark, method) pair to run"
+                              + (f" (not implemented for the benchmarks' targets: {', '.join(params.unsupported(suite))})"
+                                 if params.unsupported(suite) else ""))
     for n in params.pipeline.keep_freed_memory:
         if n not in params.benchmarks:
             raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown benchmark {n!r}")

@@ -145,14 +145,14 @@ def check(paths: list[Path], suite: str, results: Path, tolerance: float) -> lis
 
 # ------------------------------------------------------------------ blocks from the code and the benches
 def render_methods(params) -> str:
-    """The methods table, from the registry (family, heads, what it can do without the task id)
-    and params.yaml's descriptions."""
+    """The methods table, from the methods' records (family, heads, what it can do without the
+    task id) and params.yaml's descriptions, in params.yaml's order."""
     from .methods import METHODS
 
     rows = ["| method | what it is | family | output heads (task-incremental) | without the task id |",
             "|---|---|---|---|---|"]
-    for name, e in METHODS.items():
-        desc = params.methods[name].description if name in params.methods else ""
+    for name in [*params.methods, *(m for m in METHODS if m not in params.methods)]:
+        e, desc = METHODS[name], params.methods[name].description if name in params.methods else ""
         free = ", ".join(["entropy, FeCAM"] * e.task_inference + ["one-shot"] * e.one_shot) or "n/a"
         rows.append(f"| `{name}` | {desc} | {e.family.replace('_', ' ')} | {e.head} | {free} |")
     return "\n".join(rows) + "\n"

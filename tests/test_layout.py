@@ -40,8 +40,11 @@ def test_every_method_file_is_registered_and_implements_the_contract():
     from hypermask.methods import METHODS, Method, build_method
     from hypermask.nets import build_target
 
-    files = {p.stem for p in (ROOT / "hypermask/methods").glob("*.py")} - {"__init__", "base", "supermask"}
-    assert files == {e.module for e in METHODS.values()}
+    shared = {"__init__", "base", "supermask", "record"}  # the contract, what several methods share, the record type
+    files = {p.stem for p in (ROOT / "hypermask/methods").glob("*.py")} - shared
+    assert files == {r.implementation.split(":")[0] for r in METHODS.values()}
+    specs = {p.stem for p in (ROOT / "hypermask/methods/specs").glob("*.py")} - {"__init__"}
+    assert specs == set(METHODS)  # one record per method, named after it
     for name in METHODS:
         cfg = ExperimentConfig.model_validate({
             "name": "x", "seeds": [1], "method": name,
@@ -50,7 +53,7 @@ def test_every_method_file_is_registered_and_implements_the_contract():
         })
         m = build_method(cfg, build_target(cfg.target, (64,), 10, 2))
         assert isinstance(m, Method), name
-        assert m.supports_task_inference == METHODS[name].task_inference
+        assert hasattr(m, "all_task_outputs") == METHODS[name].task_inference, name
 
 
 def test_docs_generated_blocks_are_their_sources():
@@ -88,7 +91,8 @@ def test_every_method_settings_block_is_registered_and_only_its_own_enters_the_f
     from hypermask.methods import METHODS
 
     shared = {"data", "target", "train", "evaluation"}
-    blocks = {n for n, f in ExperimentConfig.model_fields.items() if isinstance(f.default, BaseModel)} - shared
+    blocks = {n for n, f in ExperimentConfig.model_fields.items()
+              if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)} - shared
     assert blocks == set(METHOD_BLOCKS) == {e.block for e in METHODS.values() if e.block}
     for name, entry in METHODS.items():
         cfg = ExperimentConfig.model_validate({

@@ -43,7 +43,6 @@ def test_method_contract(name, scenario):
     cfg = _cfg(name, scenario)
     tasks, learner = build_run(cfg, 1, torch.device("cpu"))
     assert isinstance(learner, Method)
-    assert learner.supports_task_inference == entry.task_inference
     assert hasattr(learner, "all_task_outputs") == entry.task_inference
     heads = 2 if entry.per_task_head is True or (entry.per_task_head == "split" and scenario == "split") else 1
     assert heads_of(cfg) == heads == learner.target.n_heads

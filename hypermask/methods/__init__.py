@@ -1,21 +1,25 @@
-"""Continual-learning methods, one file each, behind one contract (`Method`), and their registry.
+"""Continual-learning methods behind one contract (`Method`), and their registry.
 
 The loop (hypermask/train.py), evaluation, entropy task inference and FeCAM talk to a method
-only through this contract; every method-specific value (hyperparameters, snapshots, its
-sparsity schedule, its optimiser) lives in the method's own file. `METHODS` records, per
-method, what the rest of the project reads: where its class lives, its family (claims,
-captions), its output-head layout (the target's heads, the captions), which evaluation settings
-without the task id it supports, and its settings block in params.yaml (config.py's schema and
-the training fingerprint). Adding a method means its file, its `Entry`, its settings block in
-config.py (if it has hyperparameters) and its `methods:` entry in params.yaml.
+only through this contract. Each method is two files: its implementation
+(hypermask/methods/NAME.py: a torch module, every method-specific value in it) and its
+torch-free record (hypermask/methods/specs/NAME.py: its settings block, capabilities, head
+layout, target networks and family; hypermask/methods/record.py). The registry `METHODS` is
+discovered from the records; the configuration schema, the fingerprint, the capability checks,
+the claims' families, the tables' captions and the docs' methods table all read it. Adding a
+method: its implementation, its record and its `methods:` entry in params.yaml (docs/methods.md,
+"Adding a method").
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from . import specs
+from .record import FAMILIES, MethodRecord  # noqa: F401 (FAMILIES: the registry's vocabulary)
 
 if TYPE_CHECKING:  # this module stays light: params.yaml validation reads the registry
     from torch import Tensor
@@ -31,7 +35,6 @@ class Method(Protocol):
     target network as `.target`)."""
 
     target: TargetNet
-    supports_task_inference: bool  # whether all_task_outputs exists (entropy, FeCAM)
 
     def parameters(self) -> Iterator[Tensor]: ...
 
@@ -63,68 +66,24 @@ class Method(Protocol):
         """Bytes of the state it keeps to serve (and go on learning) its tasks, by part."""
 
 
-# Families (the claims and the table captions read them):
-#   "hypernetwork": task-conditioned weights or masks generated from task embeddings;
-#   "forget_free": per-task binary masks or owned weights, earlier tasks' functions fixed (BWT 0);
-#   "isolation": task-specific soft gates over one network (HAT: near-zero forgetting, not exact);
-#   "shared_network": one set of weights for every task, regularised, projected, replayed or not
-#   (plus per-task heads);
-#   "bound": not a continual learner (joint: all data at once; independent: a network per task).
-FAMILIES = ("hypernetwork", "forget_free", "isolation", "shared_network", "bound")
+def _records() -> dict[str, MethodRecord]:
+    """Every method's record (hypermask/methods/specs/NAME.py), by name: the registry."""
+    found = {}
+    for info in pkgutil.iter_modules(specs.__path__):
+        record = getattr(importlib.import_module(f"{specs.__name__}.{info.name}"), "RECORD", None)
+        if not isinstance(record, MethodRecord) or record.name != info.name:
+            raise ImportError(f"hypermask/methods/specs/{info.name}.py must define RECORD = MethodRecord(name="
+                              f"{info.name!r}, ...)")
+        found[record.name] = record
+    return dict(sorted(found.items()))
 
 
-@dataclass(frozen=True)
-class Entry:
-    module: str  # hypermask.methods.<module>
-    cls: str
-    task_inference: bool  # evaluation without the task id (entropy, FeCAM) is possible
-    family: str
-    # The output layer as the method's own code has it, in words for the table captions.
-    head: str
-    # One output block per task (the task id given at test time selects it; task-incremental
-    # protocol): True on every benchmark, permuted ones too; "split": on split benchmarks only
-    # (GPM: its authors' code has one projected head on Permuted MNIST, one per task on splits).
-    per_task_head: bool | str = False
-    # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
-    one_shot: bool = False
-    block: str | None = None  # the method's own settings block in params.yaml (config.py), if any
-
-
-_PER_TASK = "one output head per task"
-# name (params.yaml `method:`) -> where its class lives
-METHODS = {
-    "hypermask": Entry("hypermask", "HyperMask", True, "hypernetwork",
-                       "one shared output layer, its weights masked per task (bias unmasked)", block="hypermask"),
-    "hnet": Entry("hnet", "HNET", True, "hypernetwork",
-                  "every weight, the output layer's included, generated per task by a chunked hypernetwork",
-                  block="hnet"),
-    "hnet_full": Entry("hnet", "HNETFull", True, "hypernetwork",
-                       "every weight generated per task by HyperMask's unchunked hypernetwork", block="hnet_full"),
-    "wsn": Entry("wsn", "WSN", True, "forget_free", f"{_PER_TASK}, dense and unmasked; the trunk masked",
-                 per_task_head=True, block="wsn"),
-    "supsup": Entry("supsup", "SupSup", True, "forget_free", "one shared output layer under each task's supermask",
-                    one_shot=True, block="supsup"),
-    "packnet": Entry("packnet", "PackNet", True, "forget_free", f"{_PER_TASK}; the trunk pruned and frozen",
-                     per_task_head=True, block="packnet"),
-    "ewc": Entry("ewc", "EWC", False, "shared_network", _PER_TASK, per_task_head=True, block="ewc"),
-    "si": Entry("si", "SI", False, "shared_network", _PER_TASK, per_task_head=True, block="si"),
-    "hat": Entry("hat", "HAT", False, "isolation", f"{_PER_TASK}; hidden units gated per task", per_task_head=True,
-                 block="hat"),
-    "gpm": Entry("gpm", "GPM", False, "shared_network",
-                 "permuted: one shared output layer, projected like the trunk; split: one head per task (the authors' "
-                 "codes)", per_task_head="split", block="gpm"),
-    "er": Entry("er", "ER", False, "shared_network", f"{_PER_TASK}; replayed samples through their own task's",
-                per_task_head=True, block="er"),
-    "finetune": Entry("finetune", "FineTune", False, "shared_network", _PER_TASK, per_task_head=True),
-    "joint": Entry("joint", "Joint", False, "bound", f"{_PER_TASK}, all tasks' data from the start",
-                   per_task_head=True),
-    "independent": Entry("independent", "Independent", False, "bound", "a separate network (and head) per task"),
-}
-METHOD_BLOCKS = tuple(e.block for e in METHODS.values() if e.block)  # a method's own settings block
+METHODS: dict[str, MethodRecord] = _records()  # params.yaml's `method:` -> its record
+METHOD_BLOCKS = tuple(r.block for r in METHODS.values() if r.block)  # the methods' own settings blocks
 
 
 def of_family(family: str) -> tuple[str, ...]:
-    return tuple(m for m, e in METHODS.items() if e.family == family)
+    return tuple(m for m, r in METHODS.items() if r.family == family)
 
 
 def heads_of(cfg: ExperimentConfig) -> int:
@@ -134,6 +93,5 @@ def heads_of(cfg: ExperimentConfig) -> int:
 
 
 def build_method(cfg: ExperimentConfig, target: TargetNet) -> Method:
-    entry = METHODS[cfg.method]
-    cls = getattr(importlib.import_module(f"{__name__}.{entry.module}"), entry.cls)
-    return cls(cfg, target)
+    module, cls = METHODS[cfg.method].implementation.split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(cfg, target)

@@ -11,7 +11,6 @@ from ..nets import TargetNet
 
 
 class MethodBase(nn.Module):
-    supports_task_inference = False
     # state_dict key prefixes a method needs while learning a task but not to serve (or go
     # on learning) its tasks: left out of `memory()` (they are in the checkpoint for resumes).
     transient: tuple[str, ...] = ()

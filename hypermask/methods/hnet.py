@@ -85,7 +85,6 @@ class HNETFull(MethodBase):
     """hnet_full behind the method contract (hypermask.methods.Method); HNET (below) differs
     only in its hypernetwork and in training the current task's embedding alone."""
 
-    supports_task_inference = True  # every task's weights are at hand: entropy inference, FeCAM
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)

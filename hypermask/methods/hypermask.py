@@ -181,7 +181,6 @@ class HyperMask(MethodBase):
     (MethodBase) covers hypernetwork (embeddings included) and target together, as the
     reference's does."""
 
-    supports_task_inference = True  # every task's mask is at hand: entropy inference, FeCAM
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)

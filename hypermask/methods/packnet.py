@@ -63,7 +63,6 @@ def release_mask(w: Tensor, trainable: Tensor, prune: float) -> Tensor:
 class PackNet(TaskTensors, MethodBase):
     """PackNet behind the method contract (hypermask.methods.Method)."""
 
-    supports_task_inference = True  # every task's network is at hand: entropy inference, FeCAM
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)

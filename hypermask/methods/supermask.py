@@ -96,7 +96,6 @@ class SupermaskMethod(TaskTensors, MethodBase):
     """A method that runs the target with one binary mask per task over (some of) its tensors,
     learned as top-k% of scores and stored bit-packed after the task (WSN, SupSup)."""
 
-    supports_task_inference = True  # every task's mask is at hand: entropy inference, FeCAM
 
     def __init__(self, target, names: list[str], keep: float, n_tasks: int):
         super().__init__(target)

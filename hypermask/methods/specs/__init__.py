@@ -1,0 +1,1 @@
+"""One record per method (hypermask/methods/record.py), discovered by hypermask.methods: NAME.py holds RECORD."""

@@ -1,0 +1,23 @@
+"""er's record: its implementation, settings block, capabilities and family (hypermask/methods/record.py)."""
+
+from __future__ import annotations
+
+from ...typed import Positive, Strict
+from ..record import MethodRecord
+
+
+class ERConfig(Strict):
+    """Experience replay (hypermask/methods/er.py): `per_task` stored samples of every task."""
+
+    per_task: Positive = 200
+
+
+RECORD = MethodRecord(
+    name="er",
+    implementation="er:ER",
+    family="shared_network",
+    head="one output head per task; replayed samples through their own task's",
+    paper='A. Chaudhry et al., "On Tiny Episodic Memories in Continual Learning", arXiv 1902.10486, 2019',
+    settings=ERConfig,
+    per_task_head=True,
+)

@@ -1,0 +1,34 @@
+"""gpm's record: its implementation, settings block, capabilities and family (hypermask/methods/record.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ...typed import Fraction, Positive, Strict
+from ..record import MethodRecord
+
+
+class GPMConfig(Strict):
+    """GPM (hypermask/methods/gpm.py): energy thresholds of the bases, samples per
+    representation matrix, plain SGD's learning rate."""
+
+    threshold_first: Fraction = 0.95  # the first layer's (the authors' Permuted MNIST values)
+    threshold: Fraction = 0.99  # every other layer's
+    samples: Positive = 300
+    lr: Annotated[float, Field(gt=0)] = 0.01
+
+
+RECORD = MethodRecord(
+    name="gpm",
+    implementation="gpm:GPM",
+    family="shared_network",
+    head="permuted: one shared output layer, projected like the trunk; split: one head per task (the authors' codes)",
+    paper='G. Saha, I. Garg, K. Roy, "Gradient Projection Memory for Continual Learning", ICLR 2021',
+    code='github.com/sahagobinda/GPM (main_pmnist.py)',
+    settings=GPMConfig,
+    per_task_head='split',
+    targets=('mlp',),
+    targets_why="gpm is implemented for MLP targets (its conv form, the paper's AlexNet and ResNet-18, is not)",
+)

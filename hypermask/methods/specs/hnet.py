@@ -1,0 +1,34 @@
+"""hnet's record: its implementation, settings block, capabilities and family (hypermask/methods/record.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ...typed import Positive, Strict
+from ..record import MethodRecord
+
+
+class HNETConfig(Strict):
+    """HNET as its authors built it (hypermask/methods/hnet.py): a chunked hypernetwork takes
+    [task embedding; chunk embedding] and outputs one chunk of `chunk_size` target weights."""
+
+    hnet_hidden: list[Positive] = [100, 75, 50]
+    embedding_dim: Positive = 64  # task embedding
+    chunk_embedding_dim: Positive = 12
+    chunk_size: Positive = 2000
+    activation: Literal["elu", "relu"] = "elu"
+    beta: Annotated[float, Field(ge=0)] = 0.05  # beta * (1/t) * sum_j ||H(e_j) - H*_j||^2
+
+
+RECORD = MethodRecord(
+    name="hnet",
+    implementation="hnet:HNET",
+    family="hypernetwork",
+    head="every weight, the output layer's included, generated per task by a chunked hypernetwork",
+    paper='J. von Oswald, C. Henning, B. F. Grewe, J. Sacramento, "Continual learning with hypernetworks", ICLR 2020',
+    code='github.com/chrhenning/hypercl',
+    settings=HNETConfig,
+    task_inference=True,
+)
