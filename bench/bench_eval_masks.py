@@ -26,10 +26,10 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    from hypermask.config import load_experiment
-    from hypermask.train import build_run
-
     from tasks import bench_tasks
+
+    from hypermask.config import load_experiment
+    from hypermask.engine.loop import build_run
 
     cfg = load_experiment(ROOT / "params.yaml", a.experiment)
     dev = torch.device(a.device)

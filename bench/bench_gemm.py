@@ -70,11 +70,11 @@ def output_layer_shape(benchmark: str) -> tuple[int, int, int]:
     """(tasks, hidden, n) of HyperMask's hypernetwork output layer on a benchmark of params.yaml,
     from the method built as the trainer builds it."""
     import torch
+    from tasks import bench_tasks
 
     from hypermask.config import load_experiment
     from hypermask.methods import build_method, heads_of
     from hypermask.nets import build_target
-    from tasks import bench_tasks
 
     cfg = load_experiment(ROOT / "params.yaml", benchmark)  # HyperMask, the default method
     tasks, _ = bench_tasks(cfg, torch.device("cpu"))
@@ -117,7 +117,7 @@ def keep_freed_memory() -> None:
     freed large blocks, so a new 47 MB weight gradient is not page-faulted in at every call
     (without it the fmnist_split weight gradient took 22-32 ms instead of 3-10 ms). glibc reads
     the settings at process start: the bench starts itself again once with them."""
-    from hypermask.pipeline import keep_freed_memory_env
+    from hypermask.pipeline.plan import keep_freed_memory_env
 
     settings = keep_freed_memory_env()
     if not any(k in os.environ for k in settings):

@@ -26,7 +26,7 @@ def _env(config: str) -> dict[str, str]:
     """The job's environment as the pipeline sets it (passive policy; glibc settings for the
     benchmarks in pipeline.keep_freed_memory)."""
     from hypermask.config import read_params, split_name
-    from hypermask.pipeline import keep_freed_memory_env
+    from hypermask.pipeline.plan import keep_freed_memory_env
 
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     if split_name(config)[0] in read_params(ROOT / "params.yaml").pipeline.keep_freed_memory:

@@ -3,7 +3,7 @@
 For the thresholded tensors of a benchmark's target network (fmnist_split: MLP 784-400-400-10,
 p = 30), times torch.kthvalue plus the two passes for the upper neighbour (the torch path),
 numpy.partition with both ranks at once, numpy.partition with the lower rank and a min over
-the values after it (the CPU path, hypermask/percentile.py), and `thresholds()` for the
+the values after it (the CPU path, hypermask/methods/shared/percentile.py), and `thresholds()` for the
 whole fused vector as the training step calls it.
 
     python bench/bench_percentile.py --threads 2
@@ -35,7 +35,12 @@ def main() -> None:
     from machine import describe
 
     from hypermask.config import load_experiment
-    from hypermask.percentile import _interpolation, _order_stats_numpy, _order_stats_torch, thresholds
+    from hypermask.methods.shared.percentile import (
+        _interpolation,
+        _order_stats_numpy,
+        _order_stats_torch,
+        thresholds,
+    )
 
     torch.set_num_threads(a.threads)
     cfg = load_experiment(ROOT / "params.yaml", a.config)

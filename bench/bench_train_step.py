@@ -65,8 +65,8 @@ def profile_steps(step, n: int, device) -> dict:
 
 
 def graphed_steps(learner, opt, task, stream, gen, i, warmup, repeats, per_repeat, sync) -> dict:
-    """The same step replayed from a CUDA graph as the trainer runs it (hypermask/graphs.py)."""
-    from hypermask.graphs import WARMUP, GraphedSteps
+    """The same step replayed from a CUDA graph as the trainer runs it (hypermask/engine/graphs.py)."""
+    from hypermask.engine.graphs import WARMUP, GraphedSteps
 
     steps = GraphedSteps(learner, opt, task, stream, gen)
     for _ in range(max(warmup, WARMUP + 2)):
@@ -87,8 +87,8 @@ def epoch_seconds(cfg, learner, task) -> dict:
     """One epoch of the task as the trainer runs it (`hypermask.train.train_task` with a budget
     of one epoch: its steps, the validation at the epoch's end, best-validation selection and the
     scheduler), the second of two, so that the first pays for warm-up."""
+    from hypermask.engine.loop import train_task
     from hypermask.events import Events
-    from hypermask.train import train_task
 
     one = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
     res = {"paper_epochs": cfg.train.epochs}
@@ -108,14 +108,15 @@ def epoch_seconds(cfg, learner, task) -> dict:
 def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int, task_index: int,
               profile: bool = False, fill: str | None = None) -> dict:
     import torch
+    from tasks import bench_tasks
 
     from hypermask.config import load_experiment
-    from hypermask.data import BatchStream
-    from hypermask.evaluate import evaluate_tasks
+    from hypermask.data.tasks import BatchStream
+    from hypermask.engine.loop import set_determinism
+    from hypermask.engine.step import training_step
+    from hypermask.evaluation.accuracy import evaluate_tasks
     from hypermask.methods import build_method, heads_of
     from hypermask.nets import build_target
-    from hypermask.train import set_determinism, training_step
-    from tasks import bench_tasks
 
     cfg = load_experiment(ROOT / "params.yaml", name)
     dev = torch.device(device)
@@ -227,10 +228,8 @@ def main() -> None:
         )
         print(json.dumps(res))
         return
-    from hypermask.config import read_params
-    from hypermask.pipeline import KEEP_FREED_MEMORY, keep_freed_memory_env
-
-    from hypermask.config import split_name
+    from hypermask.config import read_params, split_name
+    from hypermask.pipeline.plan import KEEP_FREED_MEMORY, keep_freed_memory_env
 
     keep = set(read_params(ROOT / "params.yaml").pipeline.keep_freed_memory)
     results = []

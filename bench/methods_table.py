@@ -21,7 +21,7 @@ def main(path: str) -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from hypermask.provenance import cpu_model
+    from hypermask.records.provenance import cpu_model
     print(f"ms per training iteration (median of {rows[0]['repeats']} x {rows[0]['iters_per_repeat']}; Adam step "
           f"alone) and peak RSS, {rows[0]['threads']} threads, torch {rows[0]['torch']}, "
           f"{machine.get('cpu') or rows[0].get('cpu') or cpu_model()}"

@@ -9,7 +9,8 @@ import torch
 
 def bench_tasks(cfg, device: torch.device, seed: int = 1) -> tuple[list, str]:
     """(tasks, "real" or "random") for an experiment's data on `device`."""
-    from hypermask.data import Split, Task, build_tasks, check_source_available
+    from hypermask.data.sources import check_source_available
+    from hypermask.data.tasks import Split, Task, build_tasks
 
     try:
         check_source_available(cfg.data)

@@ -8,8 +8,15 @@ import os
 import sys
 from pathlib import Path
 
-from .config import MAX_SEED, ConfigError, experiment_config, experiment_name, read_params, split_name
-from .settings import SETTINGS
+from hypermask.config import (
+    MAX_SEED,
+    ConfigError,
+    experiment_config,
+    experiment_name,
+    read_params,
+    split_name,
+)
+from hypermask.evaluation.settings import SETTINGS
 
 
 def _experiment(args: argparse.Namespace) -> str:
@@ -44,7 +51,7 @@ def _device(name: str | None):
 
 def _tracking_uri(args: argparse.Namespace, params) -> str | None:
     """The run's MLflow store (tracking.resolve_uri's order), said on stderr with its source."""
-    from .tracking import resolve_uri, uri_source
+    from hypermask.tracking import resolve_uri, uri_source
 
     if getattr(args, "no_tracking", False):
         return None
@@ -63,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = read_params(params_path)  # every experiment checked before any work
     overrides = None
     if args.override:
-        from .config import read_overrides
+        from hypermask.config import read_overrides
 
         overrides = read_overrides(args.override)
     cfg = experiment_config(params, _experiment(args), params_path, overrides, where=args.override)
@@ -72,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{params_path}: benchmarks.{cfg.benchmark}.seeds: seed {args.seed} is not listed {cfg.seeds} "
             "(add it, or pass --any-seed)"
         )
-    from .data import check_source_available
+    from hypermask.data.sources import check_source_available
 
     check_source_available(cfg.data)
     device = _device(args.device)
@@ -85,8 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   "use: the threads share them and each step waits on the slowest", file=sys.stderr)
         torch.set_num_threads(args.threads)
 
-    from .tracking import Tracker
-    from .train import run
+    from hypermask.engine.run import run
+    from hypermask.tracking import Tracker
 
     uri = _tracking_uri(args, params)
     out = run(
@@ -112,8 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .posthoc import evaluate_run
-    from .tracking import Tracker
+    from hypermask.engine.posthoc import evaluate_run
+    from hypermask.tracking import Tracker
 
     params = read_params(args.params)
     cfg = experiment_config(params, _experiment(args), args.params)
@@ -130,11 +137,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from .prepared import prepare
+    from hypermask.data.prepared import prepare
 
     params = read_params(args.params)  # the pipeline's first job: every experiment checked
     cfg = experiment_config(params, _experiment(args), args.params)
-    from .data import check_source_available
+    from hypermask.data.sources import check_source_available
 
     check_source_available(cfg.data)
     out = prepare(cfg.data, Path(params.pipeline.data_cache))
@@ -143,7 +150,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from hypermask.sweep import run_sweep
 
     params = read_params(args.params)
     res = run_sweep(
@@ -159,7 +166,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from .tables import write_suite
+    from hypermask.reporting.tables import write_suite
 
     params = read_params(args.params)
     suites = args.suite or ([params.suite] if params.suite else [])
@@ -172,9 +179,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from .claims import check
-
-    from .tables import read_suite_csv
+    from hypermask.reporting.claims import check
+    from hypermask.reporting.tables import read_suite_csv
 
     params = read_params(args.params)
     csv = _results(args, params) / "tables" / f"{args.suite}.csv"
@@ -193,7 +199,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
-    from . import readme
+    from hypermask.reporting import readme
 
     params = read_params(args.params)
     results = _results(args, params)
@@ -218,8 +224,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
     """Every generated block of README.md and docs/*.md: the methods table (the registry), the
     speed and timing blocks (bench/results/*.json), and with --suite a suite's result blocks
     (results/tables/SUITE.*). --check: exit 1 where a page differs from its sources."""
-    from . import readme
-    from .storage import atomic_write_text
+    from hypermask.records.storage import atomic_write_text
+    from hypermask.reporting import readme
 
     params = read_params(args.params)
     paths = readme.pages(Path(args.params).resolve().parent)
@@ -247,12 +253,12 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_dvc_yaml(args: argparse.Namespace) -> int:
-    from .pipeline import Plan
+    from hypermask.pipeline.plan import Plan
 
     out_dir = os.path.dirname(os.path.abspath(args.output)) if args.output else "."
     text = Plan.from_file(args.params, args.suite, jobs_dir=out_dir).dvc_yaml()
     if args.output:
-        from .storage import atomic_write_text
+        from hypermask.records.storage import atomic_write_text
 
         atomic_write_text(args.output, text)
     else:
@@ -263,11 +269,11 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     import json
 
-    from .config import ParamsFile
+    from hypermask.config import ParamsFile
 
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "description": "params.yaml of hypermask (generated by `hypermask schema` from hypermask/config.py)",
+        "description": "params.yaml of hypermask (generated by `hypermask schema` from hypermask/config/)",
         **ParamsFile.model_json_schema(by_alias=True),
     }
     sys.stdout.write(json.dumps(schema, indent=2, sort_keys=True) + "\n")
@@ -279,7 +285,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     names = params.experiments()
     configs = {n: experiment_config(params, n, args.params) for n in names}
     if args.data:
-        from .data import check_source_available
+        from hypermask.data.sources import check_source_available
 
         for cfg in configs.values():
             if args.experiment and cfg.benchmark not in args.experiment and cfg.name not in args.experiment:
@@ -288,8 +294,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{args.params}: {len(params.benchmarks)} benchmarks, {len(params.methods)} methods, "
           f"{len(configs)} experiments of {len(params.suites)} suites valid")
     if args.connect:
-        from .preflight import storage_problem, tracking_problem
-        from .tracking import resolve_uri
+        from hypermask.pipeline.preflight import storage_problem, tracking_problem
+        from hypermask.tracking import resolve_uri
 
         uri = resolve_uri(None, params.pipeline.tracking_uri, Path(args.params).resolve().parent)
         found = [p for p in (tracking_problem(uri), storage_problem(params.sweeps.storage)) if p]
@@ -432,10 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .runs import RunLockError
-    from .storage import StorageError
-    from .tracking import TrackingError
-    from .train import TrainingError
+    from hypermask.engine.loop import TrainingError
+    from hypermask.records.runs import RunLockError
+    from hypermask.records.storage import StorageError
+    from hypermask.tracking import TrackingError
 
     try:
         return args.func(args)
@@ -483,7 +489,7 @@ def _keep_freed_memory(argv: list[str]) -> None:
     is left to main() to report."""
     import os
 
-    from .pipeline import keep_freed_memory_env
+    from hypermask.pipeline.plan import keep_freed_memory_env
 
     settings = keep_freed_memory_env()
     if any(k in os.environ for k in settings) or not sys.platform.startswith("linux"):

@@ -9,11 +9,14 @@ Initialisation is PyTorch's default for Linear/Conv2d, which equals hypnettorch'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import TargetConfig
+if TYPE_CHECKING:
+    from hypermask.config import TargetConfig
 
 
 class TaskBatchNorm(nn.Module):

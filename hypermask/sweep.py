@@ -35,9 +35,16 @@ import numpy as np
 import yaml
 from filelock import FileLock
 
-from .config import ConfigError, ParamsFile, SweepConfig, SweepsConfig, experiment_config, split_name
-from .storage import atomic_write_bytes, atomic_write_text
-from .tracking import Tracker
+from hypermask.config import (
+    ConfigError,
+    ParamsFile,
+    SweepConfig,
+    SweepsConfig,
+    experiment_config,
+    split_name,
+)
+from hypermask.records.storage import atomic_write_bytes, atomic_write_text
+from hypermask.tracking import Tracker
 
 TPE_DEFAULTS = {
     "seed": 0,
@@ -113,7 +120,7 @@ def run_sweep(
     import optuna
     from optuna.trial import TrialState
 
-    from .train import run
+    from hypermask.engine.run import run
 
     benchmark, method = split_name(name)
     name = f"{benchmark}/{method}"
@@ -121,7 +128,7 @@ def run_sweep(
     if sc is None:
         raise ConfigError(f"params.yaml: sweeps: no study of {name} (list {benchmark!r} under sweeps.benchmarks "
                           f"and give sweeps.spaces.{method})")
-    from .preflight import storage_problem
+    from hypermask.pipeline.preflight import storage_problem
 
     problem = storage_problem(params.sweeps.storage)
     if problem:

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .events import RunStart, Subscriber
-from .runs import SETTING_METRICS, RunPaths
+from hypermask.events import RunStart, Subscriber
+from hypermask.records.runs import SETTING_METRICS, RunPaths
 
 RUN_ID_TAG = "hypermask.run_dir"
 PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
@@ -50,9 +50,9 @@ def sqlite_path(uri: str) -> Path | None:
 def _build_sqlite_store(db: Path) -> None:
     """A new store built in a temporary file and renamed into place: a process killed during
     MLflow's schema creation (seconds of migrations) leaves no half-built store behind."""
-    from mlflow.tracking import MlflowClient
-
     import uuid
+
+    from mlflow.tracking import MlflowClient
 
     tmp = db.with_name(f".{db.name}.{uuid.uuid4().hex}.tmp")  # a new name: MLflow caches stores by URI
     try:
@@ -134,7 +134,7 @@ def resolve_uri(given: str | None, configured: str | None, root: Path) -> str:
     """The MLflow store, in this order: --tracking-uri, $MLFLOW_TRACKING_URI (the pipeline exports
     one to every job), params.yaml's pipeline.tracking_uri, an SQLite file at the repository root
     (as an absolute path, so every job and node names the same store)."""
-    from .credentials import embedded_password_problem
+    from hypermask.config.credentials import embedded_password_problem
 
     env = os.environ.get("MLFLOW_TRACKING_URI")
     for where, uri in (("--tracking-uri", given), ("$MLFLOW_TRACKING_URI", env)):
@@ -355,7 +355,7 @@ class MLflowSink(Subscriber):
             return {}
 
     def _save(self, pending: dict | None) -> None:
-        from .storage import atomic_write_json
+        from hypermask.records.storage import atomic_write_json
 
         atomic_write_json(self.path, {"run_id": self.tracker.run_id, "pending": pending})
 

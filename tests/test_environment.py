@@ -6,7 +6,6 @@ import re
 from importlib import metadata
 
 import yaml
-
 from conftest import ROOT
 
 LOCK = ROOT / "requirements.lock"
@@ -93,7 +92,7 @@ def test_a_run_records_the_lock_it_was_made_with(tiny_params, tmp_path):
     m = json.loads((tmp_path / "runs/tiny/hypermask/seed_1/metrics.json").read_text())
     # the params file's folder is the repository root here: no lock there
     assert m["environment_lock"] == "none" and m["cpu"]
-    from hypermask.provenance import environment_lock
+    from hypermask.records.provenance import environment_lock
 
     assert environment_lock(ROOT) == hashlib.sha256(LOCK.read_bytes()).hexdigest()
 
@@ -104,8 +103,8 @@ def test_a_run_from_changed_code_says_so_and_the_tables_count_it(tmp_path):
     made from such code, since their commit alone does not reproduce them."""
     import subprocess
 
-    from hypermask.provenance import uncommitted_code
-    from hypermask.tables import provenance
+    from hypermask.records.provenance import uncommitted_code
+    from hypermask.reporting.tables import provenance
 
     assert uncommitted_code(tmp_path) is None
     (tmp_path / "hypermask").mkdir()

@@ -5,19 +5,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 
 def test_tables_plan_and_run_layout_do_not_import_torch_or_mlflow():
-    code = ("import sys, hypermask.tables, hypermask.pipeline, hypermask.runs, hypermask.readme, hypermask.config; "
+    code = ("import sys, hypermask.reporting.tables, hypermask.pipeline.plan, hypermask.records.runs, hypermask.reporting.readme, hypermask.config; "
             "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_params_file_is_read_once_per_command(tiny_params, monkeypatch, capsys):
-    import hypermask.config as config
-    import hypermask.pipeline as pipeline
+    import hypermask.config.params as config
+    import hypermask.pipeline.plan as pipeline
     from hypermask.cli import main
 
     reads = []
@@ -40,7 +41,7 @@ def test_every_method_file_is_registered_and_implements_the_contract():
     from hypermask.methods import METHODS, Method, build_method
     from hypermask.nets import build_target
 
-    shared = {"__init__", "base", "supermask", "record"}  # the contract, what several methods share, the record type
+    shared = {"__init__", "record"}  # the contract and registry, the record type (shared code: methods/shared/)
     files = {p.stem for p in (ROOT / "hypermask/methods").glob("*.py")} - shared
     assert files == {r.implementation.split(":")[0] for r in METHODS.values()}
     specs = {p.stem for p in (ROOT / "hypermask/methods/specs").glob("*.py")} - {"__init__"}
@@ -104,16 +105,16 @@ def test_every_method_settings_block_is_registered_and_only_its_own_enters_the_f
 
 
 def test_evaluation_settings_have_one_registry():
-    """hypermask/settings.py is the only list of evaluation settings: the schema, the command
+    """hypermask/evaluation/settings.py is the only list of evaluation settings: the schema, the command
     line, metrics.json's keys, the tables' columns and the capability checks read it."""
     import typing
 
     from hypermask.cli import build_parser
     from hypermask.config import EvaluationConfig
+    from hypermask.evaluation.settings import SETTINGS, supported
     from hypermask.methods import METHODS
-    from hypermask.runs import SETTING_METRICS
-    from hypermask.settings import SETTINGS, supported
-    from hypermask.tables import SETTING_COLUMNS
+    from hypermask.records.runs import SETTING_METRICS
+    from hypermask.reporting.tables import SETTING_COLUMNS
 
     literal = typing.get_args(typing.get_args(EvaluationConfig.model_fields["settings"].annotation)[0])
     assert literal == tuple(SETTINGS)
@@ -123,3 +124,66 @@ def test_evaluation_settings_have_one_registry():
     assert {c for _, _, c, _ in SETTING_COLUMNS} == {c for s in SETTINGS.values() for _, c, _ in s.columns}
     assert [m for m, e in METHODS.items() if supported("oneshot", e)] == ["supsup"]
     assert all(supported("til", e) for e in METHODS.values())
+
+
+def _imports(path: Path, lazy: bool, modules: set[str]) -> set[str]:
+    """The package's modules `path` imports at load time (lazy: also inside functions), without
+    the imports only a type checker reads."""
+    import ast
+
+    def walk(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if not lazy and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            yield child
+            yield from walk(child)
+
+    out = set()
+    for n in walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("hypermask"):
+            out |= {n.module} | {f"{n.module}.{a.name}" for a in n.names}
+        elif isinstance(n, ast.Import):
+            out |= {a.name for a in n.names}
+    return out & modules
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(u):
+        state[u] = 1
+        path.append(u)
+        for v in sorted(graph.get(u, ())):
+            if state.get(v) == 1:
+                return path[path.index(v):] + [v]
+            if not state.get(v) and (found := visit(v)):
+                return found
+        path.pop()
+        state[u] = 2
+        return None
+
+    return next((c for u in sorted(graph) if not state.get(u) and (c := visit(u))), None)
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["at import", "with imports inside functions"])
+def test_no_import_circle_between_modules_or_folders(lazy):
+    """The package's modules, and its folders taken as units, import each other one way only."""
+    files = {}
+    for f in (ROOT / "hypermask").rglob("*.py"):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    graph = {m: _imports(f, lazy, set(files)) - {m} for m, f in files.items()}
+    assert _cycle(graph) is None, _cycle(graph)
+
+    def folder(m: str) -> str:  # hypermask.engine.run -> hypermask.engine; hypermask.cli -> itself
+        parts = m.split(".")
+        return ".".join(parts[:2]) if (ROOT / "hypermask" / parts[1]).is_dir() else m if len(parts) > 1 else m
+
+    folders: dict[str, set[str]] = {}
+    for m, deps in graph.items():
+        if m != "hypermask":
+            folders.setdefault(folder(m), set()).update(folder(d) for d in deps if folder(d) != folder(m))
+    assert _cycle(folders) is None, _cycle(folders)

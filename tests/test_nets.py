@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from hypermask.config import TargetConfig
-from hypermask.methods.hypermask import HyperNetwork, masked_forward
+from hypermask.methods.shared.functional import masked_forward
+from hypermask.methods.shared.hypernetwork import HyperNetwork
 from hypermask.nets import MLP, ResNet20, TaskBatchNorm, ZenkeNet, build_target
 
 

@@ -62,6 +62,7 @@ def test_a_run_with_torch_optim_equals_the_default_bit_for_bit(tmp_path, monkeyp
     import json
 
     from conftest import TINY, write_params
+
     from hypermask.cli import main
 
     p = copy.deepcopy(TINY)

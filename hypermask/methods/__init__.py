@@ -1,6 +1,6 @@
 """Continual-learning methods behind one contract (`Method`), and their registry.
 
-The loop (hypermask/train.py), evaluation, entropy task inference and FeCAM talk to a method
+The loop (hypermask/engine/), evaluation, entropy task inference and FeCAM talk to a method
 only through this contract. Each method is two files: its implementation
 (hypermask/methods/NAME.py: a torch module, every method-specific value in it) and its
 torch-free record (hypermask/methods/specs/NAME.py: its settings block, capabilities, head
@@ -18,15 +18,15 @@ import pkgutil
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from . import specs
-from .record import FAMILIES, MethodRecord  # noqa: F401 (FAMILIES: the registry's vocabulary)
+from hypermask.methods import specs
+from hypermask.methods.record import FAMILIES, MethodRecord  # noqa: F401 (FAMILIES: the registry's vocabulary)
 
 if TYPE_CHECKING:  # this module stays light: params.yaml validation reads the registry
     from torch import Tensor
 
-    from ..config import ExperimentConfig
-    from ..data import Task
-    from ..nets import TargetNet
+    from hypermask.config import ExperimentConfig
+    from hypermask.data.tasks import Task
+    from hypermask.nets import TargetNet
 
 
 @runtime_checkable

@@ -19,13 +19,17 @@ Stores the target and the memory: m x T samples (their bytes are in the memory c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .base import MethodBase
+from hypermask.methods.shared.base import MethodBase
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 class ER(MethodBase):

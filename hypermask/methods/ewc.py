@@ -17,15 +17,19 @@ exactly. The same target, batches, budget and fresh Adam per task as every metho
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
-from ..config import ExperimentConfig
-from ..data import Task
-from ..nets import TargetNet
-from .base import MethodBase
+from hypermask.methods.shared.base import MethodBase
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.data.tasks import Task
+    from hypermask.nets import TargetNet
 
 
 class EWC(MethodBase):

@@ -5,12 +5,16 @@ method saves."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .base import MethodBase
+from hypermask.methods.shared.base import MethodBase
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 class FineTune(MethodBase):

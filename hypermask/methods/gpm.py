@@ -32,13 +32,17 @@ bases (floats), no data. MLP targets only (the conv form of the paper is not imp
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .base import MethodBase, PlainSGD
+from hypermask.methods.shared.base import MethodBase, PlainSGD
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 def energy_basis(R: Tensor, M: Tensor | None, threshold: float) -> Tensor:

@@ -29,14 +29,17 @@ the embeddings and the cumulative gates.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .base import MethodBase, PlainSGD
+from hypermask.methods.shared.base import MethodBase, PlainSGD
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 THRES_COSH, THRES_EMB = 50.0, 6.0  # the official code's constants
 

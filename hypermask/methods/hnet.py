@@ -12,7 +12,7 @@ hypernetworks", ICLR 2020 (`hnet`), and its unchunked ablation on HyperMask's hy
      count, are the target's weights (`ChunkedHyperNetwork`). Its size is then of the order of
      the target's. Only the current task's embedding is trained (hypercl keeps earlier ones
      fixed): the other rows of the embedding matrix get no gradient.
-   - `hnet_full`: HyperMask's own hypernetwork (hypermask.methods.hypermask.HyperNetwork: ELU
+   - `hnet_full`: HyperMask's own hypernetwork (hypermask.methods.shared.hypernetwork.HyperNetwork: ELU
      MLP, one fused output layer for every target entry, 20-30x the target's parameters) with
      the mask replaced by the generated weights: the ablation "masks vs. generated weights",
      trained as HyperMask is (every embedding in the optimiser).
@@ -30,16 +30,20 @@ unused and not counted).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .base import MethodBase
-from .hypermask import HyperNetwork, hnet_regularizer, stacked_forward
+from hypermask.methods.shared.base import MethodBase
+from hypermask.methods.shared.functional import stacked_forward
+from hypermask.methods.shared.hypernetwork import HyperNetwork, hnet_regularizer
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 class ChunkedHyperNetwork(nn.Module):

@@ -18,73 +18,20 @@ paper is silent, the authors' implementation (github.com/gmum/HyperMask) decides
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.func import functional_call
+from torch import Tensor
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from ..percentile import segments, thresholds
-from .base import MethodBase
+from hypermask.methods.shared.base import MethodBase
+from hypermask.methods.shared.functional import masked_forward, stacked_masked_forward
+from hypermask.methods.shared.hypernetwork import HyperNetwork, hnet_regularizer
+from hypermask.methods.shared.percentile import segments, thresholds
 
-
-# --------------------------------------------------------------------------- 1. hypernetwork
-class WideLinear(nn.Module):
-    """nn.Linear(k, n) for n >> k (the hypernetwork's output layer: k ~ 25 hidden units, n ~ 1e5
-    target entries) with its weight stored transposed, (k, n) contiguous. The same
-    initialisation as nn.Linear (its draws, then transposed), the same products; but each of the
-    step's three products (forward h W^T, backward g W and h^T g) now streams the weight or its
-    gradient once along n, and Adam's fused kernel gets a contiguous tensor. Row-major, these
-    products took about 3x as long in the training step (docs/performance.md). Sums over n may round
-    differently from the row-major layout. Checkpoints with an (n, k) `weight` load too."""
-
-    def __init__(self, k: int, n: int):
-        super().__init__()
-        lin = nn.Linear(k, n)
-        self.weight_t = nn.Parameter(lin.weight.detach().t().contiguous())
-        self.bias = nn.Parameter(lin.bias.detach().clone())
-
-    @property
-    def weight(self) -> Tensor:
-        """The (n, k) weight as nn.Linear holds it (a view)."""
-        return self.weight_t.t()
-
-    def forward(self, h: Tensor) -> Tensor:
-        return torch.addmm(self.bias, h, self.weight_t) if h.dim() == 2 else h @ self.weight_t + self.bias
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        old = state_dict.pop(prefix + "weight", None)  # a checkpoint from nn.Linear
-        if old is not None:
-            state_dict[prefix + "weight_t"] = old.t()
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-
-class HyperNetwork(nn.Module):
-    """Task embeddings (N(0,1)) -> ELU MLP -> one fused output layer for all target tensors."""
-
-    def __init__(self, out_shapes: list[torch.Size], n_tasks: int, emb_dim: int, hidden: list[int]):
-        super().__init__()
-        self.out_shapes = [torch.Size(s) for s in out_shapes]
-        self.out_sizes = [s.numel() for s in self.out_shapes]
-        self.embeddings = nn.Parameter(torch.randn(n_tasks, emb_dim))
-        sizes = [emb_dim, *hidden]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.out = WideLinear(sizes[-1], sum(self.out_sizes))
-
-    def forward(self, tasks: Tensor | slice) -> Tensor:
-        """Flat outputs for the given tasks, shape (len(tasks), total)."""
-        h = self.embeddings[tasks]
-        for layer in self.hidden:
-            h = F.elu(layer(h))
-        return self.out(h)
-
-    def current_and_earlier(self, t: int) -> tuple[Tensor, Tensor]:
-        """H(e_t), shape (total,), and H(e_j) for j < t, (t, total), from one call. Split, not
-        indexed as h[t] and h[:t]: the split's gradient is one cat of the two parts', where
-        each index's was a zero tensor of the whole output, filled in, and then the two summed."""
-        earlier, current = self(slice(0, t + 1)).split((t, 1))
-        return current.squeeze(0), earlier
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 # --------------------------------------------------------------------------- 2. semi-binary mask
@@ -110,51 +57,6 @@ def semi_binary_masks(h: Tensor, shapes: list[torch.Size], p: float) -> list[Ten
         s = s * (s >= q)  # = where(s >= q, s, 0), as s >= 0; vectorised (where is not): 3.5x faster
     lead = s.shape[:-1]
     return [c.view(*lead, *sh) for c, sh in zip(s.split(sizes, -1), shapes)]
-
-
-# --------------------------------------------------------------------------- 3. masked forward
-def masked_params(target: TargetNet, masks: list[Tensor]) -> dict[str, Tensor]:
-    """theta_l * m_l for every masked tensor; the last tensor (output bias) unmasked."""
-    params = dict(target.named_parameters())
-    names = target.masked_names
-    out = {n: params[n] * m for n, m in zip(names[:-1], masks[:-1])}
-    out[names[-1]] = params[names[-1]]
-    return out
-
-
-def stacked_masked_forward(target: TargetNet, masks: list[list[Tensor]], x: Tensor, features: bool = False) -> Tensor:
-    """f(x; theta * m_k) for K tasks' masks at once: (K, N, out). One vmapped call over the
-    stacked masked weights instead of a Python loop over tasks. For targets whose batch norm
-    uses batch statistics (or has none); per-task running statistics need the task id."""
-    params = dict(target.named_parameters())
-    names = target.masked_names
-    k = len(masks)
-    stacked = {n: params[n] * torch.stack([m[i] for m in masks]) for i, n in enumerate(names[:-1])}
-    stacked[names[-1]] = params[names[-1]].expand(k, *params[names[-1]].shape)
-    return stacked_forward(target, stacked, x, features)
-
-
-def stacked_forward(target: TargetNet, stacked: dict[str, Tensor], x: Tensor, features: bool = False) -> Tensor:
-    """f(x; p_k) for K stacked sets of the target's tensors (leading dimension K): (K, N, out),
-    one vmapped call (HyperMask's masked weights, HNET's generated weights, WSN's and SupSup's
-    masks)."""
-
-    def one(p: dict[str, Tensor]) -> Tensor:
-        return functional_call(target, p, (x,), {"task": None, "features": features})
-
-    return torch.func.vmap(one, randomness="same")(stacked)
-
-
-def masked_forward(target: TargetNet, masks: list[Tensor], x: Tensor, task: int | None, features: bool = False) -> Tensor:
-    """f(x; theta * m) (or its penultimate features) without touching the module's own weights."""
-    return functional_call(target, masked_params(target, masks), (x,), {"task": task, "features": features})
-
-
-# --------------------------------------------------------------------------- 4. regularizers, loss
-def hnet_regularizer(current: Tensor, targets: Tensor) -> Tensor:
-    """R_hnet = (1/t) sum_{j<t} ||H(e_j) - H*_j||^2 over all outputs; rows are tasks j < t."""
-    t = current.shape[0]
-    return (current - targets).pow(2).sum() / t
 
 
 def target_regularizer(theta: list[Tensor], theta_star: list[Tensor], masks: list[Tensor] | None) -> Tensor:

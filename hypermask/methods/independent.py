@@ -10,15 +10,18 @@ is the loop's `target`); task t trains and serves network t only, through its ow
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from ..optim import adam
-from .base import MethodBase
+from hypermask.methods.shared.base import MethodBase
+from hypermask.optim import adam
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 def fresh_copy(net: TargetNet) -> TargetNet:

@@ -13,13 +13,17 @@ continual learner; the table reports its final average accuracy as the bound).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .base import MethodBase
+from hypermask.methods.shared.base import MethodBase
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 class Joint(MethodBase):

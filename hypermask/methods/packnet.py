@@ -36,17 +36,21 @@ learner cannot know.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from ..optim import scale_lr
-from ..percentile import kth_smallest
-from .base import MethodBase
-from .supermask import TaskTensors, freeze_batch_norm
+from hypermask.methods.shared.base import MethodBase
+from hypermask.methods.shared.percentile import kth_smallest
+from hypermask.methods.shared.supermask import TaskTensors, freeze_batch_norm
+from hypermask.optim import scale_lr
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 def release_mask(w: Tensor, trainable: Tensor, prune: float) -> Tensor:

@@ -17,13 +17,17 @@ method here; one head per task on split benchmarks, as in the paper's split expe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .base import MethodBase
+from hypermask.methods.shared.base import MethodBase
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 class PathIntegral:

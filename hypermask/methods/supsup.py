@@ -8,7 +8,7 @@ while training and testing).
 2. Each task learns one supermask over the weight tensors with edge-popup: fresh scores per
    task (kaiming-uniform, a = sqrt(5), as the official code), the top-k% of |scores| per
    tensor kept (`supsup.keep`), straight-through gradient to the scores
-   (hypermask.methods.supermask); a fresh Adam per task over the task's scores only.
+   (hypermask.methods.shared.supermask); a fresh Adam per task over the task's scores only.
 3. After the task its mask is stored bit-packed; task t is evaluated with W * m_t. The
    weights never change, so BWT is exactly 0 by construction.
 
@@ -18,7 +18,7 @@ count (re-initialised at each task's start); the fixed weights are counted, thou
 would regenerate them.
 
 Without the task id: the paper's one-shot inference (section 3.3; evaluation setting
-`oneshot`, hypermask.evaluate.one_shot_inference) superposes every learned mask with weights
+`oneshot`, hypermask.evaluation.accuracy.one_shot_inference) superposes every learned mask with weights
 alpha_i = 1/k and picks the task whose alpha most lowers the output entropy, argmin_i dH/dalpha_i,
 for a batch of one task's samples; entropy task inference (per sample, the lowest entropy
 over the stored masks) is available as for HyperMask.
@@ -27,14 +27,17 @@ over the stored masks) is available as for HyperMask.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .supermask import SupermaskMethod
+from hypermask.methods.shared.supermask import SupermaskMethod
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 class SupSup(SupermaskMethod):

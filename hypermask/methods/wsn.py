@@ -4,7 +4,7 @@ C. D. Yoo, "Forget-free Continual Learning with Winning Subnetworks", ICML 2022.
 1. One set of trunk weights W and one learned score per weight (initialised as WSN's official
    code does, kaiming-uniform with a = sqrt(5); github.com/ihaeyong/WSN). For task t, per tensor,
    the binary mask m_t keeps the top-c% of |scores| (`wsn.capacity`); the forward pass uses
-   W * m_t; the scores get the straight-through gradient (hypermask.methods.supermask). The
+   W * m_t; the scores get the straight-through gradient (hypermask.methods.shared.supermask). The
    scores carry over from task to task (one set, as in the official code).
 2. Weights already used by an earlier task (M_{t-1}, the union of earlier masks) receive no
    update: their gradient is zeroed (a hook on W, as the official code's
@@ -27,11 +27,15 @@ applied: memory counts the packed bits.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from ..config import ExperimentConfig
-from ..nets import TargetNet
-from .supermask import SupermaskMethod
+from hypermask.methods.shared.supermask import SupermaskMethod
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
+    from hypermask.nets import TargetNet
 
 
 class WSN(SupermaskMethod):

@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from hypermask.config import ConfigError, load_yaml, refuse_passwords
-from hypermask.pipeline import Plan
+from hypermask.pipeline.plan import Plan
 from hypermask.tracking import TrackingError
 
 min_version("9.0")
@@ -40,9 +40,9 @@ wildcard_constraints:
 
 
 # Before the first job: sbatch where the SLURM executor needs it, the MLflow server answering,
-# the sweeps' database accepting connections (hypermask.preflight).
+# the sweeps' database accepting connections (hypermask.pipeline.preflight).
 onstart:
-    from hypermask.preflight import problems
+    from hypermask.pipeline.preflight import problems
 
     print(f"hypermask: every job logs to the MLflow store {os.environ['MLFLOW_TRACKING_URI']} (from {_STORE_SOURCE})",
           file=sys.stderr)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...typed import Positive, Strict
-from ..record import MethodRecord
+from hypermask.methods.record import MethodRecord
+from hypermask.typed import Positive, Strict
 
 
 class ERConfig(Strict):

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ...typed import Positive, Strict
-from ..record import MethodRecord
+from hypermask.methods.record import MethodRecord
+from hypermask.typed import Positive, Strict
 
 
 class EWCConfig(Strict):

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ...typed import Fraction, Positive, Strict
-from ..record import MethodRecord
+from hypermask.methods.record import MethodRecord
+from hypermask.typed import Fraction, Positive, Strict
 
 
 class GPMConfig(Strict):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..record import MethodRecord
-
+from hypermask.methods.record import MethodRecord
 
 RECORD = MethodRecord(
     name="independent",

@@ -1,0 +1,391 @@
+"""params.yaml -> a validated, typed experiment configuration.
+
+params.yaml declares each benchmark once (`benchmarks`: data, target network, budget,
+evaluation) and each method once (`methods`: its settings for every benchmark and its
+per-benchmark overrides); a suite lists benchmarks x methods. One experiment is one
+(benchmark, method) pair, named `BENCHMARK/METHOD` (its folder under results/runs/):
+
+    defaults <- benchmarks.B <- methods.M.settings <- methods.M.benchmarks.B
+
+deep-merged in that order. Every key is checked: an unknown key, a wrong type or range, or
+an unknown benchmark or method stops with one message that names the key, before any work.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from hypermask.config.credentials import embedded_password_problem
+from hypermask.config.experiment import ExperimentConfig
+from hypermask.config.files import ConfigError, _format, load_yaml
+from hypermask.evaluation.settings import SETTINGS, supported
+from hypermask.methods import METHOD_BLOCKS, METHODS
+from hypermask.methods.record import TARGET_KINDS
+from hypermask.typed import MAX_SEED, NAME_PATTERN, Name, NonNegative, Positive, Seed  # noqa: F401 (the package's field types)
+from hypermask.typed import Strict as _Strict
+
+
+class PipelineConfig(_Strict):
+    results: str = "results"  # runs/, sweeps/, tables/, figures/ go under it
+    data_cache: str = "data/prepared"  # prepared sources (SOURCE.npz), read by training when present
+    threads: Positive = 2  # CPU threads per training job
+    gpus: NonNegative = 0  # GPUs per training job (scheduling resource; cluster profiles)
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite at the repository root
+    # Benchmarks whose train and sweep jobs run with glibc keeping freed large blocks
+    # (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_): where a CPU gradient exceeds glibc's 32 MiB
+    # mmap limit, it is otherwise page-faulted in again on every step.
+    keep_freed_memory: list[str] = []
+
+
+class SearchDim(_Strict):
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchDim:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("choices: a categorical dimension needs a non-empty list")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("low: give low < high")
+        elif self.log and self.low <= 0:
+            raise ValueError("low: must be > 0 on a log scale")
+        return self
+
+
+class SweepConfig(_Strict):
+    """The study of one (benchmark, method): the shared settings of `sweeps` and the method's space."""
+
+    n_trials: Positive  # the study's budget (complete + pruned trials), shared by all workers
+    seed: Seed = 1  # the training seed of every trial
+    use_best: bool = False  # train the final seeds with the best trial's values (else params.yaml's)
+    enqueue_reference: bool = True  # the experiment's own values as the first trial
+    sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}  # TPESampler arguments
+    pruner: dict[str, Any] | None = None  # MedianPruner arguments; None: every trial runs to the end
+    space: dict[str, SearchDim] = Field(min_length=1)  # dotted experiment keys, e.g. hypermask.beta
+
+
+class SweepsConfig(_Strict):
+    # None: sqlite:///RESULTS/sweeps/BENCHMARK/METHOD/study.db; "journal" for a journal file
+    # there (NFS-safe, for clusters); or any database URL (postgresql://..., mysql://...).
+    storage: str | None = None
+    # A study's budget (complete + pruned trials): n_trials for every study where given, else the
+    # same rule for every method, max(min_trials, trials_per_dimension x the dimensions of its space)
+    n_trials: Positive | None = None
+    trials_per_dimension: Positive = 8
+    min_trials: Positive = 16
+    # Snakemake: worker jobs per study (on SLURM, each its own job), sharing it through `storage`;
+    # together they finish exactly n_trials. 1: the study's one job runs every trial.
+    workers: Positive = 1
+    # Database storages: each worker's trial beats every heartbeat_interval seconds; a RUNNING
+    # trial whose last beat is older than grace_period (its worker was killed) is failed and
+    # retried, resuming from that trial's last checkpoint. Journal files keep no heartbeat.
+    heartbeat_interval: Positive = 30
+    grace_period: Positive = 120
+    seed: Seed = 1
+    use_best: bool = False
+    enqueue_reference: bool = True
+    sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}
+    # MedianPruner arguments (fed the running mean validation accuracy after each task); None: no
+    # pruning, every trial is scored after its last task
+    pruner: dict[str, Any] | None = None
+    benchmarks: list[Name] = []  # every (benchmark, method with a space) pair has a study
+    spaces: dict[str, dict[str, SearchDim]] = {}  # method -> its search space (validation accuracy)
+
+    def study(self, benchmark: str, method: str) -> SweepConfig | None:
+        if benchmark not in self.benchmarks or not self.spaces.get(method):
+            return None
+        space = self.spaces[method]
+        budget = self.n_trials or max(self.min_trials, self.trials_per_dimension * len(space))
+        return SweepConfig(n_trials=budget, seed=self.seed, use_best=self.use_best,
+                           enqueue_reference=self.enqueue_reference, sampler=self.sampler, pruner=self.pruner,
+                           space=space)
+
+
+class MethodEntry(_Strict):
+    description: str = ""
+    settings: dict[str, Any] = {}  # experiment keys set on every benchmark (e.g. {wsn: {capacity: 50}})
+    benchmarks: dict[Name, dict[str, Any]] = {}  # benchmark -> experiment keys set there
+
+
+class SuiteConfig(_Strict):
+    benchmarks: list[Name] = Field(min_length=1)
+    methods: list[Name] = Field(min_length=1)
+    # BENCHMARK/METHOD pairs left out. A method is also left out, unlisted, of a benchmark whose
+    # target network its record does not support (hypermask/methods/specs/NAME.py, `targets`).
+    exclude: list[str] = []
+
+
+class ParamsFile(_Strict):
+    defaults: dict[str, Any] = {}  # merged under every benchmark
+    benchmarks: dict[Name, dict[str, Any]] = Field(min_length=1)
+    methods: dict[Name, MethodEntry] = Field(min_length=1)
+    suites: dict[Name, SuiteConfig] = {}
+    suite: str | None = None  # the suite the pipeline builds by default
+    sweeps: SweepsConfig = SweepsConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+    def experiments(self) -> list[str]:
+        """Every (benchmark, method) pair of some suite, as BENCHMARK/METHOD (all validated)."""
+        return list(dict.fromkeys(e for s in self.suites for e in self.suite_experiments(s)))
+
+    def suite_experiments(self, suite: str) -> list[str]:
+        s = self.suites[suite]
+        return [e for b in s.benchmarks for m in s.methods
+                if (e := experiment_name(b, m)) not in s.exclude and self.runs_on(m, b)]
+
+    def unsupported(self, suite: str) -> list[str]:
+        """The suite's pairs left out because the method is not implemented for the benchmark's target."""
+        s = self.suites[suite]
+        return [experiment_name(b, m) for b in s.benchmarks for m in s.methods if not self.runs_on(m, b)]
+
+    def runs_on(self, method: str, benchmark: str) -> bool:
+        """Whether the method's record supports the benchmark's target network (its kind as declared)."""
+        record = METHODS.get(method)
+        target = _deep_merge(self.defaults, self.benchmarks.get(benchmark) or {}).get("target")
+        kind = target.get("kind") if isinstance(target, dict) else None
+        return record is None or kind not in TARGET_KINDS or record.supports_target(kind)
+
+
+def experiment_name(benchmark: str, method: str) -> str:
+    return f"{benchmark}/{method}"
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """BENCHMARK/METHOD -> (benchmark, method); a bare BENCHMARK means HyperMask on it."""
+    benchmark, _, method = name.partition("/")
+    return benchmark, method or "hypermask"
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _check_optuna_arguments(sweeps: SweepsConfig, path: str) -> None:
+    """sweeps.sampler (TPESampler's) and sweeps.pruner (MedianPruner's) arguments, checked by
+    building them, so that a wrong name or value stops `check`, not the sweep; Optuna is
+    imported only when they differ from the defaults."""
+    default = SweepsConfig.model_fields["sampler"].default
+    if sweeps.sampler == default and sweeps.pruner is None:
+        return
+    import inspect
+    import warnings
+
+    import optuna
+
+    for key, cls, args in (("sampler", optuna.samplers.TPESampler, sweeps.sampler),
+                           ("pruner", optuna.pruners.MedianPruner, sweeps.pruner or {})):
+        signature = inspect.signature(cls).parameters
+        hints = _annotations(cls)
+        for k, v in args.items():
+            if k not in signature:
+                raise ConfigError(f"{path}.sweeps.{key}.{k}: not an argument of optuna's {cls.__name__} "
+                                  f"(it takes {', '.join(sorted(signature))})")
+            try:  # Optuna checks few values itself: its annotation decides (strictly, as params.yaml)
+                from pydantic import TypeAdapter
+
+                adapter = TypeAdapter(hints[k])
+            except Exception:  # none, or one pydantic cannot check (a callable): Optuna's own check below
+                adapter = None
+            if adapter is not None:
+                try:
+                    adapter.validate_python(v, strict=True)
+                except ValidationError:
+                    raise ConfigError(f"{path}.sweeps.{key}.{k}: {v!r} is not what optuna's {cls.__name__} takes "
+                                      f"({hints[k]})") from None
+            if k.startswith("n_") and isinstance(v, int) and v < (1 if k == "n_ei_candidates" else 0):
+                raise ConfigError(f"{path}.sweeps.{key}.{k}: {v} is not a count (optuna's {cls.__name__})")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cls(**args)
+        except Exception as e:  # Optuna's own check of a value (a negative count, a wrong type)
+            raise ConfigError(f"{path}.sweeps.{key}: optuna's {cls.__name__} refuses {args} ({e})") from None
+
+
+def _annotations(cls) -> dict[str, Any]:
+    """The evaluable annotations of cls.__init__'s parameters (names only imported for type
+    checking are left out)."""
+    import collections.abc
+    import inspect
+    import sys
+    import typing
+
+    scope = {**vars(collections.abc), **vars(typing), **vars(sys.modules[cls.__module__])}
+    out = {}
+    for name, par in inspect.signature(cls).parameters.items():
+        try:
+            out[name] = eval(par.annotation, scope) if isinstance(par.annotation, str) else par.annotation
+        except Exception:
+            continue
+    return {k: v for k, v in out.items() if v is not inspect.Parameter.empty}
+
+
+def _check_storage(storage: str | None, path: str, root: Path) -> None:
+    """An SQLite study storage must name a folder that exists (SQLAlchemy's own message for a
+    missing one is a traceback about `unable to open database file`)."""
+    if not storage or not storage.startswith("sqlite:///"):
+        return
+    file = storage.removeprefix("sqlite:///").split("?")[0]
+    if file in ("", ":memory:"):
+        raise ConfigError(f"{path}.sweeps.storage: {storage} holds no file; the workers of a study share it through one")
+    folder = (root / file).parent if not file.startswith("/") else Path(file).parent
+    if not folder.is_dir():
+        raise ConfigError(f"{path}.sweeps.storage: the folder {folder} of {storage} does not exist; create it or "
+                          "change the URL")
+
+
+def refuse_passwords(raw: Any, prefix: str) -> None:
+    """ConfigError naming the key of any URL in `raw` (params.yaml, Snakemake's --config) that
+    carries a password (hypermask.config.credentials): such a file is committed, hashed and copied."""
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            refuse_passwords(v, f"{prefix}.{k}")
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            refuse_passwords(v, f"{prefix}[{i}]")
+    else:
+        problem = embedded_password_problem(prefix, raw)
+        if problem:
+            raise ConfigError(problem)
+
+
+def read_params(path: str | Path) -> ParamsFile:
+    """params.yaml read once and validated whole: every experiment, suite and sweep."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (params.yaml holds every experiment)")
+    return parse_params(load_yaml(path), path)
+
+
+def parse_params(raw: Any, path: str | Path) -> ParamsFile:
+    """The content of a params file (see read_params), validated; errors name `path`'s keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with an `experiments` key")
+    refuse_passwords(raw, str(path))
+    try:
+        params = ParamsFile.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format(e, str(path))) from None
+    for m in params.methods:
+        if m not in METHODS:
+            raise ConfigError(f"{path}.methods.{m}: unknown method (known: {', '.join(METHODS)})")
+        for b in params.methods[m].benchmarks:
+            if b not in params.benchmarks:
+                raise ConfigError(f"{path}.methods.{m}.benchmarks.{b}: unknown benchmark {b!r}")
+    for suite, s in params.suites.items():
+        for key, names in (("benchmarks", s.benchmarks), ("methods", s.methods), ("exclude", s.exclude)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ConfigError(f"{path}.suites.{suite}.{key}: {', '.join(twice)} listed twice")
+        for b in s.benchmarks:
+            if b not in params.benchmarks:
+                raise ConfigError(f"{path}.suites.{suite}.benchmarks: unknown benchmark {b!r}")
+        for m in s.methods:
+            if m not in params.methods:
+                raise ConfigError(f"{path}.suites.{suite}.methods: unknown method {m!r} (declare it under methods)")
+        for e in s.exclude:
+            b, _, m = e.partition("/")
+            if b not in s.benchmarks or m not in s.methods:
+                raise ConfigError(f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite")
+    for suite in params.suites:
+        if not params.suite_experiments(suite):
+            why = "exclude" if params.suites[suite].exclude else "methods"
+            raise ConfigError(f"{path}.suites.{suite}.{why}: leaves no (benchmark, method) pair to run"
+                              + (f" (not implemented for the benchmarks' targets: {', '.join(params.unsupported(suite))})"
+                                 if params.unsupported(suite) else ""))
+    for n in params.pipeline.keep_freed_memory:
+        if n not in params.benchmarks:
+            raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown benchmark {n!r}")
+    if params.suite is not None and params.suite not in params.suites:
+        raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
+    if params.sweeps.grace_period <= params.sweeps.heartbeat_interval:
+        raise ConfigError(f"{path}.sweeps.grace_period: {params.sweeps.grace_period} s must exceed "
+                          f"sweeps.heartbeat_interval ({params.sweeps.heartbeat_interval} s), or live trials are failed")
+    for b in params.sweeps.benchmarks:
+        if b not in params.benchmarks:
+            raise ConfigError(f"{path}.sweeps.benchmarks: unknown benchmark {b!r}")
+    for m, space in params.sweeps.spaces.items():
+        if m not in params.methods:
+            raise ConfigError(f"{path}.sweeps.spaces.{m}: unknown method {m!r}")
+        own = METHODS[m].block
+        for k in space:  # a key of another method's block: every trial would score the same
+            if k.split(".")[0] in METHOD_BLOCKS and k.split(".")[0] != own:
+                raise ConfigError(f"{path}.sweeps.spaces.{m}.{k}: {m} does not read {k.split('.')[0]}'s settings "
+                                  f"(its own block is {own or 'none'}); every trial would score the same")
+    _check_optuna_arguments(params.sweeps, str(path))
+    _check_storage(params.sweeps.storage, str(path), Path(path).resolve().parent)
+    for suite in params.suites:  # one bad pair is found before any run
+        for name in params.suite_experiments(suite):
+            experiment_config(params, name, path)
+    for b in params.sweeps.benchmarks:
+        for m, space in params.sweeps.spaces.items():
+            probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
+                     for k, d in space.items()}
+            experiment_config(params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}")
+    return params
+
+
+def apply_overrides(experiment: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (`hypermask.beta: 0.01`) in a copy of an experiment's raw settings."""
+    out = copy.deepcopy(experiment)
+    for dotted, value in overrides.items():
+        node = out
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{dotted}: {k} is not a mapping")
+        node[keys[-1]] = value
+    return out
+
+
+def experiment_config(
+    params: ParamsFile, name: str, path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None,
+    where: str | None = None,
+) -> ExperimentConfig:
+    """The settings of experiment BENCHMARK/METHOD: defaults <- benchmark <- method settings <-
+    the method's overrides for this benchmark <- overrides (a sweep trial's values). Settings
+    without the task id that the method cannot evaluate (entropy, FeCAM, one-shot) are left
+    out; the tables show "n/a" there."""
+    benchmark, method = split_name(name)
+    if benchmark not in params.benchmarks:
+        raise ConfigError(f"{path}: unknown benchmark {benchmark!r} (known: {', '.join(params.benchmarks)})")
+    if method not in params.methods:
+        raise ConfigError(f"{path}: unknown method {method!r} (declared under methods: {', '.join(params.methods)})")
+    entry = params.methods[method]
+    merged = _deep_merge(params.defaults, params.benchmarks[benchmark] or {})
+    merged = _deep_merge(merged, entry.settings)
+    merged = _deep_merge(merged, entry.benchmarks.get(benchmark, {}))
+    if overrides:
+        merged = apply_overrides(merged, overrides)
+    merged["name"], merged["benchmark"], merged["method"] = experiment_name(benchmark, method), benchmark, method
+    settings = (merged.get("evaluation") or {}).get("settings")
+    if isinstance(settings, list) and method in METHODS:
+        entry = METHODS[method]
+        kept = [s for s in settings if s in SETTINGS and supported(s, entry)]
+        merged["evaluation"] = {**merged["evaluation"], "settings": kept}
+    try:
+        return ExperimentConfig.model_validate(merged)
+    except ValidationError as e:
+        where = where or f"benchmarks.{benchmark} with methods.{method}"
+        raise ConfigError(_format(e, f"{path}: {where}")) from None
+
+
+def load_experiment(path: str | Path, name: str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """One experiment of a params file (the whole file is validated)."""
+    params = read_params(path)
+    return experiment_config(params, name, path, overrides)

@@ -1,0 +1,61 @@
+"""The evaluation settings, one record each: the only list of them. Torch-free (params.yaml's
+validation reads it); config.py's schema, the capability checks, `hypermask evaluate --setting`,
+metrics.json's and MLflow's keys, the tables' columns and the loop's dispatch are derived from
+SETTINGS.
+
+- til: the task id is given (the tables' protocol; every method, always computed);
+- entropy: the task inferred per sample by the lowest softmax entropy over the tasks' models;
+- fecam: class-incremental, FeCAM's class prototypes on the network's features;
+- oneshot: SupSup's one-shot task inference, one task per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    needs: str | None  # the method capability it needs (a methods.Entry field): None, "task_inference", "one_shot"
+    metrics: tuple[str, ...]  # its per-task results in metrics.json, eval_SETTING.json and MLflow
+    columns: tuple[tuple[str, str, str], ...]  # (final result key, table column, table title)
+    compute: str | None  # "module:function" (learner, tasks, seen, evaluation config) -> results after a task
+
+    def run(self, learner, tasks, seen: int, ev) -> dict[str, Any]:
+        module, fn = self.compute.split(":")
+        return getattr(import_module(f"hypermask.{module}"), fn)(learner, tasks, seen, ev)
+
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in (
+    Setting("til", None, (), (), None),
+    Setting("entropy", "task_inference", ("task_accuracy", "class_accuracy"),
+            (("final_task_accuracy", "entropy_task", "Task inferred by entropy: task accuracy (%)"),
+             ("final_class_accuracy", "entropy_class", "Task inferred by entropy: class accuracy (%)")),
+            "evaluation.accuracy:entropy_setting"),
+    Setting("fecam", "task_inference", ("accuracy",),
+            (("final_accuracy", "fecam", "Class-incremental, FeCAM (%)"),),
+            "evaluation.fecam:fecam_setting"),
+    Setting("oneshot", "one_shot", ("task_accuracy", "class_accuracy"),
+            (("final_task_accuracy", "oneshot_task",
+              "Task inferred one-shot (SupSup, per batch of one task): task accuracy (%)"),
+             ("final_class_accuracy", "oneshot_class",
+              "Task inferred one-shot (SupSup, per batch of one task): class accuracy (%)")),
+            "evaluation.accuracy:oneshot_setting"),
+)}
+WITHOUT_TASK_ID = tuple(n for n, s in SETTINGS.items() if s.compute)  # computed after each task when listed
+
+
+def supported(name: str, entry) -> bool:
+    """Whether a method (its methods.Entry) can be evaluated in setting `name`."""
+    needs = SETTINGS[name].needs
+    return needs is None or bool(getattr(entry, needs))
+
+
+def why_not(name: str, method: str) -> str:
+    """Why `method` cannot be evaluated in setting `name`, in words."""
+    return {"task_inference": f"{method} cannot evaluate without the task id (entropy and fecam need one model "
+                              "per task)",
+            "one_shot": f"oneshot is SupSup's task inference, not {method}'s"}[SETTINGS[name].needs]

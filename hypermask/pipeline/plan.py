@@ -1,0 +1,258 @@
+"""The pipeline plan: which jobs a suite needs, their files and their commands.
+
+The one definition both orchestrators read: the Snakemake rules (workflow/rules/*.smk) take
+their paths and commands from here, and `hypermask dvc-yaml` writes dvc.yaml from here, so
+the two pipelines cannot drift (tests/pipeline/test_pipeline.py checks that they agree).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hypermask.config import (
+    ConfigError,
+    ExperimentConfig,
+    ParamsFile,
+    SweepConfig,
+    experiment_config,
+    load_yaml,
+    parse_params,
+    split_name,
+    training_fingerprint,
+)
+from hypermask.records.provenance import (
+    CODE,  # the package: a code dependency of every stage
+)
+from hypermask.records.runs import RUN_FILES, run_relpath
+
+SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
+TABLE_FILES = ("csv", "md", "tex")
+KEEP_FREED_MEMORY = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647"  # glibc, read at process start
+
+
+def keep_freed_memory_env() -> dict[str, str]:
+    """KEEP_FREED_MEMORY as environment variables (for a child process, or the process itself
+    started again)."""
+    return dict(kv.split("=", 1) for kv in KEEP_FREED_MEMORY.split())
+
+
+@dataclass
+class Plan:
+    params: ParamsFile
+    suite: str
+    params_path: str = "params.yaml"
+    raw: dict = field(default_factory=dict)  # the file as written (DVC params must exist in it)
+    jobs_params: str = "params.yaml"  # the file as the jobs name it (relative to where they run)
+    _configs: dict = field(default_factory=dict, repr=False)  # experiment -> its validated config
+
+    @classmethod
+    def from_file(cls, path: str | Path = "params.yaml", suite: str | None = None, raw: Any = None,
+                  jobs_dir: str | Path = ".") -> Plan:
+        """The plan of a params file; `raw`: its content when the caller has read it already;
+        `jobs_dir`: where the jobs run (Snakemake's working directory, dvc.yaml's folder)."""
+        if raw is None:
+            raw = load_yaml(path)  # read once: validated here, and DVC's params must exist as written
+        params = parse_params(raw, path)
+        suite = suite or params.suite
+        if suite is None:
+            raise ConfigError(f"{path}: suite: no suite chosen (set `suite:` or pass one)")
+        if suite not in params.suites:
+            raise ConfigError(f"{path}: suite: unknown suite {suite!r} (known: {', '.join(params.suites)})")
+        return cls(params, suite, str(path), raw, os.path.relpath(path, jobs_dir))
+
+    def _keys(self, *dotted: str) -> list[str]:
+        """The params keys a DVC stage depends on, those present in the file (DVC requires them)."""
+        out = []
+        for key in dotted:
+            node: Any = self.raw
+            for k in key.split("."):
+                node = node.get(k) if isinstance(node, dict) else None
+            if node is not None:
+                out.append(key)
+        # DVC reads dotted keys from ./params.yaml; those of another file are listed under its name
+        return out if self.jobs_params == "params.yaml" else [{self.jobs_params: out}]
+
+    # ------------------------------------------------------------------ what the suite holds
+    def tracking_uri(self) -> str:
+        """The one MLflow store of every job (tracking.resolve_uri's order)."""
+        from hypermask.tracking import resolve_uri
+
+        return resolve_uri(None, self.params.pipeline.tracking_uri, Path(self.params_path).resolve().parent)
+
+    @property
+    def results(self) -> str:
+        return self.params.pipeline.results
+
+    def experiments(self) -> list[str]:
+        """The suite's (benchmark, method) pairs as BENCHMARK/METHOD."""
+        return self.params.suite_experiments(self.suite)
+
+    def config(self, exp: str) -> ExperimentConfig:
+        if exp not in self._configs:
+            self._configs[exp] = experiment_config(self.params, exp, self.params_path)
+        return self._configs[exp]
+
+    def runs(self) -> list[tuple[str, int]]:
+        return [(e, s) for e in self.experiments() for s in self.config(e).seeds]
+
+    def sources(self) -> dict[str, str]:
+        """source -> the first experiment of the suite that reads it (its data settings)."""
+        out: dict[str, str] = {}
+        for e in self.experiments():
+            out.setdefault(self.config(e).data.source, e)
+        return out
+
+    def study(self, exp: str) -> SweepConfig | None:
+        return self.params.sweeps.study(*split_name(exp))
+
+    def sweeps(self) -> list[str]:
+        """The suite's pairs that have a study (sweeps.benchmarks x sweeps.spaces)."""
+        return [e for e in self.experiments() if self.study(e) is not None]
+
+    def uses_best(self, exp: str) -> bool:
+        sc = self.study(exp)
+        return sc is not None and sc.use_best
+
+    @staticmethod
+    def stage(exp: str) -> str:
+        """A DVC stage-name part: BENCHMARK_METHOD (method names hold no underscore)."""
+        return exp.replace("/", "_")
+
+    # ------------------------------------------------------------------ files
+    def prepared(self, source: str) -> list[str]:
+        base = f"{self.params.pipeline.data_cache}/{source}"
+        return [f"{base}.npz", f"{base}.json"]
+
+    def run_dir(self, exp: str, seed: int | str) -> str:
+        return f"{self.results}/{run_relpath(exp, seed)}"
+
+    def run_files(self, exp: str, seed: int | str) -> list[str]:
+        return [f"{self.run_dir(exp, seed)}/{f}" for f in RUN_FILES]
+
+    def sweep_files(self, exp: str) -> list[str]:
+        return [f"{self.results}/sweeps/{exp}/{f}" for f in SWEEP_FILES]
+
+    def sweep_worker_files(self, exp: str) -> list[str]:
+        """The markers of a study's worker jobs (none with sweeps.workers = 1: the study's own job
+        runs every trial); the study's job then only writes its outputs."""
+        n = self.params.sweeps.workers
+        return [f"{self.results}/sweeps/{exp}/workers/{i}.done" for i in range(1, n + 1)] if n > 1 else []
+
+    def table_files(self, suite: str | None = None) -> list[str]:
+        return [f"{self.results}/tables/{suite or self.suite}.{x}" for x in TABLE_FILES]
+
+    def figures_dir(self, suite: str | None = None) -> str:
+        return f"{self.results}/figures/{suite or self.suite}"
+
+    def train_inputs(self, exp: str) -> list[str]:
+        inputs = [self.prepared(self.config(exp).data.source)[0]]
+        if self.uses_best(exp):
+            inputs.append(self.sweep_files(exp)[0])
+        return inputs
+
+    # ------------------------------------------------------------------ what makes a job stale
+    def train_settings(self, exp: str) -> str:
+        """What a train job's results depend on (Snakemake `params:`, compared at every run)."""
+        return training_fingerprint(self.config(exp))
+
+    def sweep_settings(self, exp: str) -> str:
+        """What a sweep's results depend on: the experiment's settings and its sweep block."""
+        sweep = self.study(exp).model_dump(mode="json")
+        return json.dumps({"experiment": json.loads(self.train_settings(exp)), "sweep": sweep,
+                           "storage": self.params.sweeps.storage}, sort_keys=True)
+
+    # ------------------------------------------------------------------ commands
+    @property
+    def _hypermask(self) -> str:
+        """The hypermask command reading this plan's params file: `--params FILE` unless it is
+        the default ./params.yaml (`snakemake --config params=FILE`: every job reads FILE)."""
+        if self.jobs_params == "params.yaml":
+            return "hypermask"
+        return f"hypermask --params {shlex.quote(self.jobs_params)}"
+
+    def prepare_cmd(self, source: str) -> str:
+        return f"{self._hypermask} prepare {self._which(self.sources()[source])}"
+
+    def _env(self, exp: str) -> str:
+        """Environment of a training process (pipeline.keep_freed_memory): glibc serves large
+        blocks from a heap it never trims, instead of mmap and munmap on every step."""
+        return KEEP_FREED_MEMORY + " " if split_name(exp)[0] in self.params.pipeline.keep_freed_memory else ""
+
+    @staticmethod
+    def _which(exp: str) -> str:
+        benchmark, method = split_name(exp)
+        return f"{benchmark} --method {method}"
+
+    def sweep_cmd(self, exp: str, worker: bool = False) -> str:
+        """A study's job; `worker`: one of sweeps.workers jobs, which runs trials until the
+        budget is taken and writes no outputs."""
+        return f"{self._env(exp)}{self._hypermask} sweep {self._which(exp)}" + (" --worker" if worker else "")
+
+    def train_cmd(self, exp: str, seed: int | str) -> str:
+        cmd = (f"{self._env(exp)}{self._hypermask} train {self._which(exp)} --seed {seed} --quiet --restart-on-change "
+               f"--threads {self.params.pipeline.threads}")
+        if self.uses_best(exp):
+            cmd += f" --override {self.sweep_files(exp)[0]}"
+        return cmd
+
+    def tables_cmd(self, suite: str | None = None) -> str:
+        return f"{self._hypermask} tables {suite or self.suite}"
+
+    # ------------------------------------------------------------------ DVC
+    @staticmethod
+    def _settings_keys(exp: str) -> list[str]:
+        """The params.yaml keys an experiment's settings are merged from (config.experiment_config)."""
+        benchmark, method = split_name(exp)
+        return ["defaults", f"benchmarks.{benchmark}", f"methods.{method}.settings",
+                f"methods.{method}.benchmarks.{benchmark}"]
+
+    def dvc_stages(self) -> dict[str, Any]:
+        stages: dict[str, Any] = {}
+        for source in self.sources():
+            npz, meta = self.prepared(source)
+            stages[f"prepare_{source}"] = {
+                "cmd": self.prepare_cmd(source),
+                "deps": [f"{CODE}/data.py", f"{CODE}/prepared.py"],
+                "params": self._keys(f"benchmarks.{split_name(self.sources()[source])[0]}.data"),
+                "outs": [npz, {meta: {"cache": False}}],
+            }
+        for exp in self.sweeps():
+            best, trials, history = self.sweep_files(exp)
+            stages[f"sweep_{self.stage(exp)}"] = {
+                "cmd": self.sweep_cmd(exp),
+                "deps": [CODE, self.prepared(self.config(exp).data.source)[0]],
+                "params": self._keys(*self._settings_keys(exp), "sweeps"),
+                "outs": [{best: {"cache": False}}, {trials: {"cache": False}}, {history: {"cache": False}}],
+            }
+        for exp, seed in self.runs():
+            metrics, csv, png = self.run_files(exp, seed)
+            stages[f"train_{self.stage(exp)}_{seed}"] = {
+                "cmd": self.train_cmd(exp, seed),
+                "deps": [CODE, *self.train_inputs(exp)],
+                "params": self._keys(*self._settings_keys(exp)),
+                "outs": [{f"{self.run_dir(exp, seed)}/checkpoints": {"persist": True}}, png],
+                "metrics": [{metrics: {"cache": False}}],
+                "plots": [{csv: {"cache": False, "x": "after_task"}}],
+            }
+        stages[f"tables_{self.suite}"] = {
+            "cmd": self.tables_cmd(),
+            "deps": [CODE, *[self.run_files(e, s)[0] for e, s in self.runs()]],
+            "params": self._keys(f"suites.{self.suite}"),  # DVC's params are dotted keys of params.yaml
+            "outs": [*[{f: {"cache": False}} for f in self.table_files()], {self.figures_dir(): {"cache": False}}],
+        }
+        return stages
+
+    def dvc_yaml(self) -> str:
+        head = (
+            f"# Generated by `hypermask dvc-yaml` from {self.jobs_params} and hypermask/pipeline/plan.py (the plan the\n"
+            f"# Snakemake rules read too). Do not edit: change {self.jobs_params} and regenerate.\n"
+            f"# Suite: {self.suite}\n"
+        )
+        return head + yaml.safe_dump({"stages": self.dvc_stages()}, sort_keys=False, width=200)

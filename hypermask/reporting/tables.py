@@ -1,0 +1,303 @@
+"""Comparison tables of a suite, laid out as the paper's: one row per method, one column per
+benchmark, mean +/- sample std over seeds, and the seeds found/expected in each cell.
+
+RESULTS/tables/SUITE.csv holds one row per (benchmark, method) with every figure (machine
+readable): per metric its mean, sample std (ddof 1), 95% confidence interval (Student t) and
+the p-value of the paired t-test against HyperMask over the seeds both have
+(hypermask/reporting/stats.py). SUITE.md and SUITE.tex hold one table per metric: average accuracy,
+BWT, forgetting, the settings without the task id where some method computed them ("n/a"
+where a method cannot), the parameters each method trains and the memory it keeps to serve
+its tasks (from its checkpoint's tensors), and the training step's cost. Marks: † where a
+method differs from HyperMask (paired t-test, p < 0.05); bold for every continual learner not
+significantly worse than the column's best (the bounds, joint and independent, are never
+marked). Figures under RESULTS/figures/SUITE/: per benchmark, every method's mean accuracy
+over the tasks seen after each task, and average accuracy (mean, 95% CI) against the bytes
+each method stores; per experiment, the mean accuracy matrix. A seed whose run is missing or
+unfinished lowers that cell's count only, never silently averaged; so does a run trained with
+other settings than params.yaml gives now (its metrics.json's config against the experiment's
+training fingerprint): Snakemake reruns such runs from its own records, but results restored
+without them (`dvc pull`, a copy) would otherwise be averaged as if current.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hypermask.config import ExperimentConfig, ParamsFile, experiment_config, split_name
+from hypermask.evaluation.settings import SETTINGS
+from hypermask.methods import METHODS, of_family
+from hypermask.records.runs import read_evaluation, read_metrics, run_dir, stale_keys
+from hypermask.records.storage import FileSet, complete_pending
+from hypermask.reporting.plots import (
+    write_heatmap,
+    write_memory_figure,
+    write_method_curves,
+)
+from hypermask.reporting.stats import ALPHA, describe, paired_p
+
+METRICS = [("average_accuracy", "accuracy"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting")]
+# Settings without the task id: (setting, key in metrics.json, column prefix, title)
+SETTING_COLUMNS = [(n, key, col, title) for n, s in SETTINGS.items() for key, col, title in s.columns]
+
+
+@dataclass(frozen=True)
+class Table:
+    column: str  # prefix of the csv columns (_mean, _std)
+    title: str
+    best: str | None  # "max", "min" or None (no best marked, no test: costs)
+    digits: int = 2
+    spread: bool = True  # the cell shows "± std"
+
+
+TABLES = [
+    Table("average_accuracy", "Average accuracy after the last task (%)", "max"),
+    Table("bwt", "Backward transfer, BWT (%)", "max"),
+    Table("forgetting", "Forgetting (%)", "min"),
+    *[Table(col, title, "max") for _, _, col, title in SETTING_COLUMNS],
+    Table("trained_parameters", "Parameters trained over all tasks (thousands)", None, 1, spread=False),
+    Table("memory_kib", "Memory kept to serve all tasks (KiB, from the checkpoint's tensors)", None, 1, spread=False),
+    Table("ms_per_iteration", "Training step (ms per iteration, validation excluded)", None, 2),
+]
+
+
+def setting_value(run: dict, setting: str, key: str) -> float | None:
+    """A run's result in a setting: computed during training (metrics.json) or afterwards by
+    `hypermask evaluate` (eval_SETTING.json beside it)."""
+    if setting in run:
+        return run[setting].get(key)
+    extra = run.get("_posthoc", {}).get(setting)
+    return extra.get(key) if extra else None
+
+
+def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
+    found, missing = [], []
+    name = cfg.name
+    for seed in cfg.seeds:
+        paths = run_dir(results, name, seed)
+        m, why = read_metrics(paths, name, seed)
+        if m is not None and (keys := stale_keys(m, cfg)):
+            m, why = None, (f"trained with other settings than params.yaml gives now ({', '.join(keys[:4])}); "
+                            f"rerun it: snakemake --forcerun {paths.metrics}")
+        if m is None:
+            if why != "missing":
+                print(f"warning: {paths.metrics}: {why}; counted as a missing seed", file=sys.stderr)
+            missing.append(seed)
+            continue
+        m["_seed"] = seed
+        m["_posthoc"] = {}
+        for setting in sorted({s for s, *_ in SETTING_COLUMNS}):
+            ev, why = read_evaluation(paths.root / f"eval_{setting}.json", cfg)
+            if ev is not None:
+                m["_posthoc"][setting] = ev
+            elif why != "missing":
+                print(f"warning: {paths.root / f'eval_{setting}.json'}: {why}; not in the tables "
+                      f"(hypermask evaluate {cfg.benchmark} --method {cfg.method} --seed {seed} --setting {setting})",
+                      file=sys.stderr)
+        found.append(m)
+    return found, missing
+
+
+BOUNDS = of_family("bound")
+REFERENCE = "hypermask"  # every method is tested against it
+
+
+def _stat(row: dict, column: str, by_seed: dict[int, float]) -> None:
+    d = describe(list(by_seed.values()))
+    for k in ("mean", "std", "ci_low", "ci_high"):
+        row[f"{column}_{k}"] = d[k]
+    row[f"_{column}_seeds"] = by_seed
+
+
+def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+    """One row per (benchmark, method) of the suite, and each experiment's finished runs."""
+    rows, runs = [], {}
+    for name in params.suite_experiments(suite):
+        cfg = experiment_config(params, name)
+        found, missing = _runs(results, cfg)
+        runs[name] = found
+        row = {"experiment": name, "benchmark": cfg.benchmark, "method": cfg.method,
+               "seeds": f"{len(found)}/{len(cfg.seeds)}", "missing": " ".join(str(s) for s in missing),
+               "heads": METHODS[cfg.method].head}
+        for key, _ in METRICS:
+            _stat(row, key, {m["_seed"]: m[key] for m in found})
+        for setting, key, col, _ in SETTING_COLUMNS:
+            if setting in cfg.evaluation.settings or any(setting_value(m, setting, key) is not None for m in found):
+                _stat(row, col, {m["_seed"]: v for m in found if (v := setting_value(m, setting, key)) is not None})
+            else:  # the method cannot (or this suite did not) evaluate without the task id
+                _stat(row, col, {})
+        _stat(row, "trained_parameters", {m["_seed"]: m["memory"]["trained_parameters"] / 1000 for m in found
+                                          if "trained_parameters" in m.get("memory", {})})
+        _stat(row, "memory_kib", {m["_seed"]: m["memory"]["bytes"] / 1024 for m in found if "memory" in m})
+        _stat(row, "ms_per_iteration", {m["_seed"]: 1000 * m["seconds_per_iteration"] for m in found})
+        ref = cfg.reference.get("average_accuracy")
+        row["reference_accuracy"] = ref if ref is not None else np.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    _tests(df)
+    return df, runs
+
+
+def _tests(df: pd.DataFrame) -> None:
+    """Per tested table column: the paired p-value against HyperMask (`_p_vs_hypermask`) and
+    whether the row is marked best (`_best`): a continual learner (not a bound) that is the
+    column's best or not significantly worse than it (paired t-test, p >= ALPHA)."""
+    for t in TABLES:
+        col = t.column
+        p_ref, best = [], []
+        for _, r in df.iterrows():
+            sub = df[df["benchmark"] == r["benchmark"]]
+            ref = sub[sub["method"] == REFERENCE]
+            mine = r[f"_{col}_seeds"]
+            p_ref.append(paired_p(mine, ref.iloc[0][f"_{col}_seeds"]) if t.best and len(ref) and r["method"] != REFERENCE
+                         else np.nan)
+            best.append(_is_best(r, sub, t))
+        if t.best:
+            df[f"{col}_p_vs_{REFERENCE}"] = p_ref
+            df[f"{col}_by_seed"] = [json.dumps({str(k): round(v, 4) for k, v in r.items()}) for r in df[f"_{col}_seeds"]]
+        df[f"{col}_best"] = best
+
+
+def _is_best(r: pd.Series, sub: pd.DataFrame, t: Table) -> bool:
+    col = t.column
+    if not t.best or r["method"] in BOUNDS or np.isnan(r[f"{col}_mean"]):
+        return False
+    cands = sub[~sub["method"].isin(BOUNDS) & sub[f"{col}_mean"].notna()]
+    if len(cands) < 2:
+        return False
+    sign = 1 if t.best == "max" else -1
+    top = cands.loc[(sign * cands[f"{col}_mean"]).idxmax()]
+    if top["method"] == r["method"] or round(r[f"{col}_mean"], t.digits) == round(top[f"{col}_mean"], t.digits):
+        return True
+    p = paired_p(r[f"_{col}_seeds"], top[f"_{col}_seeds"])
+    return bool(p >= ALPHA)  # NaN (fewer than 2 shared seeds): not marked
+
+
+def _cell(mean: float, std: float, digits: int, seeds: str, bold: bool, tex: bool, with_std: bool,
+          mark: str = "") -> str:
+    if seeds.startswith("0/"):
+        return f"missing ({seeds})"
+    if np.isnan(mean):
+        return "n/a"
+    v = f"{mean:.{digits}f}"
+    if bold:
+        v = f"\\textbf{{{v}}}" if tex else f"**{v}**"
+    if with_std and not np.isnan(std):
+        v += f" $\\pm$ {std:.{digits}f}" if tex else f" ± {std:.{digits}f}"
+    if mark:
+        v += "$^\\dagger$" if tex else " †"
+    found, expected = seeds.split("/")
+    return v if found == expected else f"{v} ({seeds})"
+
+
+def pivot(df: pd.DataFrame, table: Table, tex: bool = False) -> pd.DataFrame:
+    """Rows: methods (suite order); columns: benchmarks; marks as computed by _tests."""
+    methods = list(dict.fromkeys(df["method"]))
+    benchmarks = list(dict.fromkeys(df["benchmark"]))
+    out = pd.DataFrame(index=methods, columns=benchmarks, dtype=object).fillna("")
+    pcol = f"{table.column}_p_vs_{REFERENCE}"
+    for _, r in df.iterrows():
+        p = r[pcol] if pcol in r else np.nan
+        out.loc[r["method"], r["benchmark"]] = _cell(
+            r[f"{table.column}_mean"], r[f"{table.column}_std"], table.digits, r["seeds"], bool(r[f"{table.column}_best"]),
+            tex, table.spread, "†" if (not np.isnan(p) and p < ALPHA) else "")
+    out.index.name = "method"
+    return out
+
+
+def _present(df: pd.DataFrame) -> list[Table]:
+    return [t for t in TABLES if df[f"{t.column}_mean"].notna().any()]
+
+
+def caption(df: pd.DataFrame) -> str:
+    """What every table of the suite assumes, from the method registry: the protocol, each
+    method's head layout, what it is told at test time, the statistics and the marks."""
+    n = sorted({str(s).split("/")[1] for s in df["seeds"]})
+    heads = "; ".join(f"{m}: {METHODS[m].head}" for m in dict.fromkeys(df["method"]))
+    text = ("Task-incremental protocol: every method is told the task id at test time (it selects the head, mask "
+            "or generated weights); the same target network, data, seeds, per-task budget and evaluation for every "
+            f"method of a benchmark. Heads: {heads}.")
+    bounds = [m for m in dict.fromkeys(df["method"]) if m in BOUNDS]
+    if bounds:
+        text += (f" Bounds, not continual learners: {', '.join(bounds)} (joint trains on every task's data from the "
+                 "start, independent trains one network per task); their BWT and forgetting are not a continual "
+                 "learner's and they are never marked.")
+    return text + (f" Cells: mean ± sample std (ddof 1) over {' or '.join(n)} seeds (found/expected where fewer); the "
+                   "CSV adds the 95% confidence interval (Student t). †: differs from hypermask, paired t-test over "
+                   f"the shared seeds, p < {ALPHA}. Bold: the column's best continual learner and every one not "
+                   f"significantly worse than it (paired t-test, p >= {ALPHA}).")
+
+
+def provenance(runs: dict[str, list[dict]]) -> str:
+    """Where a table's numbers came from: CPU, threads, device, torch, commit and lock of its runs.
+    Results depend on all of these (float reductions follow the CPU kernels and thread count)."""
+    found = [m for ms in runs.values() for m in ms]
+    if not found:
+        return "No finished runs."
+
+    def values(key: str, width: int | None = None) -> str:
+        vals = sorted({str(m.get(key, "unknown"))[:width] for m in found})
+        return " / ".join(vals)
+
+    threads = values("torch_threads")
+    modified = sum(1 for m in found if m.get("uncommitted_code"))
+    return (f"{len(found)} runs on {values('cpu')} ({values('device')}, {threads} thread{'' if threads == '1' else 's'}), "
+            f"torch {values('torch_version')}, Python {values('python_version')}, commit {values('git_commit', 10)}"
+            + (f" ({modified} of the runs with uncommitted changes to the code: metrics.json `uncommitted_code`)"
+               if modified else "")
+            + f", lock {values('environment_lock', 12)}")
+
+
+def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
+    df, runs = suite_table(params, suite, results)
+    tables = results / "tables"
+    public = df[[c for c in df.columns if not c.startswith("_")]]
+    files = FileSet(set_journal(results, suite))  # the csv, md, tex and figures are replaced together
+    files.add(tables / f"{suite}.csv", public.to_csv(index=False, float_format="%.4f"))
+    md = [f"# Suite `{suite}`: mean ± sample std over seeds\n",
+          f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n", caption(df) + "\n"]
+    tex = [f"% Suite {suite}: produced by `hypermask tables {suite}`. {caption(df)}"]
+    for t in _present(df):
+        md += [f"**{t.title}**\n", pivot(df, t).to_markdown() + "\n"]
+        p = pivot(df, t, tex=True)
+        p.columns = [c.replace("_", r"\_") for c in p.columns]
+        tex += [f"% {t.title}", p.to_latex(escape=False, column_format="l" + "r" * len(p.columns))]
+    files.add(tables / f"{suite}.md", "\n".join(md))
+    files.add(tables / f"{suite}.tex", "\n".join(tex))
+    figures = results / "figures" / suite
+    for benchmark in dict.fromkeys(df["benchmark"]):
+        curves = {}
+        for name, found in runs.items():
+            if found and split_name(name)[0] == benchmark:
+                A = np.mean([np.array(m["accuracy_matrix"]) for m in found], axis=0)
+                curves[split_name(name)[1]] = np.array([A[t, : t + 1].mean() for t in range(len(A))])
+                write_heatmap(figures / f"{benchmark}_{split_name(name)[1]}_accuracy_matrix.png", A,
+                              f"{name}: mean over {len(found)} seeds", files.add)
+        if curves:
+            write_method_curves(figures / f"{benchmark}_methods.png", curves, f"{benchmark}: mean over seeds",
+                                files.add)
+        sub = df[(df["benchmark"] == benchmark) & df["memory_kib_mean"].notna() & df["average_accuracy_mean"].notna()]
+        if len(sub):
+            write_memory_figure(figures / f"{benchmark}_memory.png",
+                                {r["method"]: (1024 * r["memory_kib_mean"], r["average_accuracy_mean"],
+                                               r["average_accuracy_ci_low"], r["average_accuracy_ci_high"])
+                                 for _, r in sub.iterrows()},
+                                f"{benchmark}: average accuracy (mean, 95% CI) against memory", files.add)
+    files.commit()
+    return public
+
+
+def set_journal(results: Path, suite: str) -> Path:
+    """The journal of a suite's set of tables and figures (storage.FileSet)."""
+    return results / "tables" / f".{suite}.set.json"
+
+
+def read_suite_csv(results: Path, suite: str) -> pd.DataFrame:
+    """A suite's table, after completing a set the last `hypermask tables` left half-renamed."""
+    complete_pending(set_journal(results, suite))
+    return pd.read_csv(results / "tables" / f"{suite}.csv", dtype={"missing": str})
