@@ -1,7 +1,7 @@
 """The continual loop's events and their subscribers.
 
 The loop (hypermask/engine/) trains and evaluates; everything that watches it subscribes
-to these events: the MLflow sink (hypermask/tracking.py, with its exactly-once crash
+to these events: the MLflow sink (hypermask/tracking/sink.py, with its exactly-once crash
 replay), the console (below), a sweep's pruner. A subscriber overrides what it needs.
 
 Order within a task: task_started, then iteration (every step; the mean training loss at

@@ -44,7 +44,7 @@ from hypermask.config import (
     split_name,
 )
 from hypermask.records.storage import atomic_write_bytes, atomic_write_text
-from hypermask.tracking import Tracker
+from hypermask.tracking.tracker import Tracker
 
 TPE_DEFAULTS = {
     "seed": 0,

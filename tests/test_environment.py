@@ -85,7 +85,7 @@ def test_every_dependency_is_locked_and_conda_uses_the_lock():
 def test_a_run_records_the_lock_it_was_made_with(tiny_params, tmp_path):
     import json
 
-    from hypermask.cli import main
+    from hypermask.cli.main import main
 
     assert main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path),
                  "--no-tracking", "--quiet"]) == 0

@@ -19,7 +19,7 @@ def test_tables_plan_and_run_layout_do_not_import_torch_or_mlflow():
 def test_params_file_is_read_once_per_command(tiny_params, monkeypatch, capsys):
     import hypermask.config.params as config
     import hypermask.pipeline.plan as pipeline
-    from hypermask.cli import main
+    from hypermask.cli.main import main
 
     reads = []
     real = config.load_yaml
@@ -109,7 +109,7 @@ def test_evaluation_settings_have_one_registry():
     line, metrics.json's keys, the tables' columns and the capability checks read it."""
     import typing
 
-    from hypermask.cli import build_parser
+    from hypermask.cli.parser import build_parser
     from hypermask.config import EvaluationConfig
     from hypermask.evaluation.settings import SETTINGS, supported
     from hypermask.methods import METHODS

@@ -63,7 +63,7 @@ def test_a_run_with_torch_optim_equals_the_default_bit_for_bit(tmp_path, monkeyp
 
     from conftest import TINY, write_params
 
-    from hypermask.cli import main
+    from hypermask.cli.main import main
 
     p = copy.deepcopy(TINY)
     p["benchmarks"]["tiny"]["train"] = {"epochs": 3, "batch_size": 64, "lr_scheduler": True, "val_every": 5}

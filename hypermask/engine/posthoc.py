@@ -27,7 +27,7 @@ from hypermask.records.runs import (
     stale_keys,
 )
 from hypermask.records.storage import UnreadableFile, atomic_write_json, read_checkpoint
-from hypermask.tracking import Tracker, run_identity
+from hypermask.tracking.tracker import Tracker, run_identity
 
 
 def evaluate_run(

@@ -34,7 +34,8 @@ from hypermask.records.storage import (
     atomic_write_text,
 )
 from hypermask.reporting.plots import write_heatmap
-from hypermask.tracking import RUN_ID_TAG, MLflowSink, Tracker, run_identity
+from hypermask.tracking.sink import MLflowSink
+from hypermask.tracking.tracker import RUN_ID_TAG, Tracker, run_identity
 
 
 def run(

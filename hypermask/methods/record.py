@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..typed import Strict
+from hypermask.typed import Strict
 
 # Families (the claims and the table captions read them):
 #   "hypernetwork": task-conditioned weights or masks generated from task embeddings;

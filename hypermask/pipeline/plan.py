@@ -82,7 +82,7 @@ class Plan:
     # ------------------------------------------------------------------ what the suite holds
     def tracking_uri(self) -> str:
         """The one MLflow store of every job (tracking.resolve_uri's order)."""
-        from hypermask.tracking import resolve_uri
+        from hypermask.tracking.store import resolve_uri
 
         return resolve_uri(None, self.params.pipeline.tracking_uri, Path(self.params_path).resolve().parent)
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import FMNIST, ROOT, TINY, write_params
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 from hypermask.config import load_experiment
 
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 from conftest import TINY, write_params
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 from hypermask.config.credentials import masked, password_in_url
 
 SECRET = "s3cr3t-Pa55"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import TINY, write_params
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 
 
 def _params(tmp_path, edit) -> str:

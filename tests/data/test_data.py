@@ -115,7 +115,7 @@ RAW_CASES = [
 
 @pytest.mark.parametrize("name,shape,extra,fragment", RAW_CASES, ids=[c[0] for c in RAW_CASES])
 def test_raw_data_of_the_wrong_size_is_refused(tmp_path, capsys, name, shape, extra, fragment):
-    from hypermask.cli import main
+    from hypermask.cli.main import main
 
     root = _idx_source(tmp_path / "fm", **shape)
     params = copy.deepcopy(TINY)

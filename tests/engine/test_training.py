@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 from hypermask.config import ExperimentConfig, load_experiment
 from hypermask.data.tasks import Split, Task
 from hypermask.engine.loop import train_task
@@ -16,7 +16,7 @@ from hypermask.engine.run import run
 from hypermask.events import Events
 from hypermask.methods import build_method
 from hypermask.nets import build_target
-from hypermask.tracking import Tracker
+from hypermask.tracking.tracker import Tracker
 
 
 def _metrics(results, exp, seed):
@@ -253,7 +253,7 @@ def test_run_killed_before_its_first_checkpoint_reuses_its_mlflow_run(tiny_param
     """No checkpoint holds the run id yet: the unfinished run with the same run-dir tag is reopened."""
     from mlflow.tracking import MlflowClient
 
-    from hypermask.tracking import RUN_ID_TAG
+    from hypermask.tracking.tracker import RUN_ID_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

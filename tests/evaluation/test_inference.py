@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import FMNIST, ROOT, TINY
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 from hypermask.config import FeCAMConfig
 from hypermask.evaluation.accuracy import entropy_select
 from hypermask.evaluation.fecam import (

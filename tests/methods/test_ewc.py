@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY, write_params
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 from hypermask.config import ExperimentConfig
 from hypermask.data.tasks import Split, Task
 from hypermask.methods import build_method

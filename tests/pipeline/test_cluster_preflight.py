@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY, write_params
 from test_pipeline import BIN, project, sh
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 from hypermask.pipeline.preflight import storage_problem, tracking_problem
 
 pytestmark = pytest.mark.slow  # real Snakemake runs

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT, TINY, write_params
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 from hypermask.pipeline.plan import Plan
 
 pytestmark = pytest.mark.slow  # real Snakemake, DVC and Optuna runs: minutes (the fast lane skips them)

@@ -15,7 +15,7 @@ import torch
 import yaml
 from conftest import TINY, write_params
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 
 BIN = Path(sys.executable).parent
 
@@ -233,7 +233,7 @@ def test_failing_write_names_the_path_and_keeps_previous_files(tmp_path, capsys,
 RACE = """
 import multiprocessing as mp, sys
 import mlflow  # imported once; the jobs fork from here and start together
-from hypermask.tracking import Tracker
+from hypermask.tracking.tracker import Tracker
 
 def job(uri, i, barrier, q):
     try:
@@ -287,7 +287,7 @@ def test_resume_after_the_mlflow_store_was_removed_continues_in_a_new_run(tmp_pa
     the run goes on in a new one, tagged with the old id, holding every task's rows once."""
     from mlflow.tracking import MlflowClient
 
-    from hypermask.tracking import PREVIOUS_RUN_TAG
+    from hypermask.tracking.tracker import PREVIOUS_RUN_TAG
 
     params = _params(tmp_path)
     db = tmp_path / "mlflow.db"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import TINY, write_params
 
-from hypermask.cli import main
+from hypermask.cli.main import main
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""`hypermask` command line: train one (benchmark, method, seed), sweep, aggregate tables, check
-params.yaml, list benchmarks, methods and suites."""
+"""The `hypermask` subcommands, one function each (cmd_NAME), and what they share: which
+experiment, device, MLflow store and results folder a command means.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +10,15 @@ import sys
 from pathlib import Path
 
 from hypermask.config import (
-    MAX_SEED,
     ConfigError,
     experiment_config,
     experiment_name,
     read_params,
     split_name,
 )
-from hypermask.evaluation.settings import SETTINGS
 
 
-def _experiment(args: argparse.Namespace) -> str:
+def experiment_of(args: argparse.Namespace) -> str:
     """BENCHMARK [--method M] (or BENCHMARK/METHOD) -> BENCHMARK/METHOD; HyperMask by default."""
     benchmark, method = split_name(args.experiment)
     given = getattr(args, "method", None)
@@ -51,7 +50,7 @@ def _device(name: str | None):
 
 def _tracking_uri(args: argparse.Namespace, params) -> str | None:
     """The run's MLflow store (tracking.resolve_uri's order), said on stderr with its source."""
-    from hypermask.tracking import resolve_uri, uri_source
+    from hypermask.tracking.store import resolve_uri, uri_source
 
     if getattr(args, "no_tracking", False):
         return None
@@ -73,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from hypermask.config import read_overrides
 
         overrides = read_overrides(args.override)
-    cfg = experiment_config(params, _experiment(args), params_path, overrides, where=args.override)
+    cfg = experiment_config(params, experiment_of(args), params_path, overrides, where=args.override)
     if args.seed not in cfg.seeds and not args.any_seed:
         raise ConfigError(
             f"{params_path}: benchmarks.{cfg.benchmark}.seeds: seed {args.seed} is not listed {cfg.seeds} "
@@ -93,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
 
     from hypermask.engine.run import run
-    from hypermask.tracking import Tracker
+    from hypermask.tracking.tracker import Tracker
 
     uri = _tracking_uri(args, params)
     out = run(
@@ -120,10 +119,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hypermask.engine.posthoc import evaluate_run
-    from hypermask.tracking import Tracker
+    from hypermask.tracking.tracker import Tracker
 
     params = read_params(args.params)
-    cfg = experiment_config(params, _experiment(args), args.params)
+    cfg = experiment_config(params, experiment_of(args), args.params)
     uri = _tracking_uri(args, params)
     out = evaluate_run(cfg, args.seed, _results(args, params), _device(args.device), args.setting,
                        Tracker(uri is not None, uri), Path(params.pipeline.data_cache))
@@ -140,7 +139,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from hypermask.data.prepared import prepare
 
     params = read_params(args.params)  # the pipeline's first job: every experiment checked
-    cfg = experiment_config(params, _experiment(args), args.params)
+    cfg = experiment_config(params, experiment_of(args), args.params)
     from hypermask.data.sources import check_source_available
 
     check_source_available(cfg.data)
@@ -154,13 +153,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     params = read_params(args.params)
     res = run_sweep(
-        params, _experiment(args), _results(args, params), _device(args.device), _tracking_uri(args, params),
+        params, experiment_of(args), _results(args, params), _device(args.device), _tracking_uri(args, params),
         n_trials=args.n_trials, quiet=True, data_cache=Path(params.pipeline.data_cache), outputs=not args.worker,
     )
     if args.worker:
-        print(f"{_experiment(args)}: the study holds its budget of trials ({res['n_finished']} finished)")
+        print(f"{experiment_of(args)}: the study holds its budget of trials ({res['n_finished']} finished)")
         return 0
-    print(f"{_experiment(args)}: best validation accuracy {res['best_value']:.2f}% with {res['best_params']} "
+    print(f"{experiment_of(args)}: best validation accuracy {res['best_value']:.2f}% with {res['best_params']} "
           f"({res['n_complete']} complete trials)")
     return 0
 
@@ -295,7 +294,7 @@ def cmd_check(args: argparse.Namespace) -> int:
           f"{len(configs)} experiments of {len(params.suites)} suites valid")
     if args.connect:
         from hypermask.pipeline.preflight import storage_problem, tracking_problem
-        from hypermask.tracking import resolve_uri
+        from hypermask.tracking.store import resolve_uri
 
         uri = resolve_uri(None, params.pipeline.tracking_uri, Path(args.params).resolve().parent)
         found = [p for p in (tracking_problem(uri), storage_problem(params.sweeps.storage)) if p]
@@ -320,192 +319,3 @@ def cmd_list(args: argparse.Namespace) -> int:
                  if params.unsupported(suite) else ""))
     return 0
 
-
-def _count(minimum: int, maximum: int | None = None):
-    """An argparse type: an integer in [minimum, maximum] (argparse names the option in its message)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"{value} is above {maximum}")
-        return value
-
-    return parse
-
-
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """Where results go, on which device, and where they are tracked (train, evaluate, sweep)."""
-    p.add_argument("--results", default=None, help="output root (default: pipeline.results in params.yaml)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hypermask", description=__doc__)
-    p.add_argument("--params", default="params.yaml", help="the experiment file (default: ./params.yaml)")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train one (benchmark, method, seed); resumes; a finished run is left alone")
-    t.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
-    t.add_argument("--method", default=None, help="the method (default: hypermask)")
-    t.add_argument("--seed", type=_count(0, MAX_SEED), required=True)
-    _add_run_options(t)
-    t.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
-    t.add_argument("--force", action="store_true", help="train again even if the run finished")
-    t.add_argument("--quiet", action="store_true", help="no progress bar or per-task lines")
-    t.add_argument("--any-seed", action="store_true", help="allow a seed not listed in params.yaml")
-    t.add_argument("--override", default=None, help="YAML of dotted keys to set (e.g. a sweep's best_params.yaml)")
-    t.add_argument("--restart-on-change", action="store_true",
-                   help="checkpoints of other settings are set aside and training starts over (pipelines)")
-    t.add_argument("--stop-after-task", type=_count(1), default=None, help=argparse.SUPPRESS)
-    t.set_defaults(func=cmd_train)
-
-    ev = sub.add_parser("evaluate", help="evaluate a finished run's checkpoints in a setting (no retraining)")
-    ev.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
-    ev.add_argument("--method", default=None, help="the method (default: hypermask)")
-    ev.add_argument("--seed", type=_count(0, MAX_SEED), required=True)
-    ev.add_argument("--setting", choices=list(SETTINGS), required=True)
-    _add_run_options(ev)
-    ev.set_defaults(func=cmd_evaluate)
-
-    pr = sub.add_parser("prepare", help="verify an experiment's raw data and write its prepared cache")
-    pr.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
-    pr.add_argument("--method", default=None, help="the method (default: hypermask)")
-    pr.set_defaults(func=cmd_prepare)
-
-    sw = sub.add_parser("sweep", help="run (or resume) the Optuna study of an experiment")
-    sw.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
-    sw.add_argument("--method", default=None, help="the method (default: hypermask)")
-    sw.add_argument("--n-trials", type=_count(1), default=None, help="override the budget (sweeps.n_trials)")
-    sw.add_argument("--worker", action="store_true",
-                    help="one of several processes sharing the study: run trials until the budget is taken, "
-                         "write no outputs (a later call without --worker writes them)")
-    _add_run_options(sw)
-    sw.set_defaults(func=cmd_sweep)
-
-    tb = sub.add_parser("tables", help="aggregate a suite's runs into tables and figures")
-    tb.add_argument("suite", nargs="*", help="default: the params file's `suite`")
-    tb.add_argument("--results", default=None)
-    tb.set_defaults(func=cmd_tables)
-
-    cl = sub.add_parser("claims", help="check a comparison suite's table against what the methods guarantee")
-    cl.add_argument("suite")
-    cl.add_argument("--results", default=None)
-    cl.set_defaults(func=cmd_claims)
-
-    dc = sub.add_parser("docs", help="render the generated blocks of README.md and docs/ (or --check them)")
-    dc.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
-    dc.add_argument("--suite", nargs="*", default=[], help="also these suites' result blocks (results/tables/)")
-    dc.add_argument("--results", default=None)
-    dc.add_argument("--tolerance", type=float, default=1.0,
-                    help="largest difference of a suite's mean, in percentage points (default 1.0)")
-    dc.set_defaults(func=cmd_docs)
-
-    rd = sub.add_parser("readme", help="copy a suite's table into README.md and docs/ (or --check that they agree)")
-    rd.add_argument("suite")
-    rd.add_argument("--readme", default=None, help="one page (default: README.md and docs/*.md beside params.yaml)")
-    rd.add_argument("--results", default=None)
-    rd.add_argument("--check", action="store_true", help="compare instead of copying; exit 1 on a difference")
-    rd.add_argument("--tolerance", type=float, default=1.0,
-                    help="largest difference of a mean, in percentage points (default 1.0)")
-    rd.set_defaults(func=cmd_readme)
-
-    dv = sub.add_parser("dvc-yaml", help="write dvc.yaml for a suite from params.yaml")
-    dv.add_argument("--suite", default=None)
-    dv.add_argument("--output", "-o", default=None)
-    dv.set_defaults(func=cmd_dvc_yaml)
-
-    sc = sub.add_parser("schema", help="print the JSON schema of params.yaml")
-    sc.set_defaults(func=cmd_schema)
-
-    c = sub.add_parser("check", help="validate params.yaml (and with --data, that the raw data is there)")
-    c.add_argument("--data", action="store_true")
-    c.add_argument("--experiment", nargs="*", default=None)
-    c.add_argument("--connect", action="store_true",
-                   help="also connect to the MLflow store and the sweeps' database with this environment's credentials")
-    c.set_defaults(func=cmd_check)
-
-    ls = sub.add_parser("list", help="list benchmarks, methods and suites")
-    ls.set_defaults(func=cmd_list)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from hypermask.engine.loop import TrainingError
-    from hypermask.records.runs import RunLockError
-    from hypermask.records.storage import StorageError
-    from hypermask.tracking import TrackingError
-
-    try:
-        return args.func(args)
-    except (ConfigError, TrainingError, StorageError, TrackingError, RunLockError) as e:
-        print(f"hypermask: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # an unwritable results folder, a full disk: name the path, no traceback
-        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f) or "a file"
-        print(f"hypermask: error: {where}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hypermask: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-
-
-def entry() -> None:
-    """The `hypermask` command.
-
-    OpenMP's worker threads spin while they wait (OMP_WAIT_POLICY unset): beside one other
-    CPU-bound process on a 2-core machine a fmnist_permuted step took 5.7x as long as alone,
-    with PASSIVE 1.2x (bench/bench_contention.py; docs/performance.md). The policy is read when
-    torch loads its OpenMP runtime, so it is set here, before any import of torch, for this
-    process only; an OMP_WAIT_POLICY already in the environment wins.
-
-    MLflow retries a request to a tracking server 7 times with backoff by default: a log call
-    to a server that is gone took 245.7 s before it failed, and a run flushes once per task.
-    A run keeps what it could not log and tries again at the next task and at its end
-    (tracking.Tracker.flush), so the command allows 3 retries (13.2 s; MLflow 3.17); an
-    MLFLOW_HTTP_REQUEST_MAX_RETRIES in the environment wins."""
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-    _keep_freed_memory(sys.argv[1:])
-    sys.exit(main())
-
-
-def _keep_freed_memory(argv: list[str]) -> None:
-    """`hypermask train` or `sweep` of a benchmark in pipeline.keep_freed_memory runs with
-    glibc's settings that keep freed large blocks (the pipeline's KEEP_FREED_MEMORY), as the
-    pipeline runs it, also when typed by hand: where a gradient exceeds glibc's 32 MiB mmap
-    limit it is otherwise mapped and page-faulted in again every step. glibc reads them at
-    process start, so the command starts itself again once with them set (before torch is
-    imported, about 0.1 s). Set either variable to keep your own; anything unreadable here
-    is left to main() to report."""
-    import os
-
-    from hypermask.pipeline.plan import keep_freed_memory_env
-
-    settings = keep_freed_memory_env()
-    if any(k in os.environ for k in settings) or not sys.platform.startswith("linux"):
-        return
-    try:
-        args = build_parser().parse_args(argv)
-        if args.func not in (cmd_train, cmd_sweep):
-            return
-        benchmark = split_name(_experiment(args))[0]
-        if benchmark not in read_params(args.params).pipeline.keep_freed_memory:
-            return
-    except (SystemExit, Exception):  # noqa: BLE001  (main() parses again and reports)
-        return
-    os.environ.update(settings)
-    os.execv(sys.executable, [sys.executable, "-m", "hypermask.cli", *argv])
-
-
-if __name__ == "__main__":
-    entry()

@@ -16,16 +16,18 @@ a run costs MLflow rows (reported), never the run.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from hypermask.events import RunStart, Subscriber
-from hypermask.records.runs import SETTING_METRICS, RunPaths
+from hypermask.tracking.store import TrackingError, prepare_store, run_user
 
 RUN_ID_TAG = "hypermask.run_dir"
+
+
 PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
+
+
 PROTOCOL = "task-incremental"  # what every method is told at test time (the tables' protocol)
 
 
@@ -34,114 +36,6 @@ def run_identity(benchmark: str, method: str, seed: int) -> tuple[str, str, dict
     return benchmark, f"{method}/seed_{seed}", {
         "experiment": f"{benchmark}/{method}", "benchmark": benchmark, "method": method, "seed": str(seed),
         "protocol": PROTOCOL}
-
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be opened or written before training starts; names the URI."""
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a local SQLite URI (sqlite:///rel or sqlite:////abs), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
-
-
-def _build_sqlite_store(db: Path) -> None:
-    """A new store built in a temporary file and renamed into place: a process killed during
-    MLflow's schema creation (seconds of migrations) leaves no half-built store behind."""
-    import uuid
-
-    from mlflow.tracking import MlflowClient
-
-    tmp = db.with_name(f".{db.name}.{uuid.uuid4().hex}.tmp")  # a new name: MLflow caches stores by URI
-    try:
-        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
-        _dispose_engines(f"sqlite:///{tmp}")
-        os.replace(tmp, db)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _dispose_engines(uri: str) -> None:
-    """Close the SQLite connections MLflow caches for `uri` before its file is renamed (two
-    open paths to one SQLite file in one process can drop each other's POSIX locks). MLflow
-    has no public call for this; where its private cache moved, the connections stay open
-    to a file no writer uses, which is harmless."""
-    try:
-        from mlflow.tracking._tracking_service.utils import _get_store
-
-        _get_store(uri).engine.dispose()
-    except Exception:
-        pass
-
-
-def prepare_store(uri: str):
-    """An MlflowClient on `uri`, with the store created or migrated first by exactly one process.
-
-    MLflow creates and migrates an SQLite store on first use; processes that start together
-    on a missing file all run the migration on it and leave it half-migrated (every later
-    run then fails). Creating the store under a file lock beside the database makes the first
-    process build it and the others find it built."""
-    from filelock import FileLock
-    from mlflow.tracking import MlflowClient
-
-    db = sqlite_path(uri)
-    try:
-        if db is None:
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # a server that is down fails here, not mid-run
-            return client
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(db) + ".init.lock", timeout=600):
-            if not db.exists():
-                _build_sqlite_store(db)
-                _dispose_engines(uri)  # this process may hold connections to a removed file
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # migrates an older schema, under the lock
-            return client
-    except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TrackingError(
-            f"MLflow store {uri}: cannot be opened ({msg[:300]}); fix it, point MLFLOW_TRACKING_URI "
-            "(or pipeline.tracking_uri, --tracking-uri) elsewhere, or pass --no-tracking"
-        ) from None
-
-
-def run_user() -> str:
-    """Who a run belongs to, as MLflow's fluent API records it: the tracking user (a server's
-    login, MLFLOW_TRACKING_USERNAME or ~/.mlflow/credentials), else the account's name."""
-    import getpass
-
-    from mlflow.utils.credentials import read_mlflow_creds
-
-    try:
-        return read_mlflow_creds().username or getpass.getuser()
-    except Exception:  # no account name (a container without a passwd entry)
-        return "unknown"
-
-
-def uri_source(given: str | None, configured: str | None) -> str:
-    """Where resolve_uri's choice came from, in words (printed by each run and the workflow)."""
-    if given:
-        return "--tracking-uri"
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return "$MLFLOW_TRACKING_URI"
-    return "pipeline.tracking_uri in params.yaml" if configured else "the default: mlflow.db at the repository root"
-
-
-def resolve_uri(given: str | None, configured: str | None, root: Path) -> str:
-    """The MLflow store, in this order: --tracking-uri, $MLFLOW_TRACKING_URI (the pipeline exports
-    one to every job), params.yaml's pipeline.tracking_uri, an SQLite file at the repository root
-    (as an absolute path, so every job and node names the same store)."""
-    from hypermask.config.credentials import embedded_password_problem
-
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    for where, uri in (("--tracking-uri", given), ("$MLFLOW_TRACKING_URI", env)):
-        problem = embedded_password_problem(where, uri)
-        if problem:
-            raise TrackingError(problem)
-    return given or env or configured or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -325,106 +219,3 @@ class Tracker:
                 _retry(self.client.set_terminated, self.run_id, status=status)
             except Exception as e:
                 self._warn("close the run", e)
-
-
-# --------------------------------------------------------------------------- the loop's sink
-TASK_MARKER = "tasks_completed"  # logged last with each task's results: its presence proves the batch
-
-
-class MLflowSink(Subscriber):
-    """MLflow as a subscriber of the continual loop, exactly once across crashes.
-
-    One run per (experiment, seed). A task's metrics are buffered; at task_evaluated (before
-    the checkpoint) the buffer is saved to RunPaths.mlflow_state with the task's index, at
-    task_saved (after the checkpoint) it is flushed and cleared. A process that dies between
-    the two leaves a checkpoint and a saved buffer: the next process replays the buffer unless
-    TASK_MARKER shows it arrived (log_batch writes all or nothing). A saved buffer of a task
-    without a checkpoint is dropped: that task is trained and logged again."""
-
-    def __init__(self, tracker: Tracker, experiment: str, run_name: str):
-        self.tracker, self.experiment, self.run_name = tracker, experiment, run_name
-        self.path: Path | None = None
-
-    def _state(self) -> dict:
-        import json
-
-        try:
-            state = json.loads(self.path.read_text())
-            return state if isinstance(state, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _save(self, pending: dict | None) -> None:
-        from hypermask.records.storage import atomic_write_json
-
-        atomic_write_json(self.path, {"run_id": self.tracker.run_id, "pending": pending})
-
-    def run_started(self, start: RunStart) -> None:
-        tr = self.tracker
-        if not tr.enabled:
-            return
-        self.path = RunPaths(start.root).mlflow_state
-        state = self._state() if start.completed else {}  # a fresh start opens no earlier run
-        tr.start(self.experiment, self.run_name, start.tags, flatten(start.config), state.get("run_id"))
-        pending = state.get("pending") or None
-        if tr.resumed_in_new_run:
-            for t, (row, settings) in enumerate(zip(start.rows, start.settings)):
-                log_task_results(tr, t, row, settings)  # the checkpoint's results into the new run
-            tr.flush()
-        elif pending and pending.get("task", start.completed) < start.completed:
-            tr.replay(pending["metrics"], TASK_MARKER, pending["task"])
-        self._save(None)
-
-    def iteration(self, t: int, i: int, step: int, loss: float | None) -> None:
-        if loss is not None:
-            self.tracker.metric("train_loss", loss, step)
-
-    def validation(self, t: int, i: int, step: int, accuracy: float) -> None:
-        self.tracker.metric("val_accuracy", accuracy, step)
-
-    def task_evaluated(self, t: int, row, settings: dict[str, dict]) -> None:
-        if self.tracker.enabled:
-            log_task_results(self.tracker, t, row, settings)
-            self._save({"task": t, "metrics": self.tracker.pending()})
-
-    def task_saved(self, t: int, row) -> None:
-        if self.tracker.enabled:
-            self.tracker.flush()
-            self._save({"task": t, "metrics": self.tracker.pending()} if self.tracker.pending() else None)
-
-    def run_summary(self, out: dict) -> None:
-        out["mlflow_run_id"] = self.tracker.run_id
-
-    def run_finished(self, out: dict, files: list[Path]) -> None:
-        tr = self.tracker
-        if not tr.enabled:
-            return
-        T = len(out["accuracy_matrix"])
-        if not tr.has_metric("average_accuracy"):  # rebuilt outputs: the summary may be there already
-            for k in ("average_accuracy", "bwt", "fwt", "forgetting", "seconds_per_iteration", "wall_seconds"):
-                tr.metric(k, out[k], T - 1)
-            if "memory" in out:
-                tr.metric("memory_bytes", out["memory"]["bytes"], T - 1)
-                if "trained_parameters" in out["memory"]:
-                    tr.metric("trained_parameters", out["memory"]["trained_parameters"], T - 1)
-            for setting, keys in SETTING_METRICS.items():
-                for key in keys if setting in out else ():
-                    tr.metric(f"final_{setting}_{key}", out[setting][f"final_{key}"], T - 1)
-        for f in files:
-            tr.artifact(f)
-        tr.end()
-        self._save(None)
-
-    def run_stopped(self, status: str) -> None:
-        self.tracker.end(status=status)
-
-
-def log_task_results(tracker: Tracker, t: int, row, settings: dict[str, dict]) -> None:
-    """Task t's test accuracies (and task-id-free settings), then TASK_MARKER last."""
-    for setting, res in settings.items():
-        for key in SETTING_METRICS[setting]:
-            tracker.metric(f"{setting}_{key}", res[key], t)
-    for j, acc in enumerate(row):
-        tracker.metric(f"test_accuracy_task_{j}", acc, t)
-    tracker.metric("test_accuracy_mean_seen", float(sum(row[: t + 1]) / (t + 1)), t)
-    tracker.metric(TASK_MARKER, t + 1, t)

@@ -1,0 +1,5 @@
+"""python -m hypermask.cli"""
+
+from hypermask.cli.process import entry
+
+entry()
