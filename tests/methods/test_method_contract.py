@@ -99,3 +99,46 @@ def _nudged(cfg: ExperimentConfig, block: str) -> ExperimentConfig:
     k, v = next((k, v) for k, v in d[block].items() if isinstance(v, (int, float)) and not isinstance(v, bool))
     d[block][k] = v + 1 if isinstance(v, int) else (v / 2 if v else 0.5)
     return ExperimentConfig.model_validate(d)
+
+
+def _colour_tasks(n_tasks: int = 2, n: int = 24) -> list:
+    """Two tasks of random 32x32 colour images (the conv targets' input; CIFAR-100 itself is
+    not installed here: what is checked is that the method runs on the target, not accuracy)."""
+    from hypermask.data.tasks import Split, Task
+
+    g = torch.Generator().manual_seed(0)
+
+    def split():
+        return Split(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                     torch.randint(0, 2, (n,), generator=g))
+
+    return [Task(t, [2 * t, 2 * t + 1], split(), split(), split()) for t in range(n_tasks)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["resnet20", "zenkenet"])
+@pytest.mark.parametrize("name", list(METHODS))
+def test_declared_target_networks(name, kind):
+    """A method's record says which target networks it is implemented for: on those, it trains
+    (2 tasks x 1 iteration, finite outputs); on the others, the configuration refuses it with
+    the record's reason."""
+    from pydantic import ValidationError
+
+    record = METHODS[name]
+    raw = {"name": "targets", "seeds": [1], "method": name,
+           "data": {"source": "cifar100", "root": "unused", "scenario": "split", "n_tasks": 2, "classes_per_task": 2},
+           "target": {"kind": kind, "width": 1} if kind == "resnet20" else {"kind": kind},
+           "train": {"iterations": 1, "batch_size": 8}}
+    if kind not in record.targets:
+        with pytest.raises(ValidationError, match=record.targets_why.split(" (")[0][:40]):
+            ExperimentConfig.model_validate(raw)
+        return
+    cfg = ExperimentConfig.model_validate(raw)
+    tasks = _colour_tasks()
+    _, learner = build_run(cfg, 1, torch.device("cpu"), tasks=tasks)
+    for t in (0, 1):
+        train_task(learner, tasks[t], cfg, 1, Events([]), t)
+        learner.end_task(t, tasks[t])
+    x = tasks[1].inputs(tasks[1].test.x[:4])
+    _, y = _outputs(learner, tasks, x)
+    assert y.shape == (2, 4, 2) and torch.isfinite(y).all()
