@@ -5,6 +5,8 @@ that need them, by starting itself again once).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 from hypermask.cli.commands import experiment_of, cmd_sweep, cmd_train
@@ -30,7 +32,6 @@ def entry() -> None:
     A run keeps what it could not log and tries again at the next task and at its end
     (tracking.Tracker.flush), so the command allows 3 retries (13.2 s; MLflow 3.17); an
     MLFLOW_HTTP_REQUEST_MAX_RETRIES in the environment wins."""
-    import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
@@ -46,15 +47,14 @@ def _keep_freed_memory(argv: list[str]) -> None:
     process start, so the command starts itself again once with them set (before torch is
     imported, about 0.1 s). Set either variable to keep your own; anything unreadable here
     is left to main() to report."""
-    import os
-
     from hypermask.pipeline.plan import keep_freed_memory_env
 
     settings = keep_freed_memory_env()
     if any(k in os.environ for k in settings) or not sys.platform.startswith("linux"):
         return
     try:
-        args = build_parser().parse_args(argv)
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            args = build_parser().parse_args(argv)  # main() parses again and prints help or errors once
         if args.func not in (cmd_train, cmd_sweep):
             return
         benchmark = split_name(experiment_of(args))[0]
