@@ -7,6 +7,10 @@ Each environment variant (e.g. the OpenMP wait policy) is measured both ways.
 
     python bench/bench_contention.py                        # fmnist_permuted, 2 threads
     python bench/bench_contention.py --configs digits_permuted --threads 2 --busy python
+
+Variants: the `hypermask` command's own settings (hypermask/cli/process.py), OpenMP's default,
+ACTIVE, PASSIVE, libgomp's spin counts, and one thread; `alone_vs_best` is each variant alone
+against the fastest variant alone, `slowdown` its step beside the busy process against alone.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402  (bench/machine.py)
 
+from hypermask.cli.process import PROCESS_DEFAULTS  # noqa: E402
+
 STEP = Path(__file__).resolve().parent / "bench_train_step.py"
 
 BUSY = {
@@ -33,7 +39,11 @@ BUSY = {
     "python": "while True:\n    pass\n",
 }
 VARIANTS = {
+    # what the `hypermask` command sets for itself (hypermask/cli/process.py), OpenMP's part
+    "hypermask_command": {k: v for k, v in PROCESS_DEFAULTS.items() if k.startswith(("OMP_", "GOMP_", "KMP_"))},
     "default": {},
+    "omp_active": {"OMP_WAIT_POLICY": "ACTIVE"},
+    "one_thread": {},  # torch.set_num_threads(1): no OpenMP worker, nothing to wake
     "omp_passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     # libgomp's spin before sleeping (300,000 spins unset, 0 with PASSIVE): PASSIVE and 300 spins
     # could not be told apart alone on the 2-core EPYC (run-to-run noise ~10 %); 10,000 collapses
@@ -64,21 +74,28 @@ def main() -> None:
     for config in a.configs:
         for variant in a.variants:
             env = VARIANTS[variant]
-            alone = step_seconds(config, a.threads, env, a.repeats)
+            threads = 1 if variant == "one_thread" else a.threads
+            alone = step_seconds(config, threads, env, a.repeats)
             busy = subprocess.Popen([sys.executable, "-c", BUSY[a.busy]], env={**os.environ, **env})
             try:
                 time.sleep(2)  # let it start
-                loaded = step_seconds(config, a.threads, env, a.repeats)
+                loaded = step_seconds(config, threads, env, a.repeats)
             finally:
                 busy.kill()
                 busy.wait()
             rows.append({
-                "config": config, "variant": variant, "env": env, "threads": a.threads, "busy": a.busy,
+                "config": config, "variant": variant, "env": env, "threads": threads, "busy": a.busy,
                 "alone_ms": alone["sec_per_iter_median"] * 1e3,
                 "with_busy_process_ms": loaded["sec_per_iter_median"] * 1e3,
                 "slowdown": loaded["sec_per_iter_median"] / alone["sec_per_iter_median"],
             })
-    print(json.dumps({"machine": describe(), "python": platform.python_version(), "rows": rows}, indent=2))
+    for config in a.configs:  # each variant alone against the fastest one found alone
+        mine = [r for r in rows if r["config"] == config]
+        best = min(r["alone_ms"] for r in mine)
+        for r in mine:
+            r["alone_vs_best"] = r["alone_ms"] / best
+    print(json.dumps({"machine": describe(), "python": platform.python_version(), "command": " ".join(sys.argv),
+                      "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

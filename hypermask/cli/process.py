@@ -18,6 +18,11 @@ from hypermask.config import (
 )
 
 
+# What the `hypermask` command sets for itself before torch loads, unless the environment sets it
+# (entry()'s docstring says why; bench/bench_contention.py measures the OpenMP part).
+PROCESS_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+
+
 def entry() -> None:
     """The `hypermask` command.
 
@@ -33,8 +38,8 @@ def entry() -> None:
     (tracking.Tracker.flush), so the command allows 3 retries (13.2 s; MLflow 3.17); an
     MLFLOW_HTTP_REQUEST_MAX_RETRIES in the environment wins."""
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    for key, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     _keep_freed_memory(sys.argv[1:])
     sys.exit(main())
 

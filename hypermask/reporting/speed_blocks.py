@@ -4,9 +4,11 @@ in bench/results/ (never typed) by `hypermask docs` (see hypermask/reporting/rea
 
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile > bench/results/speed_step.json
     python bench/bench_contention.py --configs fmnist_permuted digits_permuted --threads 2 --repeats 3 \
-        --variants default omp_passive gomp_spin_3k > bench/results/speed_contention.json
+        > bench/results/speed_contention.json
     python bench/bench_gemm.py --threads 2 > bench/results/speed_gemm.json
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
+    python bench/bench_reference.py --reference HYPERMASK_CHECKOUT --torchpercentile TORCHPERCENTILE_CHECKOUT \
+        --out bench/results/speed_reference.json
     python bench/bench_run.py fmnist_permuted --threads 2 --hypermask CPU_VENV/bin/hypermask > bench/results/speed_run_cpu_build.json
     python bench/bench_gemm.py --threads 1 --by-task fmnist_permuted fmnist_split > bench/results/speed_gemm_tasks.json
     python bench/bench_percentile.py --threads 2 > bench/results/speed_percentile.json
@@ -132,13 +134,17 @@ def render() -> str:
     cont = _load("speed_contention.json")
     if cont:
         out += [f"Beside one other CPU-bound process (`bench/bench_contention.py`, a {cont['rows'][0]['busy']} "
-                f"process the bench starts and stops), on {machine_line(cont['machine'])}:", "",
-                "| configuration | OpenMP settings | alone | with the busy process | slowdown |", "|---|---|---|---|---|"]
+                f"process the bench starts and stops), on {machine_line(cont['machine'])}"
+                + (f" (`{cont['command']}`)" if cont.get("command") else "") + ":", "",
+                "| configuration | variant | threads | OpenMP settings | alone | alone / fastest alone | "
+                "with the busy process | slowdown |", "|---|---|---|---|---|---|---|---|"]
         for r in cont["rows"]:
             policy = ", ".join(f"{k}={v}" for k, v in r["env"].items()) or "none (libgomp spins 300,000 times)"
-            out.append(f"| `{r['config']}` | {policy} | {r['alone_ms']:.2f} ms | {r['with_busy_process_ms']:.2f} ms | "
-                       f"{r['slowdown']:.2f}x |")
+            vs = f"{r['alone_vs_best']:.2f}x" if "alone_vs_best" in r else "-"
+            out.append(f"| `{r['config']}` | {r.get('variant', '-')} | {r['threads']} | {policy} | {r['alone_ms']:.2f} ms | "
+                       f"{vs} | {r['with_busy_process_ms']:.2f} ms | {r['slowdown']:.2f}x |")
         out.append("")
+    out += render_reference()
     jobs = _load("speed_jobs.json")
     if jobs:
         r0 = jobs["rows"][0]
@@ -166,6 +172,36 @@ def render() -> str:
             out.append(f"| `{name}` | {len(runs)} | {suite['job_seconds'][name]:.0f} | {spi:.1f} |")
         out.append("")
     return "\n".join(out).strip() + "\n"
+
+
+def render_reference() -> list[str]:
+    """The side-by-side run against the reference implementation (bench/bench_reference.py)."""
+    ref = _load("speed_reference.json")
+    if not ref:
+        return []
+    r, h, c = ref["reference"], ref["hypermask"], ref["configuration"]
+
+    def env(side: dict) -> str:
+        e = {k: v for k, v in side.get("environment", side.get("process_settings", {})).items() if "OMP_WAIT" in k}
+        return ", ".join(f"{k}={v}" for k, v in e.items()) or "OpenMP's default"
+
+    load = [f"{x['load_average_1min']['before']:.1f} -> {x['load_average_1min']['after']:.1f}" for x in (r, h)]
+    out = [f"Side by side with the reference implementation (`bench/bench_reference.py`: gmum/HyperMask at "
+           f"{r.get('commit', '674bf9b')[:7]}, then `hypermask train`, one after the other on {machine_line(ref['machine'])}; "
+           f"`{c['benchmark']}`, beta {c['beta']:g}, lambda {c['lambda']:g}, seed {c['seed']}, {c['threads']} threads, "
+           f"{c['iterations_per_task']} iterations per task; the settings compared: "
+           f"{'all equal' if ref['settings_match'] else 'NOT all equal'}; {len(ref['edits'])} edits of the reference's copy, "
+           "listed in the JSON):", "",
+           "| | reference | `hypermask train` | ratio |", "|---|---|---|---|",
+           f"| ms per iteration (validation excluded) | {r['ms_per_iteration']:.2f} | {h['ms_per_iteration']:.2f} | "
+           f"{ref['ratio']['ms_per_iteration']:.2f}x |",
+           f"| wall, whole process | {_min_s(r['wall_seconds'])} | {_min_s(h['wall_seconds'])} | {ref['ratio']['wall']:.2f}x |",
+           f"| peak RSS | {r['peak_rss_gb']:.2f} GB | {h['peak_rss_gb']:.2f} GB | {ref['ratio']['peak_rss']:.2f}x |",
+           f"| average accuracy / BWT | {r['average_accuracy']:.2f} / {r['bwt']:.2f} | {h['average_accuracy']:.2f} / "
+           f"{h['bwt']:.2f} | |",
+           f"| torch, OpenMP wait policy | {r['torch']}, {env(r)} | {h['torch']}, {env(h)} | |",
+           f"| 1-minute load average before -> after | {load[0]} | {load[1]} | |", ""]
+    return out
 
 
 def _min_s(seconds: float) -> str:
@@ -308,5 +344,31 @@ def render_gpu() -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def render_methods_step() -> str:
+    """Every method's training step (bench/bench_train_step.py --methods ...): one table per JSON,
+    methods x benchmarks, each cell the median ms per iteration, the Adam step alone and peak RSS."""
+    out = []
+    for name in ("methods_fmnist.json", "speed_baselines.json"):
+        data = _load(name)
+        if not data:
+            continue
+        rows = [r for r in data["results"] if "error" not in r]
+        benchmarks = list(dict.fromkeys(r["config"].split("/")[0] for r in rows))
+        cell = {(r["config"].split("/")[0], r["method"]): r for r in rows}
+        r0 = rows[0]
+        out += [f"`bench/results/{name}`: ms per training iteration (median of {r0['repeats']} x "
+                f"{r0['iters_per_repeat']}; the Adam step alone) and peak RSS, {r0['threads']} thread(s), on "
+                f"{machine_line(data['machine'])}:", "",
+                "| method | " + " | ".join(f"`{b}`" for b in benchmarks) + " |", "|---|" + "---|" * len(benchmarks)]
+        for m in dict.fromkeys(r["method"] for r in rows):
+            cells = ["" if (r := cell.get((b, m))) is None else
+                     f"{1000 * r['sec_per_iter_median']:.2f} ms (Adam {1000 * r['optimizer_step_seconds']:.2f}; "
+                     f"{r['peak_rss_mb'] / 1024:.2f} GB)" for b in benchmarks]
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out).strip() + "\n"
+
+
 BLOCKS = {("<!-- speed -->", "<!-- end speed -->"): render, ("<!-- speed gpu -->", "<!-- end speed gpu -->"): render_gpu,
+          ("<!-- speed methods -->", "<!-- end speed methods -->"): render_methods_step,
           ("<!-- commands -->", "<!-- end commands -->"): render_commands}
