@@ -8,7 +8,7 @@ from snakemake.utils import min_version, validate
 
 from hypermask.config import ConfigError, load_yaml, refuse_passwords
 from hypermask.pipeline.plan import Plan
-from hypermask.tracking import TrackingError
+from hypermask.tracking.store import TrackingError
 
 min_version("9.0")
 
@@ -20,7 +20,7 @@ try:
     validate(_RAW, schema="../schemas/params.schema.json")
     PLAN = Plan.from_file(PARAMS_FILE, config.get("suite"), raw=_RAW)  # every experiment checked
     # One tracking store for every job (and every node of a cluster), said once with its source.
-    from hypermask.tracking import uri_source
+    from hypermask.tracking.store import uri_source
 
     _STORE_SOURCE = uri_source(None, PLAN.params.pipeline.tracking_uri)
     os.environ.setdefault("MLFLOW_TRACKING_URI", PLAN.tracking_uri())
