@@ -6,7 +6,7 @@
 #   snakemake --profile profiles/slurm all_tables
 #   snakemake --report report.html
 #
-# Paths and commands come from hypermask.pipeline.Plan, which also writes dvc.yaml.
+# Paths and commands come from hypermask.pipeline.plan.Plan, which also writes dvc.yaml.
 
 include: "workflow/rules/common.smk"
 
