@@ -107,6 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         repo_root=params_path.resolve().parent,
         data_cache=Path(params.pipeline.data_cache),
         restart_on_change=args.restart_on_change,
+        suites=tuple(s for s in params.suites if cfg.name in params.suite_experiments(s)),
     )
     if out is not None and not args.quiet:
         print(

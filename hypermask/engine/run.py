@@ -55,6 +55,7 @@ def run(
     mlflow_experiment: str | None = None,
     run_name: str | None = None,
     score_split: str = "test",
+    suites: tuple[str, ...] = (),
 ) -> dict | None:
     """Train one (experiment, seed); resume if checkpoints exist; return metrics.json's dict.
     Returns None when stopped early by `stop_after_task` (tests, interruption drills).
@@ -92,7 +93,7 @@ def run(
         if on_task_end is not None:
             subscribers.append(TaskCallback(on_task_end))
         return _run_locked(cfg, seed, paths, device, Events(subscribers), stop_after_task, repo_root or Path.cwd(),
-                           data_cache, restart_on_change, regenerate, score_split)
+                           data_cache, restart_on_change, regenerate, score_split, suites)
 
 
 def _set_aside(paths: RunPaths, why: str) -> None:
@@ -106,7 +107,7 @@ def _set_aside(paths: RunPaths, why: str) -> None:
 
 def _run_locked(
     cfg, seed, paths: RunPaths, device, events: Events, stop_after_task, repo_root,
-    data_cache, restart_on_change, regenerate=False, score_split="test",
+    data_cache, restart_on_change, regenerate=False, score_split="test", suites=(),
 ) -> dict | None:
     wall0 = time.perf_counter()
     config_json = training_fingerprint(cfg) + ("" if score_split == "test" else f"|scored on {score_split}")
@@ -142,7 +143,7 @@ def _run_locked(
     commit = git_commit(repo_root)
     events.emit("run_started", RunStart(
         cfg.name, seed, paths.root, cfg.as_dict(),
-        {**run_identity(cfg.benchmark, cfg.method, seed)[2], "git_commit": commit, RUN_ID_TAG: str(paths.root.resolve())},
+        {**run_identity(cfg.benchmark, cfg.method, seed, suites)[2], "git_commit": commit, RUN_ID_TAG: str(paths.root.resolve())},
         progress.done, list(progress.rows), list(progress.settings)))
     try:
         step0 = sum(p["iterations"] for p in progress.per_task)

@@ -31,11 +31,15 @@ PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
 PROTOCOL = "task-incremental"  # what every method is told at test time (the tables' protocol)
 
 
-def run_identity(benchmark: str, method: str, seed: int) -> tuple[str, str, dict[str, str]]:
-    """(MLflow experiment, run name, tags) of one (benchmark, method, seed) run."""
-    return benchmark, f"{method}/seed_{seed}", {
-        "experiment": f"{benchmark}/{method}", "benchmark": benchmark, "method": method, "seed": str(seed),
-        "protocol": PROTOCOL}
+def run_identity(benchmark: str, method: str, seed: int, suites: tuple[str, ...] = ()) -> tuple[str, str, dict[str, str]]:
+    """(MLflow experiment, run name, tags) of one (benchmark, method, seed) run: one experiment per
+    benchmark, whose runs the UI groups by the `method` tag; `suites`: the suites of params.yaml
+    that hold the run's (benchmark, method), comma-separated (a run serves every suite that lists it)."""
+    tags = {"experiment": f"{benchmark}/{method}", "benchmark": benchmark, "method": method, "seed": str(seed),
+            "protocol": PROTOCOL}
+    if suites:
+        tags["suites"] = ",".join(sorted(suites))
+    return benchmark, f"{method}/seed_{seed}", tags
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:

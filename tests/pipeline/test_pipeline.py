@@ -100,6 +100,7 @@ def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
     by_method = {m: [r for r in runs["tiny"] if r.data.tags["method"] == m] for m in ("hypermask", "finetune")}
     assert len(runs["tiny"]) == 4 and all(len(v) == 2 for v in by_method.values())
     assert all(r.data.tags["protocol"] == "task-incremental" for r in runs["tiny"])
+    assert all(r.data.tags["suites"] == "demo" for r in runs["tiny"])  # the suites that list the pair
     sweep_runs = runs["sweep_tiny/hypermask"]
     parents = [r for r in sweep_runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in sweep_runs if "mlflow.parentRunId" in r.data.tags]
