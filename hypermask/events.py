@@ -1,6 +1,6 @@
 """The continual loop's events and their subscribers.
 
-The loop (hypermask/engine/) trains and evaluates; everything that watches it subscribes
+The loop (hypermask/engine/loop.py) trains and evaluates; everything that watches it subscribes
 to these events: the MLflow sink (hypermask/tracking/sink.py, with its exactly-once crash
 replay), the console (below), a sweep's pruner. A subscriber overrides what it needs.
 

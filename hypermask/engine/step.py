@@ -1,5 +1,5 @@
 """The training step: one optimisation step on one batch, the unit the loop runs
-(hypermask/engine/) and hypermask/engine/graphs.py replays from a CUDA graph."""
+(hypermask/engine/loop.py) and hypermask/engine/graphs.py replays from a CUDA graph."""
 
 from __future__ import annotations
 

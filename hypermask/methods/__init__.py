@@ -1,6 +1,6 @@
 """Continual-learning methods behind one contract (`Method`), and their registry.
 
-The loop (hypermask/engine/), evaluation, entropy task inference and FeCAM talk to a method
+The loop (hypermask/engine/loop.py), evaluation, entropy task inference and FeCAM talk to a method
 only through this contract. Each method is two files: its implementation
 (hypermask/methods/NAME.py: a torch module, every method-specific value in it) and its
 torch-free record (hypermask/methods/specs/NAME.py: its settings block, capabilities, head
