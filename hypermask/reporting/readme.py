@@ -148,13 +148,15 @@ def render_methods(params) -> str:
     """The methods table, from the methods' records (family, heads, what it can do without the
     task id) and params.yaml's descriptions, in params.yaml's order."""
     from hypermask.methods import METHODS
+    from hypermask.methods.record import TARGET_KINDS
 
-    rows = ["| method | what it is | family | output heads (task-incremental) | without the task id |",
-            "|---|---|---|---|---|"]
+    rows = ["| method | what it is | family | output heads (task-incremental) | without the task id | target networks |",
+            "|---|---|---|---|---|---|"]
     for name in [*params.methods, *(m for m in METHODS if m not in params.methods)]:
         e, desc = METHODS[name], params.methods[name].description if name in params.methods else ""
         free = ", ".join(["entropy, FeCAM"] * e.task_inference + ["one-shot"] * e.one_shot) or "n/a"
-        rows.append(f"| `{name}` | {desc} | {e.family.replace('_', ' ')} | {e.head} | {free} |")
+        targets = "all" if set(e.targets) == set(TARGET_KINDS) else ", ".join(e.targets)
+        rows.append(f"| `{name}` | {desc} | {e.family.replace('_', ' ')} | {e.head} | {free} | {targets} |")
     return "\n".join(rows) + "\n"
 
 
