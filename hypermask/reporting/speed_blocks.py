@@ -144,7 +144,7 @@ def render() -> str:
             out.append(f"| `{r['config']}` | {r.get('variant', '-')} | {r['threads']} | {policy} | {r['alone_ms']:.2f} ms | "
                        f"{vs} | {r['with_busy_process_ms']:.2f} ms | {r['slowdown']:.2f}x |")
         out.append("")
-    out += render_reference()
+    out += render_reference() + render_floor()
     jobs = _load("speed_jobs.json")
     if jobs:
         r0 = jobs["rows"][0]
@@ -172,6 +172,45 @@ def render() -> str:
             out.append(f"| `{name}` | {len(runs)} | {suite['job_seconds'][name]:.0f} | {spi:.1f} |")
         out.append("")
     return "\n".join(out).strip() + "\n"
+
+
+def render_floor() -> list[str]:
+    """The HyperMask fmnist_permuted step against its floors: the fused Adam step at the copy
+    bandwidth (28 bytes a parameter: parameter, gradient and two moments read, three written)
+    and the step's matrix products at max(memory, compute) floor (bench_gemm.py), the rest as
+    measured; with the side-by-side run of the same machine, what 6x and 10x the reference need."""
+    step, gemm, ref = _load("speed_step.json"), _load("speed_gemm.json"), _load("speed_reference.json")
+    if not step or not gemm:
+        return []
+    r = next((x for x in step["results"] if x["config"] == "fmnist_permuted" and x["method"] == "hypermask"), None)
+    if r is None:
+        return []
+    same = step["machine"]["cpu"] == gemm["machine"]["cpu"]
+    ms, adam = r["sec_per_iter_median"] * 1e3, r["optimizer_step_seconds"] * 1e3
+    n = r["hnet_parameters"] + r["target_parameters"]
+    adam_floor = 28 * n / (gemm["copy_bandwidth_gb_s"] * 1e9) * 1e3
+    prods = [p for p in gemm["products"] if p["in_step"]]
+    prod_ms = sum(p["torch_us"] for p in prods) / 1e3
+    prod_floor = sum(max(p["memory_floor_us"], p["compute_floor_us"]) for p in prods) / 1e3
+    rest = ms - adam - prod_ms
+    out = [f"The `fmnist_permuted` step against its floors ({r['threads']} threads; the step and Adam from "
+           f"`bench/results/speed_step.json`, the products and the bandwidth ({gemm['copy_bandwidth_gb_s']:.1f} GB/s "
+           f"copy) from `bench/results/speed_gemm.json`"
+           + ("" if same else "; NOTE: the two files come from different machines") + "):", "",
+           "| part | measured | floor | measured / floor |", "|---|---|---|---|",
+           f"| fused Adam step ({n / 1e6:.2f}M parameters, 28 bytes each) | {adam:.2f} ms | {adam_floor:.2f} ms | "
+           f"{adam / adam_floor:.2f}x |",
+           f"| the step's {len(prods)} matrix products | {prod_ms:.2f} ms | {prod_floor:.2f} ms | {prod_ms / prod_floor:.2f}x |",
+           f"| everything else (masks and thresholds, element-wise ops, batch, autograd and Python) | {rest:.2f} ms | "
+           "not bounded here | |",
+           f"| the step | {ms:.2f} ms | {adam_floor + prod_floor:.2f} ms (Adam and products only) | "
+           f"{ms / (adam_floor + prod_floor):.2f}x |", ""]
+    if ref and ref["machine"]["cpu"] == step["machine"]["cpu"]:
+        rm = ref["reference"]["ms_per_iteration"]
+        out += [f"On this machine the reference takes {rm:.2f} ms per iteration (side-by-side table): 6x needs a step of "
+                f"{rm / 6:.2f} ms, 10x one of {rm / 10:.2f} ms; the floors of Adam and the products alone sum to "
+                f"{adam_floor + prod_floor:.2f} ms.", ""]
+    return out
 
 
 def render_reference() -> list[str]:
