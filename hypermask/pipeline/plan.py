@@ -219,7 +219,7 @@ class Plan:
             npz, meta = self.prepared(source)
             stages[f"prepare_{source}"] = {
                 "cmd": self.prepare_cmd(source),
-                "deps": [f"{CODE}/data.py", f"{CODE}/prepared.py"],
+                "deps": [f"{CODE}/data"],  # the sources, their checks and the prepared cache
                 "params": self._keys(f"benchmarks.{split_name(self.sources()[source])[0]}.data"),
                 "outs": [npz, {meta: {"cache": False}}],
             }
