@@ -48,8 +48,13 @@ VARIANTS = {
     # libgomp's spin before sleeping (300,000 spins unset, 0 with PASSIVE): PASSIVE and 300 spins
     # could not be told apart alone on the 2-core EPYC (run-to-run noise ~10 %); 10,000 collapses
     "gomp_spin_300": {"GOMP_SPINCOUNT": "300"},
+    "gomp_spin_1k": {"GOMP_SPINCOUNT": "1000"},
+    "gomp_spin_2k": {"GOMP_SPINCOUNT": "2000"},
     "gomp_spin_3k": {"GOMP_SPINCOUNT": "3000"},
     "gomp_spin_10k": {"GOMP_SPINCOUNT": "10000"},
+    # libgomp takes an explicit GOMP_SPINCOUNT over the wait policy's spin count; other OpenMP
+    # runtimes (Intel's) ignore GOMP_SPINCOUNT and take the policy
+    "passive_spin_2k": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "2000"},
 }
 
 

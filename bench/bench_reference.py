@@ -39,8 +39,8 @@ except --out. Everything else happens under --workdir (default /tmp/hypermask-re
 The reference runs on the interpreter of --reference-python (default: this one, so both sides
 use the same torch, NumPy and pandas; the reference's own packages come first on its
 PYTHONPATH), with OMP_NUM_THREADS = MKL_NUM_THREADS = --threads and OpenMP's default wait
-policy (the hypermask command sets OMP_WAIT_POLICY=PASSIVE for itself; --reference-env
-OMP_WAIT_POLICY=PASSIVE gives the reference the same). `hypermask train` then runs as
+policy (the hypermask command sets its own OpenMP defaults, hypermask/cli/process.py; --reference-env
+gives the reference the same). `hypermask train` then runs as
 bench/bench_run.py runs it (temporary results folder and MLflow SQLite store, --threads,
 --device), with the same two variables and --override for beta, lambda (and --iterations).
 Peak RSS is each child's own (os.wait4); the 1-minute load average before and after each run
@@ -548,7 +548,7 @@ DIFFERENCES = [
     "initialised model, runs its other evaluation settings (evaluation_settings), writes a checkpoint per "
     "task and, unless --no-tracking, logs to a temporary MLflow SQLite store.",
     "Process settings: both get OMP_NUM_THREADS and MKL_NUM_THREADS = --threads (and hypermask --threads); the "
-    "hypermask command also sets OMP_WAIT_POLICY=PASSIVE for itself (process_settings), the reference runs "
+    "hypermask command also sets its OpenMP defaults for itself (process_settings; hypermask/cli/process.py), the reference runs "
     "with OpenMP's default wait policy unless --reference-env OMP_WAIT_POLICY=... is given.",
 ]
 

@@ -19,18 +19,27 @@ from hypermask.config import (
 
 
 # What the `hypermask` command sets for itself before torch loads, unless the environment sets it
-# (entry()'s docstring says why; bench/bench_contention.py measures the OpenMP part).
-PROCESS_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+# (entry()'s docstring says why; bench/bench_contention.py measures the OpenMP part). The two
+# OpenMP settings go together: only where neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set.
+PROCESS_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "2000", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+OPENMP_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def entry() -> None:
     """The `hypermask` command.
 
-    OpenMP's worker threads spin while they wait (OMP_WAIT_POLICY unset): beside one other
-    CPU-bound process on a 2-core machine a fmnist_permuted step took 5.7x as long as alone,
-    with PASSIVE 1.2x (bench/bench_contention.py; docs/performance.md). The policy is read when
-    torch loads its OpenMP runtime, so it is set here, before any import of torch, for this
-    process only; an OMP_WAIT_POLICY already in the environment wins.
+    OpenMP's worker threads wait for the next parallel region; how they wait decides a step's
+    time alone and beside another CPU-bound process (bench/bench_contention.py, fmnist_permuted,
+    2 threads, docs/performance.md). libgomp's default (spin 300,000 times, then sleep) is fast
+    alone and collapses beside a busy process (the spinning thread holds a core the other
+    needs); PASSIVE (sleep at once) holds up beside it but pays a wake-up per parallel region
+    alone (1.9x the fastest alone on the Intel Xeon, 1.8x on the AMD EPYC). A short spin,
+    GOMP_SPINCOUNT=2000, covers the gaps between the step's back-to-back regions and sleeps
+    through anything longer: on the Xeon 1.04-1.26x the fastest alone and 1.7-2.1x its own
+    time beside the busy process. libgomp (PyPI's torch) takes an explicit GOMP_SPINCOUNT over
+    the policy's; other OpenMP runtimes ignore it and sleep at once (PASSIVE), the fallback.
+    Both are read when torch loads its OpenMP runtime, so they are set here, before any import
+    of torch, for this process only, and only where the environment sets neither.
 
     MLflow retries a request to a tracking server 7 times with backoff by default: a log call
     to a server that is gone took 245.7 s before it failed, and a run flushes once per task.
@@ -38,8 +47,10 @@ def entry() -> None:
     (tracking.Tracker.flush), so the command allows 3 retries (13.2 s; MLflow 3.17); an
     MLFLOW_HTTP_REQUEST_MAX_RETRIES in the environment wins."""
 
+    own_openmp = any(k in os.environ for k in OPENMP_KEYS)  # a user's own OpenMP setting wins, whole
     for key, value in PROCESS_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+        if not (own_openmp and key in OPENMP_KEYS):
+            os.environ.setdefault(key, value)
     _keep_freed_memory(sys.argv[1:])
     sys.exit(main())
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # what a run's speed depends on beyond its config, recorded in metrics.json: the OpenMP wait
 # policy and glibc's large-block settings the `hypermask` command sets (hypermask/cli/process.py)
-PROCESS_SETTINGS = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
+PROCESS_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
                     "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
 
 

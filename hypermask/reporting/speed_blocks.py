@@ -221,7 +221,8 @@ def render_reference() -> list[str]:
     r, h, c = ref["reference"], ref["hypermask"], ref["configuration"]
 
     def env(side: dict) -> str:
-        e = {k: v for k, v in side.get("environment", side.get("process_settings", {})).items() if "OMP_WAIT" in k}
+        e = {k: v for k, v in (side.get("environment") or side.get("process_settings") or {}).items()
+             if k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
         return ", ".join(f"{k}={v}" for k, v in e.items()) or "OpenMP's default"
 
     load = [f"{x['load_average_1min']['before']:.1f} -> {x['load_average_1min']['after']:.1f}" for x in (r, h)]
@@ -238,7 +239,7 @@ def render_reference() -> list[str]:
            f"| peak RSS | {r['peak_rss_gb']:.2f} GB | {h['peak_rss_gb']:.2f} GB | {ref['ratio']['peak_rss']:.2f}x |",
            f"| average accuracy / BWT | {r['average_accuracy']:.2f} / {r['bwt']:.2f} | {h['average_accuracy']:.2f} / "
            f"{h['bwt']:.2f} | |",
-           f"| torch, OpenMP wait policy | {r['torch']}, {env(r)} | {h['torch']}, {env(h)} | |",
+           f"| torch, OpenMP settings | {r['torch']}, {env(r)} | {h['torch']}, {env(h)} | |",
            f"| 1-minute load average before -> after | {load[0]} | {load[1]} | |", ""]
     return out
 
