@@ -23,12 +23,13 @@ STEP = Path(__file__).resolve().parent / "bench_train_step.py"
 
 
 def _env(config: str) -> dict[str, str]:
-    """The job's environment as the pipeline sets it (passive policy; glibc settings for the
-    benchmarks in pipeline.keep_freed_memory)."""
+    """The job's environment as the `hypermask` command sets it (its OpenMP defaults,
+    hypermask/cli/process.py; glibc settings for the benchmarks in pipeline.keep_freed_memory)."""
+    from hypermask.cli.process import OPENMP_KEYS, PROCESS_DEFAULTS
     from hypermask.config import read_params, split_name
     from hypermask.pipeline.plan import keep_freed_memory_env
 
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, **{k: PROCESS_DEFAULTS[k] for k in OPENMP_KEYS}}
     if split_name(config)[0] in read_params(ROOT / "params.yaml").pipeline.keep_freed_memory:
         env.update(keep_freed_memory_env())
     return env
