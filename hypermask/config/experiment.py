@@ -13,7 +13,7 @@ from pydantic import Field, create_model, model_validator
 from hypermask.evaluation.settings import SETTINGS, supported, why_not
 from hypermask.methods import METHOD_BLOCKS, METHODS
 from hypermask.methods.record import TARGET_KINDS
-from hypermask.typed import MAX_SEED, NAME_PATTERN, Name, NonNegative, Positive, Seed  # noqa: F401 (the package's field types)
+from hypermask.typed import NonNegative, Positive, Seed
 from hypermask.typed import Strict as _Strict
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}

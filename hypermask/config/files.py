@@ -18,7 +18,7 @@ class ConfigError(ValueError):
     """A problem with params.yaml or with what it points to; the message names the key or path."""
 
 
-def _format(err: ValidationError, prefix: str) -> str:
+def format_errors(err: ValidationError, prefix: str) -> str:
     lines = []
     for e in err.errors():
         if e["loc"] and e["loc"][-1] == "[key]" and e["type"] == "string_pattern_mismatch":  # a name

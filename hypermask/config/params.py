@@ -21,11 +21,11 @@ from pydantic import Field, ValidationError, model_validator
 
 from hypermask.config.credentials import embedded_password_problem
 from hypermask.config.experiment import ExperimentConfig
-from hypermask.config.files import ConfigError, _format, load_yaml
+from hypermask.config.files import ConfigError, format_errors, load_yaml
 from hypermask.evaluation.settings import SETTINGS, supported
 from hypermask.methods import METHOD_BLOCKS, METHODS
 from hypermask.methods.record import TARGET_KINDS
-from hypermask.typed import MAX_SEED, NAME_PATTERN, Name, NonNegative, Positive, Seed  # noqa: F401 (the package's field types)
+from hypermask.typed import Name, NonNegative, Positive, Seed
 from hypermask.typed import Strict as _Strict
 
 
@@ -279,7 +279,7 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
     try:
         params = ParamsFile.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format(e, str(path))) from None
+        raise ConfigError(format_errors(e, str(path))) from None
     for m in params.methods:
         if m not in METHODS:
             raise ConfigError(f"{path}.methods.{m}: unknown method (known: {', '.join(METHODS)})")
@@ -382,7 +382,7 @@ def experiment_config(
         return ExperimentConfig.model_validate(merged)
     except ValidationError as e:
         where = where or f"benchmarks.{benchmark} with methods.{method}"
-        raise ConfigError(_format(e, f"{path}: {where}")) from None
+        raise ConfigError(format_errors(e, f"{path}: {where}")) from None
 
 
 def load_experiment(path: str | Path, name: str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

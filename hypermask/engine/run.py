@@ -1,5 +1,6 @@
-"""The continual loop: tasks one after another, evaluation on every task after each,
-a checkpoint after each task, resume from the last completed task, final outputs.
+"""One run from start to finish: the run's folder and lock, resume from its last completed
+task (or rebuild outputs from complete checkpoints), the tasks one after another through the
+loop (engine/loop.py) with an evaluation and a checkpoint after each, then the final outputs.
 
 One run = one (experiment, seed) and writes results/runs/EXPERIMENT/seed_N/:
 metrics.json, accuracy_matrix.csv, accuracy_matrix.png, checkpoints/task_XXX.pt.
