@@ -73,11 +73,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         overrides = read_overrides(args.override)
     cfg = experiment_config(params, experiment_of(args), params_path, overrides, where=args.override)
-    if args.seed not in cfg.seeds and not args.any_seed:
+    seeds = list(dict.fromkeys(args.seed))  # in the order given, each once
+    unlisted = [s for s in seeds if s not in cfg.seeds]
+    if unlisted and not args.any_seed:
         raise ConfigError(
-            f"{params_path}: benchmarks.{cfg.benchmark}.seeds: seed {args.seed} is not listed {cfg.seeds} "
-            "(add it, or pass --any-seed)"
+            f"{params_path}: benchmarks.{cfg.benchmark}.seeds: seed {', '.join(map(str, unlisted))} is not listed "
+            f"{cfg.seeds} (add it, or pass --any-seed)"
         )
+    results = _results(args, params)
+    if args.stage:
+        seeds = [s for s in seeds if not _staged_or_current(results, cfg, s, args.stage_current, args.quiet)]
+        if not seeds:
+            return 0  # before torch and MLflow are loaded
     from hypermask.data.sources import check_source_available
 
     check_source_available(cfg.data)
@@ -95,27 +102,55 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hypermask.tracking.tracker import Tracker
 
     uri = _tracking_uri(args, params)
-    out = run(
-        cfg,
-        args.seed,
-        _results(args, params),
-        device,
-        Tracker(enabled=uri is not None, uri=uri),
-        force=args.force,
-        quiet=args.quiet,
-        stop_after_task=args.stop_after_task,
-        repo_root=params_path.resolve().parent,
-        data_cache=Path(params.pipeline.data_cache),
-        restart_on_change=args.restart_on_change,
-        suites=tuple(s for s in params.suites if cfg.name in params.suite_experiments(s)),
-    )
-    if out is not None and not args.quiet:
-        print(
-            f"{cfg.name} seed {args.seed}: average accuracy {out['average_accuracy']:.2f}%  BWT {out['bwt']:.2f}  "
-            f"FWT {out['fwt']:.2f}  forgetting {out['forgetting']:.2f}  "
-            f"({out['seconds_per_iteration'] * 1000:.1f} ms/iteration, {out['wall_seconds']:.0f} s wall)"
+    tracker = Tracker(enabled=uri is not None, uri=uri)
+    suites = tuple(s for s in params.suites if cfg.name in params.suite_experiments(s))
+    for seed in seeds:
+        out = run(
+            cfg,
+            seed,
+            results,
+            device,
+            tracker,
+            force=args.force,
+            quiet=args.quiet,
+            stop_after_task=args.stop_after_task,
+            repo_root=params_path.resolve().parent,
+            data_cache=Path(params.pipeline.data_cache),
+            restart_on_change=args.restart_on_change,
+            suites=suites,
+            stage=args.stage,
         )
+        if out is not None and not args.quiet:
+            print(
+                f"{cfg.name} seed {seed}: average accuracy {out['average_accuracy']:.2f}%  BWT {out['bwt']:.2f}  "
+                f"FWT {out['fwt']:.2f}  forgetting {out['forgetting']:.2f}  "
+                f"({out['seconds_per_iteration'] * 1000:.1f} ms/iteration, {out['wall_seconds']:.0f} s wall)"
+            )
     return 0
+
+
+def _staged_or_current(results: Path, cfg, seed: int, stage_current: bool, quiet: bool) -> bool:
+    """`train --stage`: whether a seed has nothing to train, its outputs (final or staged)
+    holding the settings `cfg` gives now; with `stage_current`, final outputs are staged too,
+    as hard links (records/staging.py says when). Staged outputs of other settings are removed
+    (the seed trains again; the final ones are its own job's to replace)."""
+    import shutil
+
+    from hypermask.records.runs import read_metrics, run_dir, stale_keys
+    from hypermask.records.staging import stage_copy
+
+    paths = run_dir(results, cfg.name, seed)
+    for where in (paths.staged(), paths):
+        metrics, _ = read_metrics(where, cfg.name, seed)
+        if metrics is not None and not stale_keys(metrics, cfg):
+            if where == paths and stage_current:
+                stage_copy(paths.root)
+            if not quiet:
+                print(f"{where.metrics}: finished with these settings; nothing to do")
+            return True
+    if paths.staged().out.exists():
+        shutil.rmtree(paths.staged().out)
+    return False
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one (benchmark, method, seed); resumes; a finished run is left alone")
     t.add_argument("experiment", metavar="BENCHMARK", help="a benchmark (or BENCHMARK/METHOD)")
     t.add_argument("--method", default=None, help="the method (default: hypermask)")
-    t.add_argument("--seed", type=_count(0, MAX_SEED), required=True)
+    t.add_argument("--seed", type=_count(0, MAX_SEED), required=True, nargs="+",
+                   help="one seed, or several trained one after another in this process")
     _add_run_options(t)
     t.add_argument("--threads", type=_count(1), default=None, help="torch CPU threads")
     t.add_argument("--force", action="store_true", help="train again even if the run finished")
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--override", default=None, help="YAML of dotted keys to set (e.g. a sweep's best_params.yaml)")
     t.add_argument("--restart-on-change", action="store_true",
                    help="checkpoints of other settings are set aside and training starts over (pipelines)")
+    t.add_argument("--stage", action="store_true",
+                   help="pipelines: write each seed's outputs under seed_N/staged/ for that seed's own job to "
+                        "adopt, and skip a seed whose outputs (final or staged) hold the current settings")
+    t.add_argument("--stage-current", action="store_true",
+                   help="with --stage: also stage (as hard links) the outputs of a seed that holds the current "
+                        "settings, for a pipeline that reruns every seed's job after this one")
     t.add_argument("--stop-after-task", type=_count(1), default=None, help=argparse.SUPPRESS)
     t.set_defaults(func=cmd_train)
 

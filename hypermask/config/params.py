@@ -39,6 +39,10 @@ class PipelineConfig(_Strict):
     # (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_): where a CPU gradient exceeds glibc's 32 MiB
     # mmap limit, it is otherwise page-faulted in again on every step.
     keep_freed_memory: list[str] = []
+    # Benchmarks whose seeds the Snakemake pipeline trains in one process per (benchmark,
+    # method), each seed keeping its own job, outputs and rerun (records/staging.py): for runs
+    # of seconds, where loading torch and MLflow would otherwise take most of a job.
+    seeds_in_one_job: list[str] = []
 
 
 class SearchDim(_Strict):
@@ -307,9 +311,10 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             raise ConfigError(f"{path}.suites.{suite}.{why}: leaves no (benchmark, method) pair to run"
                               + (f" (not implemented for the benchmarks' targets: {', '.join(params.unsupported(suite))})"
                                  if params.unsupported(suite) else ""))
-    for n in params.pipeline.keep_freed_memory:
-        if n not in params.benchmarks:
-            raise ConfigError(f"{path}.pipeline.keep_freed_memory: unknown benchmark {n!r}")
+    for key in ("keep_freed_memory", "seeds_in_one_job"):
+        for n in getattr(params.pipeline, key):
+            if n not in params.benchmarks:
+                raise ConfigError(f"{path}.pipeline.{key}: unknown benchmark {n!r}")
     if params.suite is not None and params.suite not in params.suites:
         raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
     if params.sweeps.grace_period <= params.sweeps.heartbeat_interval:

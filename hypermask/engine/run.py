@@ -29,6 +29,7 @@ from hypermask.events import Console, Events, RunStart, TaskCallback
 from hypermask.records.provenance import git_commit
 from hypermask.records.run_record import matrix_csv, run_record
 from hypermask.records.runs import RunLock, RunPaths, read_metrics, run_dir
+from hypermask.records.staging import adopt_staged
 from hypermask.records.storage import (
     atomic_torch_save,
     atomic_write_json,
@@ -57,6 +58,7 @@ def run(
     run_name: str | None = None,
     score_split: str = "test",
     suites: tuple[str, ...] = (),
+    stage: bool = False,
 ) -> dict | None:
     """Train one (experiment, seed); resume if checkpoints exist; return metrics.json's dict.
     Returns None when stopped early by `stop_after_task` (tests, interruption drills).
@@ -66,9 +68,20 @@ def run(
     behaviour after an edit of params.yaml) instead of stopping. on_task_end(t, row): called
     after each task's evaluation (sweeps report to the pruner there). score_split "val": the
     accuracy matrix (and so every summary metric) from the validation splits (sweeps: choosing
-    hyperparameters never looks at test data)."""
+    hyperparameters never looks at test data). stage: the outputs go under seed_N/staged/ for
+    the seed's own pipeline job to adopt (records.runs); without it, staged outputs found are
+    adopted first (or, with `force`, removed)."""
     device = torch.device(device)
     paths = run_dir(results, cfg.name, seed)
+    if stage:
+        paths = paths.staged()
+    elif force:
+        shutil.rmtree(paths.staged().out, ignore_errors=True)
+    elif paths.staged().metrics.is_file():
+        with RunLock(paths.lock):  # not while a process writes them
+            adopt_staged(paths.root)
+        if not quiet:
+            print(f"{paths.metrics}: adopted from {paths.staged().out}")
     finished, why = read_metrics(paths, cfg.name, seed)
     if finished is not None and not force:
         if not paths.finished.exists():  # stopped after metrics.json, during MLflow's uploads

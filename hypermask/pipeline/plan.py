@@ -136,6 +136,19 @@ class Plan:
     def run_files(self, exp: str, seed: int | str) -> list[str]:
         return [f"{self.run_dir(exp, seed)}/{f}" for f in RUN_FILES]
 
+    def seeds_in_one_job(self, exp: str) -> bool:
+        """Whether one job trains the experiment's seeds in one process (pipeline.seeds_in_one_job,
+        records/staging.py), each seed's own job then adopting its staged outputs."""
+        return split_name(exp)[0] in self.params.pipeline.seeds_in_one_job and len(self.config(exp).seeds) > 1
+
+    def seeds_marker(self, exp: str) -> str:
+        """The output of the job that trains an experiment's seeds in one process."""
+        return f"{self.results}/runs/{exp}/seeds.done"
+
+    def seeds_inputs(self, exp: str) -> list[str]:
+        """What a seed's own job waits for: the experiment's seeds job, where there is one."""
+        return [self.seeds_marker(exp)] if self.seeds_in_one_job(exp) else []
+
     def sweep_files(self, exp: str) -> list[str]:
         return [f"{self.results}/sweeps/{exp}/{f}" for f in SWEEP_FILES]
 
@@ -196,7 +209,24 @@ class Plan:
         return f"{self._env(exp)}{self._hypermask} sweep {self._which(exp)}" + (" --worker" if worker else "")
 
     def train_cmd(self, exp: str, seed: int | str) -> str:
-        cmd = (f"{self._env(exp)}{self._hypermask} train {self._which(exp)} --seed {seed} --quiet --restart-on-change "
+        """A seed's job: it trains the seed (DVC's stages: one process per seed)."""
+        return self._train(exp, str(seed))
+
+    def seed_job_cmd(self, exp: str, seed: int | str) -> str:
+        """A seed's Snakemake job: where the experiment's seeds job ran (seeds_in_one_job), it
+        adopts that seed's staged outputs in a process of 0.1 s, and trains the seed only when
+        nothing is staged (a forced rerun of this seed)."""
+        cmd = self.train_cmd(exp, seed)
+        if self.seeds_in_one_job(exp):
+            return f"(python -m hypermask.records.staging {self.run_dir(exp, seed)} || {cmd})"
+        return cmd
+
+    def seeds_cmd(self, exp: str) -> str:
+        """The job that trains every seed of an experiment in one process, each seed's outputs staged."""
+        return self._train(exp, " ".join(str(s) for s in self.config(exp).seeds)) + " --stage"
+
+    def _train(self, exp: str, seeds: str) -> str:
+        cmd = (f"{self._env(exp)}{self._hypermask} train {self._which(exp)} --seed {seeds} --quiet --restart-on-change "
                f"--threads {self.params.pipeline.threads}")
         if self.uses_best(exp):
             cmd += f" --override {self.sweep_files(exp)[0]}"

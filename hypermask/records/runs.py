@@ -5,6 +5,9 @@ accuracy_matrix.csv, accuracy_matrix.png, checkpoints/task_XXX.pt, a `.lock` whi
 trains it and a `.finished` marker once everything was written. Training, `evaluate`, the
 tables and the pipeline plan all read this module; it imports neither torch nor MLflow.
 
+A pipeline job that trains several seeds in one process (pipeline.seeds_in_one_job) writes each
+seed's three outputs under seed_N/staged/ instead, for the seed's own job to adopt (staging.py).
+
 metrics.json is validated on every read against `RunMetrics`: a file of the wrong shape or
 with junk values is never taken for a finished run.
 """
@@ -22,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hypermask.evaluation import metrics as M
 from hypermask.evaluation.settings import SETTINGS
+from hypermask.records.staging import STAGED
 
 RUN_FILES = ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png")
 # metrics.json: the results of each task-id-free setting (evaluation.settings) after every task
@@ -31,18 +35,27 @@ SETTING_METRICS = {n: s.metrics for n, s in SETTINGS.items() if s.metrics}  # hy
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
+    outputs: Path | None = None  # where metrics.json and the matrix files go (default: root)
+
+    @property
+    def out(self) -> Path:
+        return self.outputs or self.root
 
     @property
     def metrics(self) -> Path:
-        return self.root / "metrics.json"
+        return self.out / "metrics.json"
 
     @property
     def matrix_csv(self) -> Path:
-        return self.root / "accuracy_matrix.csv"
+        return self.out / "accuracy_matrix.csv"
 
     @property
     def heatmap(self) -> Path:
-        return self.root / "accuracy_matrix.png"
+        return self.out / "accuracy_matrix.png"
+
+    def staged(self) -> RunPaths:
+        """The same run with its outputs under staged/ (a job training several seeds)."""
+        return RunPaths(self.root, self.root / STAGED)
 
     @property
     def checkpoints(self) -> Path:

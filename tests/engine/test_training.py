@@ -99,6 +99,25 @@ def test_finished_run_is_left_alone_unless_forced(tiny_params, tmp_path, capsys)
     assert m.stat().st_mtime_ns != before
 
 
+def test_several_seeds_in_one_process_equal_each_seed_alone(tiny_params, tmp_path, capsys):
+    """`train --seed 2 1`: each seed's results as if trained alone (no state leaks from the
+    seed before); `--stage` writes them under staged/, a later plain `train` adopts them."""
+    _train(tiny_params, tmp_path / "one", "tiny", 1, "--no-tracking")
+    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "2", "1", "--results", str(tmp_path / "both"),
+               "--quiet", "--no-tracking", "--stage"])
+    assert rc == 0
+    staged = tmp_path / "both/runs/tiny/hypermask/seed_1/staged/metrics.json"
+    assert json.loads(staged.read_text())["accuracy_matrix"] == _metrics(tmp_path / "one", "tiny", 1)["accuracy_matrix"]
+    assert not (tmp_path / "both/runs/tiny/hypermask/seed_1/metrics.json").exists()
+    capsys.readouterr()
+    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "2", "--results", str(tmp_path / "both"),
+               "--no-tracking", "--stage"])  # both staged with these settings: nothing to train
+    assert rc == 0 and capsys.readouterr().out.count("nothing to do") == 2
+    _train(tiny_params, tmp_path / "both", "tiny", 1, "--no-tracking")  # adopts
+    assert not staged.exists() and _metrics(tmp_path / "both", "tiny", 1)["accuracy_matrix"] == \
+        _metrics(tmp_path / "one", "tiny", 1)["accuracy_matrix"]
+
+
 @pytest.mark.slow
 def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     from mlflow.tracking import MlflowClient

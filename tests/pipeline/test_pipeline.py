@@ -204,6 +204,64 @@ def test_rerun_one_seed_with_snakemake_retrains_it_alone(snake_run):
     assert m2.stat().st_mtime_ns == before2  # the other seed untouched
 
 
+def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path):
+    """pipeline.seeds_in_one_job: one process trains an experiment's seeds (staged), each
+    seed's job adopts its outputs; the results equal a seed trained alone; forcing one seed
+    retrains it alone; a seed added later trains alone in the seeds job; nothing finished is
+    trained again."""
+    p = tiny_suite()
+    p["sweeps"] = {}
+    p["benchmarks"]["tiny"]["seeds"] = [1, 2, 3]
+    p["pipeline"] = {"seeds_in_one_job": ["tiny"]}
+    d = project(tmp_path, p)
+    snakemake(d, "all_tables")
+    runs = {(m, s): d / f"results/runs/tiny/{m}/seed_{s}" for m in ("hypermask", "finetune") for s in (1, 2, 3)}
+    for (m, s), run in runs.items():
+        assert (run / "metrics.json").is_file() and not (run / "staged").exists()
+        assert "outputs adopted" in (d / f"logs/train/tiny/{m}/seed_{s}.log").read_text()
+    seeds_log = (d / "logs/train/tiny/hypermask/seeds.log").read_text()
+    assert seeds_log.count("MLflow store") == 1  # one process for the three seeds
+    # the same numbers as the seed trained alone, in a process of its own
+    alone = tmp_path / "alone"
+    sh([str(BIN / "hypermask"), "train", "tiny", "--seed", "2", "--quiet", "--threads", "2", "--no-tracking",
+        "--results", str(alone)], d)
+    together = json.loads((runs["hypermask", 2] / "metrics.json").read_text())
+    assert json.loads((alone / "runs/tiny/hypermask/seed_2/metrics.json").read_text())["accuracy_matrix"] == \
+        together["accuracy_matrix"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
+    tiny = client.get_experiment_by_name("tiny")
+    assert len(client.search_runs([tiny.experiment_id])) == 6  # one MLflow run per seed
+
+    mtimes = {k: (r / "metrics.json").stat().st_mtime_ns for k, r in runs.items()}
+    snakemake(d, "--force", str((runs["hypermask", 2] / "metrics.json").relative_to(d)))
+    assert "forced rerun" in (d / "logs/train/tiny/hypermask/seed_2.log").read_text()
+    assert json.loads((runs["hypermask", 2] / "metrics.json").read_text())["accuracy_matrix"] == \
+        together["accuracy_matrix"]
+    assert all((r / "metrics.json").stat().st_mtime_ns == mtimes[k] for k, r in runs.items() if k != ("hypermask", 2))
+    assert (d / "logs/train/tiny/hypermask/seeds.log").read_text() == seeds_log  # the seeds job did not run
+    assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == {"tables_demo"}
+
+    snakemake(d, "all_tables")
+    (d / "results/runs/tiny/finetune/seeds.done").unlink()  # as after `dvc pull` into a new clone
+    assert not _snakemake_jobs(d, "--rerun-incomplete")  # not needed while its seeds are current
+    p["benchmarks"]["tiny"]["seeds"] = [1, 2, 3, 4]  # a seed added: trained alone by the seeds jobs
+    write_params(d / "params.yaml", p)
+    before = {k: json.loads((r / "metrics.json").read_text()) for k, r in runs.items()}
+    logs = {k: d / f"logs/train/tiny/{k[0]}/seed_{k[1]}.log" for k in runs}
+    log_before = {k: f.read_text() for k, f in logs.items()}
+    snakemake(d, "all_tables")
+    for k, r in runs.items():  # hypermask's seed jobs did not run; finetune's (no marker) adopted them again
+        assert json.loads((r / "metrics.json").read_text()) == before[k] and not (r / "staged").exists()
+        assert logs[k].read_text() == log_before[k] if k[0] == "hypermask" else \
+            logs[k].read_text().startswith(f"results/runs/tiny/finetune/seed_{k[1]}: outputs adopted")
+    for m in ("hypermask", "finetune"):
+        assert json.loads((d / f"results/runs/tiny/{m}/seed_4/metrics.json").read_text())["seed"] == 4
+        assert "outputs adopted" in (d / f"logs/train/tiny/{m}/seed_4.log").read_text()
+    assert "4/4" in (d / "results/tables/demo.csv").read_text()
+
+
 def git_clone(tmp: Path) -> Path:
     """A real `git clone` of this repository's committed state: git's ignore rules, the
     committed .dvc/ and dvc.yaml, nothing untracked (a copied tree hid a `dvc repro` that
