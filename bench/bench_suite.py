@@ -8,6 +8,14 @@ and the suite's table, so a figure can be traced to the runs behind it.
 
     python bench/bench_suite.py --suite fmnist --cores 2 > bench/results/speed_suite.json
 
+`--start-up REV`: the start-up share of the default suite (issue: suites not dominated by
+process start-up), side by side: the suite from nothing in a clone of REV, then in a clone of
+HEAD, one after the other; for each, the runs' own seconds (metrics.json's wall_seconds, from
+the data loaded to the outputs written) against the cores' wall time, and the processes the
+pipeline started:
+
+    python bench/bench_suite.py --start-up 761b8d7 --cores 2 > bench/results/speed_startup.json
+
 `--readme`: the README's two commands instead. The setup installs `.[test]`, the pipeline is
 `snakemake --cores N all_tables` (params.yaml's suite), then the tests (`python -m pytest -q`)
 and the fast lane (`-m "not slow"`) run in the clone, each timed (the README's two-commands
@@ -55,7 +63,10 @@ def main() -> None:
     ap.add_argument("--readme", action="store_true", help="the README's two commands (see above); --suite is ignored")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", metavar="DIR", help="clone into DIR and keep it (default: a temporary folder)")
+    ap.add_argument("--start-up", metavar="REV", help="the default suite at REV, then at HEAD (see above)")
     a = ap.parse_args()
+    if a.start_up:
+        return start_up(a.start_up, a.cores)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import describe
 
@@ -101,6 +112,41 @@ def main() -> None:
         "job_seconds": {k: round(sum(r["wall_seconds"] for r in v), 1) for k, v in runs.items()},
         "table": table,
     }, indent=2))
+
+
+def suite_from_nothing(rev: str, cores: int, tmp: Path) -> dict:
+    """The default suite (`snakemake --cores N all_tables`) in a fresh clone of `rev`, with its own
+    environment (not timed); the pipeline's wall time, the runs' own seconds and the jobs."""
+    clone = tmp / rev
+    sh(["git", "clone", "-q", str(ROOT), str(clone)], cwd=ROOT)
+    sh(["git", "checkout", "-q", rev], cwd=clone)
+    commit = sh(["git", "rev-parse", "HEAD"], cwd=clone)[1].strip()
+    venv = clone / ".venv" / "bin"
+    sh([sys.executable, "-m", "venv", ".venv"], cwd=clone)
+    sh([str(venv / "pip"), "install", "-q", "-c", "requirements.lock", "-e", "."], cwd=clone)
+    env = {**os.environ, "PATH": f"{venv}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("VIRTUAL_ENV", None)
+    wall = sh([str(venv / "snakemake"), "--cores", str(cores), "all_tables"], cwd=clone, env=env)[0]
+    runs = [json.loads(f.read_text()) for f in sorted((clone / "results" / "runs").glob("*/*/seed_*/metrics.json"))]
+    run_seconds = sum(m["wall_seconds"] for m in runs)
+    jobs = defaultdict(int)
+    for f in (clone / "benchmarks").rglob("*.tsv"):
+        jobs[f.relative_to(clone / "benchmarks").parts[0] + ("_seeds" if f.name == "seeds.tsv" else "")] += 1
+    return {"commit": commit, "wall_seconds": round(wall, 1), "runs": len(runs), "run_seconds": round(run_seconds, 1),
+            "in_run_share": round(run_seconds / (cores * wall), 3), "jobs": dict(sorted(jobs.items())),
+            "seed_jobs_adopting": sum(1 for f in (clone / "logs" / "train").rglob("seed_*.log")
+                                      if "outputs adopted" in f.read_text())}
+
+
+def start_up(rev: str, cores: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import describe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = [suite_from_nothing(r, cores, Path(tmp)) for r in (rev, "HEAD")]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    print(json.dumps({"machine": describe(), "suite": params["suite"], "cores": cores,
+                      "command": f"snakemake --cores {cores} all_tables", "before": sides[0], "after": sides[1]}, indent=2))
 
 
 if __name__ == "__main__":
