@@ -142,6 +142,8 @@ def check_tables(a) -> None:
 
 def check_resume(a) -> None:
     log = Path(a.lab) / "logs/train" / Path(a.resumed).relative_to("results/runs").with_suffix(".log")
+    if log.read_text().count("outputs adopted"):  # trained by the experiment's seeds job (seeds_in_one_job)
+        log = log.with_name("seeds.log")
     m = re.search(r"resuming \S+ seed \d+ after task (\d+)", log.read_text())
     if not m:
         fail(f"{log}: the resubmitted job did not resume from a checkpoint:\n{log.read_text()[-2000:]}")

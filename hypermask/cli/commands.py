@@ -81,8 +81,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{cfg.seeds} (add it, or pass --any-seed)"
         )
     results = _results(args, params)
-    if args.stage:
-        seeds = [s for s in seeds if not _staged_or_current(results, cfg, s, args.stage_current, args.quiet)]
+    if args.stage_current and not args.stage:
+        raise ConfigError("--stage-current: only with --stage")
+    if args.stage and not args.force:
+        seeds = [s for s in seeds if not _staged_or_current(results, cfg, s, args.stage_current)]
         if not seeds:
             return 0  # before torch and MLflow are loaded
     from hypermask.data.sources import check_source_available
@@ -129,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _staged_or_current(results: Path, cfg, seed: int, stage_current: bool, quiet: bool) -> bool:
+def _staged_or_current(results: Path, cfg, seed: int, stage_current: bool) -> bool:
     """`train --stage`: whether a seed has nothing to train, its outputs (final or staged)
     holding the settings `cfg` gives now; with `stage_current`, final outputs are staged too,
     as hard links (records/staging.py says when). Staged outputs of other settings are removed
@@ -145,8 +147,8 @@ def _staged_or_current(results: Path, cfg, seed: int, stage_current: bool, quiet
         if metrics is not None and not stale_keys(metrics, cfg):
             if where == paths and stage_current:
                 stage_copy(paths.root)
-            if not quiet:
-                print(f"{where.metrics}: finished with these settings; nothing to do")
+            print(f"{where.metrics}: finished with these settings; nothing to do"
+                  + (" (staged again for its job)" if where == paths and stage_current else ""))
             return True
     if paths.staged().out.exists():
         shutil.rmtree(paths.staged().out)

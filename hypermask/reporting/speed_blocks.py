@@ -15,6 +15,7 @@ in bench/results/ (never typed) by `hypermask docs` (see hypermask/reporting/rea
     python bench/bench_jobs.py --configs fmnist_permuted fmnist_split --threads 2 --jobs 2 > bench/results/speed_jobs.json
     python bench/bench_suite.py --suite fmnist --cores 2 > bench/results/speed_suite.json
     python bench/bench_suite.py --readme --cores 2 > bench/results/readme_commands.json
+    python bench/bench_suite.py --start-up 761b8d7 --cores 2 > bench/results/speed_startup.json
     bash bench/run_gpu.sh   # on a GPU machine: bench/results/gpu_{ceilings,step,step_task9,eval_*}.json
     python bench/bench_train_step.py --configs permuted_mnist cifar100_resnet20 --device cuda \
         --fill-uninitialized on|off > bench/results/gpu_step_fill_{on,off}.json
@@ -411,6 +412,25 @@ def render_methods_step() -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def render_startup() -> str:
+    """The default suite's start-up share, before and after seeds_in_one_job (bench_suite.py --start-up)."""
+    r = _load("speed_startup.json")
+    if not r:
+        return "Not measured yet: `python bench/bench_suite.py --start-up REV --cores 2`.\n"
+    out = [f"`{r['command']}` (the `{r['suite']}` suite) from nothing in fresh clones, one after the other, "
+           f"nothing else running, on {machine_line(r['machine'])}:", "",
+           "| commit | pipeline wall | runs | the runs' own seconds | their share of the cores' time | jobs |",
+           "|---|---|---|---|---|---|"]
+    for side in ("before", "after"):
+        x = r[side]
+        jobs = ", ".join(f"{k} {v}" for k, v in x["jobs"].items())
+        adopting = f" ({x['seed_jobs_adopting']} seed jobs adopting staged outputs)" if x["seed_jobs_adopting"] else ""
+        out.append(f"| {side}: {x['commit'][:10]} | {_min_s(x['wall_seconds'])} | {x['runs']} | {x['run_seconds']:.0f} s "
+                   f"| **{100 * x['in_run_share']:.0f}%** | {jobs}{adopting} |")
+    return "\n".join(out) + "\n"
+
+
 BLOCKS = {("<!-- speed -->", "<!-- end speed -->"): render, ("<!-- speed gpu -->", "<!-- end speed gpu -->"): render_gpu,
           ("<!-- speed methods -->", "<!-- end speed methods -->"): render_methods_step,
-          ("<!-- commands -->", "<!-- end commands -->"): render_commands}
+          ("<!-- commands -->", "<!-- end commands -->"): render_commands,
+          ("<!-- speed startup -->", "<!-- end speed startup -->"): render_startup}
