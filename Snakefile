@@ -1,7 +1,7 @@
 # HyperMask reproduction pipeline: data -> (sweeps) -> every seed -> tables, figures, report.
 #
 #   snakemake --cores 8 all_tables                        # the suite named in params.yaml
-#   snakemake --cores 8 all_tables --config suite=fmnist  # another suite
+#   snakemake --cores 8 all_tables --config suite=compare_fmnist  # another suite
 #   snakemake --cores 8 all_tables --config params=mine.yaml  # another settings file, read by every job
 #   snakemake --profile profiles/slurm all_tables
 #   snakemake --report report.html

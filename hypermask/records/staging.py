@@ -13,13 +13,17 @@ itself (Snakemake's `ancient`, and `update`, which keeps it through a failed rer
 one does: where seeds already have outputs (pulled by DVC into a new clone, or trained before
 the benchmark was in seeds_in_one_job) and another seed needs training, Snakemake reruns every
 seed's job after the seeds job. That job is then told `--stage-current` and stages the current
-seeds' outputs too (hard links), which their jobs adopt instead of training them again.
+seeds' outputs too (hard links), which their jobs adopt instead of training them again. A
+copy no job adopted (its seed was not a target) is dropped when Snakemake ends
+(drop_copies_of_current, the workflow's onsuccess and onerror): left, it would be adopted by a
+later forced rerun of that seed instead of training it.
 
     python -m hypermask.records.staging RUN_DIR   # exit 0: adopted; 1: nothing staged
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import sys
@@ -60,6 +64,27 @@ def stage_copy(root: str | Path) -> None:
             except OSError:
                 shutil.copy2(src, tmp)
             os.replace(tmp, dst)
+
+
+def drop_copies_of_current(root: str | Path) -> bool:
+    """Remove a run's staged outputs where they are its current outputs themselves (the hard
+    links or copies of --stage-current that no job adopted); True if some were removed. Staged
+    outputs that differ from the current ones (a seed trained by the seeds job, not adopted
+    yet) are kept."""
+    staged = Path(root) / STAGED
+    if not (staged / "metrics.json").is_file():
+        return False
+    pairs = [(staged / name, Path(root) / name) for name in OUTPUTS if (staged / name).exists()]
+    if not all(cur.exists() and (os.path.samefile(st, cur) or filecmp.cmp(st, cur, shallow=False))
+               for st, cur in pairs):
+        return False
+    for st, _ in reversed(pairs):  # metrics.json first: an adopter stops seeing it at once
+        st.unlink()
+    try:
+        staged.rmdir()
+    except OSError:
+        pass
+    return True
 
 
 def main(argv: list[str]) -> int:

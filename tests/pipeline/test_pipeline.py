@@ -261,6 +261,19 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
         assert "outputs adopted" in (d / f"logs/train/tiny/{m}/seed_4.log").read_text()
     assert "4/4" in (d / "results/tables/demo.csv").read_text()
 
+    # The marker missing and one seed the only target: the seeds job stages copies of the other
+    # seeds' current outputs, which no job adopts; they are dropped when Snakemake ends, so a
+    # later forced rerun of one of those seeds trains it instead of adopting a copy.
+    (d / "results/runs/tiny/finetune/seeds.done").unlink()
+    (runs["finetune", 1] / "metrics.json").unlink()
+    snakemake(d, str((runs["finetune", 1] / "metrics.json").relative_to(d)))
+    assert "outputs adopted" in logs["finetune", 1].read_text()
+    assert not any((d / f"results/runs/tiny/finetune/seed_{s}/staged").exists() for s in (1, 2, 3, 4))
+    snakemake(d, "--force", str((runs["finetune", 3] / "metrics.json").relative_to(d)))
+    assert "outputs adopted" not in logs["finetune", 3].read_text()
+    assert json.loads((runs["finetune", 3] / "metrics.json").read_text())["accuracy_matrix"] == \
+        before["finetune", 3]["accuracy_matrix"]
+
 
 def git_clone(tmp: Path) -> Path:
     """A real `git clone` of this repository's committed state: git's ignore rules, the

@@ -1,5 +1,5 @@
 """Staged outputs (records/staging.py): adopted whole, metrics.json last, nothing else moved;
-staged again as links; the files a staged run holds are the files a run's job declares."""
+staged again as links; copies of the current outputs dropped, fresh ones kept; the files a staged run holds are the files a run's job declares."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hypermask.records.runs import RUN_FILES, RunPaths
-from hypermask.records.staging import OUTPUTS, STAGED, adopt_staged, stage_copy
+from hypermask.records.staging import OUTPUTS, STAGED, adopt_staged, drop_copies_of_current, stage_copy
 
 
 def test_a_staged_run_holds_what_a_runs_job_declares():
@@ -41,6 +41,26 @@ def test_stage_copy_links_the_current_outputs(tmp_path):
     assert all(os.path.samefile(tmp_path / n, tmp_path / STAGED / n) for n in OUTPUTS)
     stage_copy(tmp_path)  # again: replaced, not refused
     assert adopt_staged(tmp_path) and all((tmp_path / n).read_text() == n for n in OUTPUTS)
+
+
+def test_only_copies_of_the_current_outputs_are_dropped(tmp_path):
+    for name in OUTPUTS:
+        (tmp_path / name).write_text(name)
+    stage_copy(tmp_path)
+    assert drop_copies_of_current(tmp_path) and not (tmp_path / STAGED).exists()
+    assert all((tmp_path / n).read_text() == n for n in OUTPUTS)  # the outputs themselves stay
+    stage_copy(tmp_path)
+    (tmp_path / STAGED / "metrics.json").unlink()
+    (tmp_path / STAGED / "metrics.json").write_text("metrics.json")  # a copy, not a link: equal bytes
+    assert drop_copies_of_current(tmp_path) and not (tmp_path / STAGED).exists()
+    stage_copy(tmp_path)
+    (tmp_path / STAGED / "metrics.json").unlink()
+    (tmp_path / STAGED / "metrics.json").write_text("trained again")  # fresh outputs, not adopted yet
+    assert not drop_copies_of_current(tmp_path) and adopt_staged(tmp_path)
+    assert (tmp_path / "metrics.json").read_text() == "trained again"
+    stage_copy(tmp_path)
+    (tmp_path / "metrics.json").unlink()  # the output removed (a forced rerun): the caller decides
+    assert not drop_copies_of_current(tmp_path) and (tmp_path / STAGED / "metrics.json").exists()
 
 
 def test_the_adopting_process_says_what_it_did_by_its_exit_status(tmp_path):

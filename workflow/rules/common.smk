@@ -49,3 +49,22 @@ onstart:
     _found = problems(workflow.executor_plugin.name, os.environ["MLFLOW_TRACKING_URI"], PLAN.params.sweeps.storage)
     if _found:
         raise WorkflowError("\n".join(_found))
+
+
+# When Snakemake ends, the staged copies of current outputs that no seed's job adopted (their
+# seed was not a target) are dropped: left, a later forced rerun of that seed would adopt the
+# copy instead of training (hypermask.records.staging).
+def _drop_unadopted_copies():
+    from hypermask.records.staging import drop_copies_of_current
+
+    for exp, seed in PLAN.runs():
+        if PLAN.seeds_in_one_job(exp):
+            drop_copies_of_current(PLAN.run_dir(exp, seed))
+
+
+onsuccess:
+    _drop_unadopted_copies()
+
+
+onerror:
+    _drop_unadopted_copies()
