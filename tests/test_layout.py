@@ -22,18 +22,29 @@ def test_params_file_is_read_once_per_command(tiny_params, monkeypatch, capsys):
     from hypermask.cli.main import main
 
     reads = []
-    real = config.load_yaml
+    real_load, real_parse = pipeline.load_yaml, config.parse_yaml
 
-    def counted(path):
+    def loaded(path):
         reads.append(str(path))
-        return real(path)
+        return real_load(path)
 
-    monkeypatch.setattr(config, "load_yaml", counted)
-    monkeypatch.setattr(pipeline, "load_yaml", counted)
+    def parsed(text, path):
+        reads.append(str(path))
+        return real_parse(text, path)
+
+    monkeypatch.setattr(config, "parse_yaml", parsed)
+    monkeypatch.setattr(pipeline, "load_yaml", loaded)
     for cmd in (["check"], ["list"], ["dvc-yaml"]):
+        config._LAST_READ.clear()
         reads.clear()
         assert main(["--params", str(tiny_params), *cmd]) == 0
         assert reads == [str(tiny_params)], (cmd, reads)
+    # read again unchanged (the command's process reads it before main()): the same validation
+    reads.clear()
+    assert config.read_params(tiny_params) is config.read_params(tiny_params) and reads == [str(tiny_params)]
+    tiny_params.write_text(tiny_params.read_text() + "\n")  # changed: read again
+    config.read_params(tiny_params)
+    assert reads == [str(tiny_params)] * 2
 
 
 def test_every_method_file_is_registered_and_implements_the_contract():

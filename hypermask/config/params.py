@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from hypermask.config.credentials import embedded_password_problem
 from hypermask.config.experiment import ExperimentConfig
-from hypermask.config.files import ConfigError, format_errors, load_yaml
+from hypermask.config.files import ConfigError, format_errors, load_yaml, parse_yaml
 from hypermask.evaluation.settings import SETTINGS, supported
 from hypermask.methods import METHOD_BLOCKS, METHODS
 from hypermask.methods.record import TARGET_KINDS
@@ -267,12 +267,27 @@ def refuse_passwords(raw: Any, prefix: str) -> None:
             raise ConfigError(problem)
 
 
+_LAST_READ: dict[tuple[str, str], ParamsFile] = {}  # read_params's last file: (path, text) -> its validation
+
+
 def read_params(path: str | Path) -> ParamsFile:
-    """params.yaml read once and validated whole: every experiment, suite and sweep."""
+    """params.yaml read once and validated whole: every experiment, suite and sweep. The same
+    path with the same text again in this process returns the same (frozen) validation: the
+    `hypermask` command reads the file once before loading torch (cli/process.py) and once in
+    main(), and validating it takes about 0.2 s."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (params.yaml holds every experiment)")
-    return parse_params(load_yaml(path), path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    key = (str(path), text)
+    if key not in _LAST_READ:
+        params = parse_params(parse_yaml(text, path), path)
+        _LAST_READ.clear()
+        _LAST_READ[key] = params
+    return _LAST_READ[key]
 
 
 def parse_params(raw: Any, path: str | Path) -> ParamsFile:
