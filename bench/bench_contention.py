@@ -11,6 +11,9 @@ Each environment variant (e.g. the OpenMP wait policy) is measured both ways.
 Variants: the `hypermask` command's own settings (hypermask/cli/process.py), OpenMP's default,
 ACTIVE, PASSIVE, libgomp's spin counts, and one thread; `alone_vs_best` is each variant alone
 against the fastest variant alone, `slowdown` its step beside the busy process against alone.
+With `--rounds N` every variant is measured once per round and reported by its median over the
+rounds (the 2-core VMs drift by tens of percent within minutes; a variant measured first and
+alone in time can look 1.7x slower than the same settings a minute later).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -51,6 +55,7 @@ VARIANTS = {
     "gomp_spin_1k": {"GOMP_SPINCOUNT": "1000"},
     "gomp_spin_2k": {"GOMP_SPINCOUNT": "2000"},
     "gomp_spin_3k": {"GOMP_SPINCOUNT": "3000"},
+    "gomp_spin_5k": {"GOMP_SPINCOUNT": "5000"},
     "gomp_spin_10k": {"GOMP_SPINCOUNT": "10000"},
     # libgomp takes an explicit GOMP_SPINCOUNT over the wait policy's spin count; other OpenMP
     # runtimes (Intel's) ignore GOMP_SPINCOUNT and take the policy
@@ -74,26 +79,37 @@ def main() -> None:
     ap.add_argument("--busy", choices=sorted(BUSY), default="torch")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every variant once per round, rounds one after the other, and report each "
+                         "variant's median over rounds (a VM's speed drifts within minutes: interleaving keeps "
+                         "the drift out of the comparison)")
     a = ap.parse_args()
+    times: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for _ in range(a.rounds):
+        for config in a.configs:
+            for variant in a.variants:
+                env = VARIANTS[variant]
+                threads = 1 if variant == "one_thread" else a.threads
+                alone = step_seconds(config, threads, env, a.repeats)
+                busy = subprocess.Popen([sys.executable, "-c", BUSY[a.busy]], env={**os.environ, **env})
+                try:
+                    time.sleep(2)  # let it start
+                    loaded = step_seconds(config, threads, env, a.repeats)
+                finally:
+                    busy.kill()
+                    busy.wait()
+                t = times.setdefault((config, variant), {"alone": [], "busy": []})
+                t["alone"].append(alone["sec_per_iter_median"] * 1e3)
+                t["busy"].append(loaded["sec_per_iter_median"] * 1e3)
     rows = []
-    for config in a.configs:
-        for variant in a.variants:
-            env = VARIANTS[variant]
-            threads = 1 if variant == "one_thread" else a.threads
-            alone = step_seconds(config, threads, env, a.repeats)
-            busy = subprocess.Popen([sys.executable, "-c", BUSY[a.busy]], env={**os.environ, **env})
-            try:
-                time.sleep(2)  # let it start
-                loaded = step_seconds(config, threads, env, a.repeats)
-            finally:
-                busy.kill()
-                busy.wait()
-            rows.append({
-                "config": config, "variant": variant, "env": env, "threads": threads, "busy": a.busy,
-                "alone_ms": alone["sec_per_iter_median"] * 1e3,
-                "with_busy_process_ms": loaded["sec_per_iter_median"] * 1e3,
-                "slowdown": loaded["sec_per_iter_median"] / alone["sec_per_iter_median"],
-            })
+    for (config, variant), t in times.items():
+        alone_ms, busy_ms = statistics.median(t["alone"]), statistics.median(t["busy"])
+        rows.append({
+            "config": config, "variant": variant, "env": VARIANTS[variant],
+            "threads": 1 if variant == "one_thread" else a.threads, "busy": a.busy,
+            "alone_ms": alone_ms, "with_busy_process_ms": busy_ms, "slowdown": busy_ms / alone_ms,
+            "rounds": a.rounds, "alone_ms_rounds": t["alone"], "with_busy_process_ms_rounds": t["busy"],
+        })
     for config in a.configs:  # each variant alone against the fastest one found alone
         mine = [r for r in rows if r["config"] == config]
         best = min(r["alone_ms"] for r in mine)

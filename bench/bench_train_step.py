@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -42,14 +43,63 @@ def adam_floor(learner, opt, repeats: int, sync) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def profile_steps(step, n: int, device) -> dict:
+GRAIN_SIZE = 32768  # at::internal::GRAIN_SIZE: ATen splits an op over threads above this many elements
+
+
+# matrix products: counted by their operands even where they call a copy (addmm's bias)
+PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::mv"}
+# ops that only make views or read metadata: no pass over the data, no parallel region
+METADATA = {f"aten::{n}" for n in (
+    "as_strided", "view", "_reshape_alias", "reshape", "resolve_conj", "resolve_neg", "result_type", "to",
+    "_to_copy", "flatten", "expand", "t", "transpose", "permute", "detach", "alias", "lift_fresh", "unsqueeze",
+    "squeeze", "slice", "select", "split", "split_with_sizes", "narrow", "unbind", "empty", "empty_like",
+    "empty_strided", "new_empty", "new_empty_strided", "chunk", "numpy_T", "expand_as", "view_as", "contiguous", "_unsafe_view", "item",
+    "_local_scalar_dense", "is_nonzero", "size", "stride")}
+
+
+def _regions(shape) -> int:
+    """Parallel regions of one operand: 1 for a tensor over GRAIN_SIZE elements; for a tensor
+    list (the fused Adam's), one per such tensor (the kernel runs tensor by tensor)."""
+    if not shape:
+        return 0
+    if all(isinstance(d, int) for d in shape):
+        return int(math.prod(shape) > GRAIN_SIZE)
+    return sum(_regions(s) for s in shape if isinstance(s, (list, tuple)))
+
+
+def parallel_regions(events, n: int, adam_tensors: int = 0) -> dict:
+    """Which of a CPU step's ops run as OpenMP parallel regions, estimated from the profiler's
+    leaf ops (those that call no other op but views and metadata) and their input shapes: ATen's parallel_for splits
+    an op whose largest operand has more than GRAIN_SIZE elements (element-wise ops,
+    reductions, the fused Adam kernel per tensor) and MKL threads products of that size. Each
+    such op is a fork and a join of the OpenMP team: under a passive wait policy, a wake-up
+    of the sleeping threads. Per iteration: the count of such ops and of all leaf ops, and the
+    parallel ones by name. `adam_tensors`: the optimizer's tensors over the grain (one region
+    each per step)."""
+    by_op: dict[str, int] = {}
+    leaves = 0
+    for e in events:
+        if (e.device_type.name != "CPU" or not e.name.startswith("aten::") or e.name in METADATA
+                or (e.name not in PRODUCTS and any(c.name not in METADATA for c in e.cpu_children))):
+            continue
+        leaves += 1
+        regions = max((_regions(s) for s in (e.input_shapes or [])), default=0)
+        if regions:
+            by_op[e.name] = by_op.get(e.name, 0) + regions
+    if adam_tensors:  # the profiler records no shapes of the fused kernel's tensor lists
+        by_op["aten::_fused_adam_"] = adam_tensors * n
+    return {"per_iter": sum(by_op.values()) / n, "leaf_ops_per_iter": leaves / n,
+            "by_op": {k: v / n for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}}
+
+
+def profile_steps(step, n: int, device, adam_tensors: int = 0) -> dict:
     """PyTorch profiler over n steps: the ops with the most self time, in ms per iteration; on a
     GPU also the kernels' total time per iteration (how long the GPU is busy in a step)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=acts) as prof:
+    with profile(activities=acts, record_shapes=device.type == "cpu") as prof:
         for _ in range(n):
             step()
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
@@ -57,6 +107,8 @@ def profile_steps(step, n: int, device) -> dict:
     rows = sorted(avg, key=lambda e: getattr(e, key), reverse=True)[:12]
     out = {"top": [{"op": e.key, "ms_per_iter": round(getattr(e, key) / 1000 / n, 3), "calls_per_iter": e.count / n}
                    for e in rows]}
+    if device.type == "cpu":
+        out["parallel_regions"] = parallel_regions(prof.events(), n, adam_tensors)
     if device.type == "cuda":
         kernels = [e for e in avg if e.device_type == DeviceType.CUDA]
         out["kernels_per_iter"] = sum(e.count for e in kernels) / n
@@ -159,7 +211,8 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
     floor = adam_floor(learner, opt, per_repeat, sync)
     graphed = graphed_steps(learner, opt, task, stream, gen, i, warmup, repeats, per_repeat, sync) \
         if dev.type == "cuda" else None
-    prof = profile_steps(lambda: training_step(learner, opt, task, stream, gen, i), per_repeat, dev) if profile else None
+    big = sum(p.numel() > GRAIN_SIZE for p in learner.parameters() if p.requires_grad)
+    prof = profile_steps(lambda: training_step(learner, opt, task, stream, gen, i), per_repeat, dev, big) if profile else None
     t0 = time.perf_counter()
     evaluate_tasks(learner, tasks, cfg.train.eval_batch_size)
     sync()

@@ -28,6 +28,23 @@ TINY = {
 }
 
 
+def tiny_suite() -> dict:
+    """TINY as a suite `demo` (HyperMask and fine-tuning) with a 3-trial study of HyperMask's beta:
+    the pipeline's and the sweeps' tests."""
+    p = copy.deepcopy(TINY)
+    p["benchmarks"]["tiny"]["train"]["iterations"] = 40
+    p["benchmarks"]["tiny"]["evaluation"] = {"settings": ["til", "entropy"]}
+    p["suites"] = {"demo": {"benchmarks": ["tiny"], "methods": ["hypermask", "finetune"]}}
+    p["methods"]["finetune"] = {"benchmarks": {"tiny": {"train": {"lr": 1e-3}}}}  # an override to edit
+    p["sweeps"] = {
+        "n_trials": 3,
+        "sampler": {"seed": 0, "n_startup_trials": 2},
+        "benchmarks": ["tiny"],
+        "spaces": {"hypermask": {"hypermask.beta": {"low": 1e-4, "high": 1e-1, "log": True}}},
+    }
+    return p
+
+
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

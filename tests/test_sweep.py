@@ -8,8 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import write_params
-from test_pipeline import tiny_suite
+from conftest import tiny_suite, write_params
 
 from hypermask.config import SweepsConfig, read_params
 from hypermask.sweep import run_sweep, storage_for, sweep_dir

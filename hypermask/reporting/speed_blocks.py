@@ -3,8 +3,11 @@ docs/performance.md, the two commands' times in README.md), rendered from the be
 in bench/results/ (never typed) by `hypermask docs` (see hypermask/reporting/readme.py).
 
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile > bench/results/speed_step.json
-    python bench/bench_contention.py --configs fmnist_permuted digits_permuted --threads 2 --repeats 3 \
+    python bench/bench_contention.py --configs fmnist_permuted --threads 2 --repeats 5 --rounds 3 \
+        --variants hypermask_command default omp_passive one_thread gomp_spin_3k gomp_spin_5k \
         > bench/results/speed_contention.json
+    python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile \
+        --warmup 3 --repeats 1 --per-repeat 5 > bench/results/speed_regions.json
     python bench/bench_gemm.py --threads 2 > bench/results/speed_gemm.json
     python bench/bench_run.py fmnist_permuted --threads 2 > bench/results/speed_run.json
     python bench/bench_reference.py --reference HYPERMASK_CHECKOUT --torchpercentile TORCHPERCENTILE_CHECKOUT \
@@ -78,6 +81,7 @@ def render() -> str:
                                    f"{e['calls_per_iter']:g}"] if e else ["", "", ""])
                     out.append(f"| {'`' + r['config'] + '`' if i == 0 else ''} | " + " | ".join(cells) + " |")
             out.append("")
+    out += render_regions()
     runs = [r for r in (_load("speed_run.json"), _load("speed_run_cpu_build.json")) if r]
     if runs:
         out += [f"Whole run, as a user starts it (`bench/bench_run.py`), on {machine_line(runs[0]['machine'])}:", "",
@@ -135,15 +139,22 @@ def render() -> str:
     cont = _load("speed_contention.json")
     if cont:
         out += [f"Beside one other CPU-bound process (`bench/bench_contention.py`, a {cont['rows'][0]['busy']} "
-                f"process the bench starts and stops), on {machine_line(cont['machine'])}"
+                f"process the bench starts and stops"
+                + (f"; every variant once per round, {cont['rows'][0]['rounds']} rounds one after the other, "
+                   "each cell the median over the rounds" if cont["rows"][0].get("rounds", 1) > 1 else "")
+                + f"), on {machine_line(cont['machine'])}"
                 + (f" (`{cont['command']}`)" if cont.get("command") else "") + ":", "",
                 "| configuration | variant | threads | OpenMP settings | alone | alone / fastest alone | "
                 "with the busy process | slowdown |", "|---|---|---|---|---|---|---|---|"]
         for r in cont["rows"]:
             policy = ", ".join(f"{k}={v}" for k, v in r["env"].items()) or "none (libgomp spins 300,000 times)"
             vs = f"{r['alone_vs_best']:.2f}x" if "alone_vs_best" in r else "-"
-            out.append(f"| `{r['config']}` | {r.get('variant', '-')} | {r['threads']} | {policy} | {r['alone_ms']:.2f} ms | "
-                       f"{vs} | {r['with_busy_process_ms']:.2f} ms | {r['slowdown']:.2f}x |")
+            def cell(key: str) -> str:
+                spread = r.get(f"{key}_rounds") or []
+                return f"{r[key]:.2f} ms" + (f" [{min(spread):.1f}, {max(spread):.1f}]" if len(spread) > 1 else "")
+
+            out.append(f"| `{r['config']}` | {r.get('variant', '-')} | {r['threads']} | {policy} | {cell('alone_ms')} | "
+                       f"{vs} | {cell('with_busy_process_ms')} | {r['slowdown']:.2f}x |")
         out.append("")
     out += render_reference() + render_floor()
     jobs = _load("speed_jobs.json")
@@ -173,6 +184,26 @@ def render() -> str:
             out.append(f"| `{name}` | {len(runs)} | {suite['job_seconds'][name]:.0f} | {spi:.1f} |")
         out.append("")
     return "\n".join(out).strip() + "\n"
+
+
+def render_regions() -> list[str]:
+    """The step's OpenMP parallel regions by op (bench/results/speed_regions.json: counts only;
+    the timings of that profiled run are not used)."""
+    data = _load("speed_regions.json")
+    rows = [r for r in (data or {}).get("results", []) if "parallel_regions" in r.get("profile", {})]
+    if not rows:
+        return []
+    out = [f"OpenMP parallel regions per step (`bench/bench_train_step.py --profile`, {rows[0]['threads']} threads, "
+           f"task {rows[0]['task']}), counted from the profiler's ops and their shapes: an op whose largest operand "
+           "exceeds ATen's grain of 32,768 elements is split over the threads (the fused Adam kernel once per such "
+           "tensor, each matrix product of that size by MKL), a fork and a join of the thread team, and a wake-up "
+           "wherever the team sleeps between regions. Views and metadata ops are not counted:", "",
+           "| configuration | parallel regions | ops doing work | the regions by op |", "|---|---|---|---|"]
+    for r in rows:
+        pr = r["profile"]["parallel_regions"]
+        ops = ", ".join(f"`{k.removeprefix('aten::')}` {v:g}" for k, v in pr["by_op"].items())
+        out.append(f"| `{r['config']}` ({r['method']}) | {pr['per_iter']:g} | {pr['leaf_ops_per_iter']:g} | {ops} |")
+    return out + [""]
 
 
 def render_floor() -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY, write_params
+from conftest import ROOT, tiny_suite, write_params
 
 from hypermask.cli.main import main
 from hypermask.pipeline.plan import Plan
@@ -20,21 +20,6 @@ from hypermask.pipeline.plan import Plan
 pytestmark = pytest.mark.slow  # real Snakemake, DVC and Optuna runs: minutes (the fast lane skips them)
 
 BIN = Path(sys.executable).parent
-
-
-def tiny_suite() -> dict:
-    p = copy.deepcopy(TINY)
-    p["benchmarks"]["tiny"]["train"]["iterations"] = 40
-    p["benchmarks"]["tiny"]["evaluation"] = {"settings": ["til", "entropy"]}
-    p["suites"] = {"demo": {"benchmarks": ["tiny"], "methods": ["hypermask", "finetune"]}}
-    p["methods"]["finetune"] = {"benchmarks": {"tiny": {"train": {"lr": 1e-3}}}}  # an override to edit
-    p["sweeps"] = {
-        "n_trials": 3,
-        "sampler": {"seed": 0, "n_startup_trials": 2},
-        "benchmarks": ["tiny"],
-        "spaces": {"hypermask": {"hypermask.beta": {"low": 1e-4, "high": 1e-1, "log": True}}},
-    }
-    return p
 
 
 def _env(tmp: Path) -> dict:
