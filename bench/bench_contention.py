@@ -63,6 +63,10 @@ VARIANTS = {
 }
 
 
+def threads_of(variant: str, threads: int) -> int:
+    return 1 if variant == "one_thread" else threads
+
+
 def step_seconds(config: str, threads: int, env: dict[str, str], repeats: int) -> dict:
     cmd = [sys.executable, str(STEP), "--one", "--configs", config, "--threads", str(threads),
            "--repeats", str(repeats), "--per-repeat", "50", "--warmup", "20"]
@@ -88,8 +92,7 @@ def main() -> None:
     for _ in range(a.rounds):
         for config in a.configs:
             for variant in a.variants:
-                env = VARIANTS[variant]
-                threads = 1 if variant == "one_thread" else a.threads
+                env, threads = VARIANTS[variant], threads_of(variant, a.threads)
                 alone = step_seconds(config, threads, env, a.repeats)
                 busy = subprocess.Popen([sys.executable, "-c", BUSY[a.busy]], env={**os.environ, **env})
                 try:
@@ -106,7 +109,7 @@ def main() -> None:
         alone_ms, busy_ms = statistics.median(t["alone"]), statistics.median(t["busy"])
         rows.append({
             "config": config, "variant": variant, "env": VARIANTS[variant],
-            "threads": 1 if variant == "one_thread" else a.threads, "busy": a.busy,
+            "threads": threads_of(variant, a.threads), "busy": a.busy,
             "alone_ms": alone_ms, "with_busy_process_ms": busy_ms, "slowdown": busy_ms / alone_ms,
             "rounds": a.rounds, "alone_ms_rounds": t["alone"], "with_busy_process_ms_rounds": t["busy"],
         })

@@ -53,8 +53,8 @@ METADATA = {f"aten::{n}" for n in (
     "as_strided", "view", "_reshape_alias", "reshape", "resolve_conj", "resolve_neg", "result_type", "to",
     "_to_copy", "flatten", "expand", "t", "transpose", "permute", "detach", "alias", "lift_fresh", "unsqueeze",
     "squeeze", "slice", "select", "split", "split_with_sizes", "narrow", "unbind", "empty", "empty_like",
-    "empty_strided", "new_empty", "new_empty_strided", "chunk", "numpy_T", "expand_as", "view_as", "contiguous", "_unsafe_view", "item",
-    "_local_scalar_dense", "is_nonzero", "size", "stride")}
+    "empty_strided", "new_empty", "new_empty_strided", "chunk", "numpy_T", "expand_as", "view_as",
+    "contiguous", "_unsafe_view", "item", "_local_scalar_dense", "is_nonzero", "size", "stride")}
 
 
 def _regions(shape) -> int:
@@ -69,9 +69,10 @@ def _regions(shape) -> int:
 
 def parallel_regions(events, n: int, adam_tensors: int = 0) -> dict:
     """Which of a CPU step's ops run as OpenMP parallel regions, estimated from the profiler's
-    leaf ops (those that call no other op but views and metadata) and their input shapes: ATen's parallel_for splits
-    an op whose largest operand has more than GRAIN_SIZE elements (element-wise ops,
-    reductions, the fused Adam kernel per tensor) and MKL threads products of that size. Each
+    leaf ops (those that call no other op but views and metadata) and their input shapes:
+    ATen's parallel_for splits an op whose largest operand has more than GRAIN_SIZE elements
+    (element-wise ops, reductions, the fused Adam kernel per tensor) and MKL threads products
+    of that size. Each
     such op is a fork and a join of the OpenMP team: under a passive wait policy, a wake-up
     of the sleeping threads. Per iteration: the count of such ops and of all leaf ops, and the
     parallel ones by name. `adam_tensors`: the optimizer's tensors over the grain (one region
