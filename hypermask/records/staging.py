@@ -14,9 +14,10 @@ one does: where seeds already have outputs (pulled by DVC into a new clone, or t
 the benchmark was in seeds_in_one_job) and another seed needs training, Snakemake reruns every
 seed's job after the seeds job. That job is then told `--stage-current` and stages the current
 seeds' outputs too (hard links), which their jobs adopt instead of training them again. A
-copy no job adopted (its seed was not a target) is dropped when Snakemake ends
-(drop_copies_of_current, the workflow's onsuccess and onerror): left, it would be adopted by a
-later forced rerun of that seed instead of training it.
+copy no job adopted (its seed was not a target) is dropped when Snakemake ends, and before the
+first job of the next one, for a Snakemake that was killed (drop_copies_of_current, the
+workflow's onsuccess, onerror and onstart): left, it would be adopted by a later forced rerun
+of that seed instead of training it.
 
     python -m hypermask.records.staging RUN_DIR   # exit 0: adopted; 1: nothing staged
 """

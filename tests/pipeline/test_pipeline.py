@@ -16,6 +16,7 @@ from conftest import ROOT, tiny_suite, write_params
 
 from hypermask.cli.main import main
 from hypermask.pipeline.plan import Plan
+from hypermask.records.staging import stage_copy
 
 pytestmark = pytest.mark.slow  # real Snakemake, DVC and Optuna runs: minutes (the fast lane skips them)
 
@@ -258,6 +259,11 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     assert "outputs adopted" not in logs["finetune", 3].read_text()
     assert json.loads((runs["finetune", 3] / "metrics.json").read_text())["accuracy_matrix"] == \
         before["finetune", 3]["accuracy_matrix"]
+    # A killed Snakemake runs no handler and leaves such copies: the next Snakemake drops them
+    # before its first job, so the forced rerun still trains.
+    stage_copy(runs["finetune", 2])
+    snakemake(d, "--force", str((runs["finetune", 2] / "metrics.json").relative_to(d)))
+    assert "outputs adopted" not in logs["finetune", 2].read_text() and not (runs["finetune", 2] / "staged").exists()
 
 
 def git_clone(tmp: Path) -> Path:

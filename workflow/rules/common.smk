@@ -39,8 +39,22 @@ wildcard_constraints:
     worker=r"\d+",
 
 
+# The staged copies of current outputs that no seed's job adopted (their seed was not a target)
+# are dropped when Snakemake ends, and again before the first job of the next Snakemake (a
+# killed Snakemake runs no handler): left, a later forced rerun of that seed would adopt the
+# copy instead of training (hypermask.records.staging). Jobs run with --no-hooks (SLURM) never
+# call this.
+def _drop_unadopted_copies():
+    from hypermask.records.staging import drop_copies_of_current
+
+    for exp, seed in PLAN.runs():
+        if PLAN.seeds_in_one_job(exp):
+            drop_copies_of_current(PLAN.run_dir(exp, seed))
+
+
 # Before the first job: sbatch where the SLURM executor needs it, the MLflow server answering,
-# the sweeps' database accepting connections (hypermask.pipeline.preflight).
+# the sweeps' database accepting connections (hypermask.pipeline.preflight); the copies a
+# killed Snakemake left staged dropped.
 onstart:
     from hypermask.pipeline.preflight import problems
 
@@ -49,17 +63,7 @@ onstart:
     _found = problems(workflow.executor_plugin.name, os.environ["MLFLOW_TRACKING_URI"], PLAN.params.sweeps.storage)
     if _found:
         raise WorkflowError("\n".join(_found))
-
-
-# When Snakemake ends, the staged copies of current outputs that no seed's job adopted (their
-# seed was not a target) are dropped: left, a later forced rerun of that seed would adopt the
-# copy instead of training (hypermask.records.staging).
-def _drop_unadopted_copies():
-    from hypermask.records.staging import drop_copies_of_current
-
-    for exp, seed in PLAN.runs():
-        if PLAN.seeds_in_one_job(exp):
-            drop_copies_of_current(PLAN.run_dir(exp, seed))
+    _drop_unadopted_copies()
 
 
 onsuccess:
