@@ -30,7 +30,7 @@ from hypermask.config import (
 from hypermask.records.provenance import (
     CODE,  # the package: a code dependency of every stage
 )
-from hypermask.records.runs import RUN_FILES, run_relpath
+from hypermask.records.runs import RUN_FILES, run_relpath, stale_keys
 
 SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
 TABLE_FILES = ("csv", "md", "tex")
@@ -148,6 +148,20 @@ class Plan:
     def seeds_inputs(self, exp: str) -> list[str]:
         """What a seed's own job waits for: the experiment's seeds job, where there is one."""
         return [self.seeds_marker(exp)] if self.seeds_in_one_job(exp) else []
+
+    def outputs_current(self, exp: str, seed: int | str) -> bool:
+        """Whether a seed's outputs hold the experiment's settings as params.yaml gives them now
+        (the config its metrics.json recorded; records/runs.stale_keys). The train rule waits
+        for the seeds job's marker as an `ancient` input only for such a seed: Snakemake never
+        follows a rerun job to a job whose input is an existing ancient file, its own params
+        trigger notwithstanding, so a seed of edited settings must read the marker plainly to
+        be rerun (adopting what the seeds job trained) by the same Snakemake."""
+        metrics = Path(self.run_dir(exp, seed)) / "metrics.json"
+        try:
+            run = json.loads(metrics.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(run, dict) and run.get("status") == "finished" and not stale_keys(run, self.config(exp))
 
     def sweep_files(self, exp: str) -> list[str]:
         return [f"{self.results}/sweeps/{exp}/{f}" for f in SWEEP_FILES]

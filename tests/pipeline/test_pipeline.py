@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, tiny_suite, write_params
@@ -230,7 +231,8 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == {"tables_demo"}
 
     snakemake(d, "all_tables")
-    (d / "results/runs/tiny/finetune/seeds.done").unlink()  # as after `dvc pull` into a new clone
+    marker = d / Plan.from_file(d / "params.yaml", "demo").seeds_marker("tiny/finetune")
+    marker.unlink()  # as after `dvc pull` into a new clone
     assert not _snakemake_jobs(d, "--rerun-incomplete")  # not needed while its seeds are current
     p["benchmarks"]["tiny"]["seeds"] = [1, 2, 3, 4]  # a seed added: trained alone by the seeds jobs
     write_params(d / "params.yaml", p)
@@ -250,7 +252,7 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     # The marker missing and one seed the only target: the seeds job stages copies of the other
     # seeds' current outputs, which no job adopts; they are dropped when Snakemake ends, so a
     # later forced rerun of one of those seeds trains it instead of adopting a copy.
-    (d / "results/runs/tiny/finetune/seeds.done").unlink()
+    marker.unlink()
     (runs["finetune", 1] / "metrics.json").unlink()
     snakemake(d, str((runs["finetune", 1] / "metrics.json").relative_to(d)))
     assert "outputs adopted" in logs["finetune", 1].read_text()
@@ -264,6 +266,23 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     stage_copy(runs["finetune", 2])
     snakemake(d, "--force", str((runs["finetune", 2] / "metrics.json").relative_to(d)))
     assert "outputs adopted" not in logs["finetune", 2].read_text() and not (runs["finetune", 2] / "staged").exists()
+
+    # An edited setting: one Snakemake retrains the experiment's seeds in its seeds job, every
+    # seed's job adopts them and the tables are rebuilt; nothing is left for a second Snakemake.
+    p["methods"]["finetune"]["benchmarks"]["tiny"]["train"]["lr"] = 2e-3
+    write_params(d / "params.yaml", p)
+    hypermask_mtimes = {s: (runs["hypermask", s] / "metrics.json").stat().st_mtime_ns for s in (1, 2, 3)}
+    snakemake(d, "all_tables")
+    for s in (1, 2, 3, 4):
+        run = d / f"results/runs/tiny/finetune/seed_{s}"
+        assert json.loads((run / "metrics.json").read_text())["config"]["train"]["lr"] == 2e-3
+        assert not (run / "staged").exists()
+    assert all((runs["hypermask", s] / "metrics.json").stat().st_mtime_ns == hypermask_mtimes[s] for s in (1, 2, 3))
+    table = pd.read_csv(d / "results/tables/demo.csv").set_index("experiment")
+    accs = [json.loads((d / f"results/runs/tiny/finetune/seed_{s}/metrics.json").read_text())["average_accuracy"]
+            for s in (1, 2, 3, 4)]
+    assert table.loc["tiny/finetune", "average_accuracy_mean"] == pytest.approx(sum(accs) / 4, abs=1e-4)  # 4 decimals
+    assert not _snakemake_jobs(d, "--rerun-incomplete")
 
 
 def git_clone(tmp: Path) -> Path:
@@ -298,8 +317,6 @@ def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path
     assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
     sh([str(BIN / "dvc"), "repro"], d)
     # the same numbers as the Snakemake pipeline
-    import pandas as pd
-
     def numbers(root: Path) -> pd.DataFrame:  # every column but the measured step time
         return pd.read_csv(root / "results/tables/demo.csv").filter(regex="^(?!ms_per_iteration)")
 
@@ -520,8 +537,6 @@ def test_readme_block_is_copied_from_the_tables_and_checked_against_them(snake_r
     assert "**Average accuracy after the last task (%)**" in head and "**Backward transfer, BWT (%)**" in head
     assert "Forgetting" not in head and "Task-incremental protocol" not in head and "Produced by" in head
     assert sh([*base, "--check"], snake_run).returncode == 0
-    import pandas as pd
-
     df = pd.read_csv(snake_run / "results/tables/demo.csv")
     acc = float(df.loc[df["experiment"] == "tiny/hypermask", "average_accuracy_mean"].iloc[0])
     said = f"{acc:.2f}"

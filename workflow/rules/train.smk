@@ -9,6 +9,9 @@
 # (`update`): its rerun alone (a seed added to the list) reruns no seed whose outputs are
 # current. Where the marker is missing, Snakemake reruns every seed's job after it, so the
 # seeds job also stages the current seeds' outputs (--stage-current; records/staging.py).
+# A seed whose outputs hold other settings than params.yaml's now reads the marker as a plain
+# input, so that the Snakemake that reruns the seeds job after an edit also reruns (adopts)
+# that seed (PLAN.outputs_current).
 
 
 rule train_seeds:
@@ -33,7 +36,7 @@ rule train_seeds:
 rule train:
     input:
         lambda w: PLAN.train_inputs(w.exp),
-        seeds=lambda w: [ancient(f) for f in PLAN.seeds_inputs(w.exp)],
+        seeds=lambda w: [ancient(f) if PLAN.outputs_current(w.exp, w.seed) else f for f in PLAN.seeds_inputs(w.exp)],
     output:
         metrics=PLAN.run_files("{exp}", "{seed}")[0],
         matrix=PLAN.run_files("{exp}", "{seed}")[1],
