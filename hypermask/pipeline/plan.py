@@ -30,7 +30,8 @@ from hypermask.config import (
 from hypermask.records.provenance import (
     CODE,  # the package: a code dependency of every stage
 )
-from hypermask.records.runs import RUN_FILES, run_relpath, stale_keys
+from hypermask.records.runs import RUN_FILES, read_metrics, run_relpath, stale_keys
+from hypermask.records.runs import run_dir as run_paths
 
 SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
 TABLE_FILES = ("csv", "md", "tex")
@@ -156,12 +157,8 @@ class Plan:
         follows a rerun job to a job whose input is an existing ancient file, its own params
         trigger notwithstanding, so a seed of edited settings must read the marker plainly to
         be rerun (adopting what the seeds job trained) by the same Snakemake."""
-        metrics = Path(self.run_dir(exp, seed)) / "metrics.json"
-        try:
-            run = json.loads(metrics.read_text())
-        except (OSError, ValueError):
-            return False
-        return isinstance(run, dict) and run.get("status") == "finished" and not stale_keys(run, self.config(exp))
+        run, _ = read_metrics(run_paths(self.results, exp, int(seed)), exp, int(seed))
+        return run is not None and not stale_keys(run, self.config(exp))
 
     def sweep_files(self, exp: str) -> list[str]:
         return [f"{self.results}/sweeps/{exp}/{f}" for f in SWEEP_FILES]
