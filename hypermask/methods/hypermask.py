@@ -54,7 +54,10 @@ def semi_binary_masks(h: Tensor, shapes: list[torch.Size], p: float) -> list[Ten
     if p > 0:
         seg = segments(sizes, s.device)[0]
         q = thresholds(s, sizes, p).index_select(-1, seg)
-        s = s * (s >= q)  # = where(s >= q, s, 0), as s >= 0; vectorised (where is not): 3.5x faster
+        # s * 1[s >= q] (= where(s >= q, s, 0), as s >= 0) with the indicator written as s's dtype
+        # by the comparison itself: one pass, where s * (s >= q) casts the bool mask in a pass of
+        # its own and again in the backward (3x slower on 475k entries; where is not vectorised)
+        s = s * torch.ge(s, q, out=torch.empty_like(s))
     lead = s.shape[:-1]
     return [c.view(*lead, *sh) for c, sh in zip(s.split(sizes, -1), shapes)]
 
