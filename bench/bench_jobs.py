@@ -25,11 +25,11 @@ STEP = Path(__file__).resolve().parent / "bench_train_step.py"
 def _env(config: str) -> dict[str, str]:
     """The job's environment as the `hypermask` command sets it (its OpenMP defaults,
     hypermask/cli/process.py; glibc settings for the benchmarks in pipeline.keep_freed_memory)."""
-    from hypermask.cli.process import OPENMP_KEYS, PROCESS_DEFAULTS
+    from hypermask.cli.process import SHARED_OPENMP
     from hypermask.config import read_params, split_name
     from hypermask.pipeline.plan import keep_freed_memory_env
 
-    env = {**os.environ, **{k: PROCESS_DEFAULTS[k] for k in OPENMP_KEYS}}
+    env = {**os.environ, **SHARED_OPENMP}  # a pipeline job: one thread, no look at the CPUs
     if split_name(config)[0] in read_params(ROOT / "params.yaml").pipeline.keep_freed_memory:
         env.update(keep_freed_memory_env())
     return env

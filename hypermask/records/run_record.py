@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 
 # what a run's speed depends on beyond its config, recorded in metrics.json: the OpenMP wait
-# policy and glibc's large-block settings the `hypermask` command sets (hypermask/cli/process.py)
-PROCESS_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
+# policy (and the CPUs found busy when choosing it) and glibc's large-block settings the `hypermask`
+# command sets (hypermask/cli/process.py)
+PROCESS_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "HYPERMASK_CPUS_BUSY", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
                     "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
 
 

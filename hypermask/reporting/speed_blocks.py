@@ -3,8 +3,8 @@ docs/performance.md, the two commands' times in README.md), rendered from the be
 in bench/results/ (never typed) by `hypermask docs` (see hypermask/reporting/readme.py).
 
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile > bench/results/speed_step.json
-    python bench/bench_contention.py --configs fmnist_permuted --threads 2 --repeats 5 --rounds 3 \
-        --variants hypermask_command default omp_passive one_thread gomp_spin_3k gomp_spin_5k \
+    python bench/bench_contention.py --configs fmnist_permuted --threads 2 --repeats 5 --rounds 7 \
+        --variants hypermask_command default omp_passive passive_spin_2k one_thread \
         > bench/results/speed_contention.json
     python bench/bench_train_step.py --configs fmnist_permuted fmnist_split --threads 2 --profile \
         --warmup 3 --repeats 1 --per-repeat 5 > bench/results/speed_regions.json
@@ -141,20 +141,26 @@ def render() -> str:
         out += [f"Beside one other CPU-bound process (`bench/bench_contention.py`, a {cont['rows'][0]['busy']} "
                 f"process the bench starts and stops"
                 + (f"; every variant once per round, {cont['rows'][0]['rounds']} rounds one after the other, "
-                   "each cell the median over the rounds" if cont["rows"][0].get("rounds", 1) > 1 else "")
+                   "each time the median over the rounds [their least and greatest], each ratio of those medians, "
+                   "and in brackets the ratio within each round, its median over the rounds"
+                   if cont["rows"][0].get("rounds", 1) > 1 else "")
                 + f"), on {machine_line(cont['machine'])}"
                 + (f" (`{cont['command']}`)" if cont.get("command") else "") + ":", "",
                 "| configuration | variant | threads | OpenMP settings | alone | alone / fastest alone | "
                 "with the busy process | slowdown |", "|---|---|---|---|---|---|---|---|"]
         for r in cont["rows"]:
-            policy = ", ".join(f"{k}={v}" for k, v in r["env"].items()) or "none (libgomp spins 300,000 times)"
+            policy = _openmp_cell(r)
             vs = f"{r['alone_vs_best']:.2f}x" if "alone_vs_best" in r else "-"
+            slow = f"{r['slowdown']:.2f}x"
+            if "slowdown_per_round" in r:  # paired within rounds (bench_contention.add_ratios)
+                vs += f" (per round {r['alone_vs_best_per_round']:.2f}x)"
+                slow += f" (per round {r['slowdown_per_round']:.2f}x)"
             def cell(key: str) -> str:
                 spread = r.get(f"{key}_rounds") or []
                 return f"{r[key]:.2f} ms" + (f" [{min(spread):.1f}, {max(spread):.1f}]" if len(spread) > 1 else "")
 
             out.append(f"| `{r['config']}` | {r.get('variant', '-')} | {r['threads']} | {policy} | {cell('alone_ms')} | "
-                       f"{vs} | {cell('with_busy_process_ms')} | {r['slowdown']:.2f}x |")
+                       f"{vs} | {cell('with_busy_process_ms')} | {slow} |")
         out.append("")
     out += render_reference() + render_floor()
     jobs = _load("speed_jobs.json")
@@ -247,6 +253,29 @@ def render_floor() -> list[str]:
     return out
 
 
+def _openmp_words(env: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in env.items() if k != "HYPERMASK_CPUS_BUSY") or \
+        "none (libgomp spins 300,000 times)"
+
+
+def _openmp_cell(row: dict) -> str:
+    """A contention row's OpenMP settings; for the command's own choice (made as each measured
+    process starts), what it chose alone and beside the busy process, in how many rounds, and the
+    CPUs it found busy."""
+    if isinstance(row["env"], dict):
+        return _openmp_words(row["env"])
+    sides = []
+    for side, key in (("alone", "env_alone_rounds"), ("beside the busy process", "env_busy_rounds")):
+        envs = row.get(key, [])
+        chosen: dict[str, int] = {}
+        for e in envs:
+            chosen[_openmp_words(e)] = chosen.get(_openmp_words(e), 0) + 1
+        busy = [float(e["HYPERMASK_CPUS_BUSY"]) for e in envs if "HYPERMASK_CPUS_BUSY" in e]
+        found = f" (CPUs found busy: {min(busy):.2f}-{max(busy):.2f})" if busy else ""
+        sides.append(f"{side}: " + "; ".join(f"{w} in {n} of {len(envs)}" for w, n in chosen.items()) + found)
+    return "chosen at start; " + "; ".join(sides)
+
+
 def render_reference() -> list[str]:
     """The side-by-side run against the reference implementation (bench/bench_reference.py)."""
     ref = _load("speed_reference.json")
@@ -256,8 +285,10 @@ def render_reference() -> list[str]:
 
     def env(side: dict) -> str:
         e = {k: v for k, v in (side.get("environment") or side.get("process_settings") or {}).items()
-             if k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-        return ", ".join(f"{k}={v}" for k, v in e.items()) or "OpenMP's default"
+             if k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "HYPERMASK_CPUS_BUSY")}
+        busy = e.pop("HYPERMASK_CPUS_BUSY", None)
+        return (", ".join(f"{k}={v}" for k, v in e.items()) or "OpenMP's default") + \
+            (f" (chosen by the command: CPUs found busy {busy})" if busy is not None else "")
 
     load = [f"{x['load_average_1min']['before']:.1f} -> {x['load_average_1min']['after']:.1f}" for x in (r, h)]
     out = [f"Side by side with the reference implementation (`bench/bench_reference.py`: gmum/HyperMask at "
