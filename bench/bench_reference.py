@@ -42,7 +42,8 @@ PYTHONPATH), with OMP_NUM_THREADS = MKL_NUM_THREADS = --threads and OpenMP's def
 policy (the hypermask command sets its own OpenMP defaults, hypermask/cli/process.py; --reference-env
 gives the reference the same). `hypermask train` then runs as
 bench/bench_run.py runs it (temporary results folder and MLflow SQLite store, --threads,
---device), with the same two variables and --override for beta, lambda (and --iterations).
+--device), with the same two variables and --override for every HyperMask setting of the
+reference's configuration (REFERENCE_HYPERMASK; and --iterations).
 Peak RSS is each child's own (os.wait4); the 1-minute load average before and after each run
 shows whether the machine was idle.
 """
@@ -80,6 +81,11 @@ TORCHPERCENTILE_BLOBS = {
 # seaborn: the newest (the reference's environment.yml has 0.12.2, for pandas 1.3)
 WHEELS = ("hypnettorch==0.0.4", "retry==0.9.2", "decorator==5.3.1", "seaborn==0.13.2")
 BETA, LAMBDA = 5.0e-4, 1.0e-3
+# every HyperMask setting of the reference's Permuted MNIST configuration, given to `hypermask
+# train` over params.yaml's fmnist_permuted (whose own values come from its study under the
+# comparison's budget rule: embedding 48, no masked L1, other beta and lambda)
+REFERENCE_HYPERMASK = {"beta": BETA, "lambda": LAMBDA, "embedding_dim": 24, "hnet_hidden": [25, 25],
+                       "sparsity": 0, "masked_l1": True, "adaptive_sparsity": True}
 SAVING_FOLDER = "Results/permuted_mnist_best_hyperparams/0"  # datasets.py's, + main.py's "{no}/"
 IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
              "t10k-labels-idx1-ubyte.gz")
@@ -436,7 +442,7 @@ def run_hypermask(a, commands: list[str]) -> dict:
         sys.exit(f"--hypermask: {hypermask} is not a file")
     with tempfile.TemporaryDirectory() as tmp:
         override = Path(tmp) / "override.yaml"
-        lines = [f"hypermask.beta: {BETA!r}", f"hypermask.lambda: {LAMBDA!r}"]
+        lines = [f"hypermask.{k}: {json.dumps(v)}" for k, v in REFERENCE_HYPERMASK.items()]
         if a.iterations is not None:
             lines.append(f"train.iterations: {a.iterations}")
         override.write_text("\n".join(lines) + "\n")
