@@ -47,9 +47,10 @@ def entry() -> None:
     looks before it loads torch: where other processes kept fewer than BUSY_CPUS of its CPUs
     busy over SAMPLE_SECONDS (/proc/stat) it keeps OpenMP's default, else (or where that cannot
     be read) it sleeps (SHARED_OPENMP); the reading is recorded as HYPERMASK_CPUS_BUSY. A
-    process that starts beside it later is not seen: the run keeps spinning. Other commands, and
-    `train --threads 1` (the pipeline's jobs: no worker thread to wait), take SHARED_OPENMP
-    without looking. The wait is read when torch loads its OpenMP runtime, so it is set here,
+    process that starts beside it later is not seen: the run keeps spinning. Other commands
+    (`sweep` too: its workers are started side by side, and would each find the CPUs idle), and
+    `train` with one thread (`--threads 1` or OMP_NUM_THREADS=1, as the pipeline's jobs run: no
+    worker thread to wait), take SHARED_OPENMP without looking. The wait is read when torch loads its OpenMP runtime, so it is set here,
     before any import of torch, for this process only, and only where the environment sets
     neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT. It changes the time of a step, never its numbers.
 
