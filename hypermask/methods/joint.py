@@ -4,8 +4,8 @@ bound of a continual-learning table (BASELINES; e.g. Zenke et al. 2017, van de V
 Every training batch mixes all T tasks (batch_size / T samples of each, the remainder to the
 first tasks, drawn uniformly with replacement from each task's training split with the
 loop's generator, augmented by each task's own transform), and each sample's loss goes
-through its own task's head on split benchmarks (multi-head) or the shared head on permuted
-ones. The budget is the same as every method's summed over tasks: the loop runs T phases of
+through its own task's output head (one head per task on every benchmark, the task-incremental
+protocol's heads for a network without task-specific weights). The budget is the same as every method's summed over tasks: the loop runs T phases of
 the per-task budget, and the accuracy matrix's row t is the network after t + 1 phases (so
 row t already reflects every task's data: its BWT and forgetting are not those of a
 continual learner; the table reports its final average accuracy as the bound).
@@ -55,7 +55,7 @@ class Joint(MethodBase):
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
         net = self.target
         out = net.head()(net.features(x))
-        if net.n_heads > 1:  # each row through its own task's head
+        if net.n_heads > 1:  # each row through its own task's head (a one-task stream has one head)
             out = out.view(len(x), net.n_heads, -1)[torch.arange(len(x), device=x.device), self.row_task]
         ce = F.cross_entropy(out, y)
         return ce, ce

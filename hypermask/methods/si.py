@@ -6,13 +6,19 @@ ICML 2017.
    `unreg_grads`, github.com/ganguli-lab/pathint) and delta the change of the parameter made
    by that step. g is not a second backward pass: the penalty's gradient is known in closed
    form, 2 c Omega_k (theta_k - theta~_k), and is subtracted from the total gradient.
-2. At the end of task t: Omega_k += omega_k / ((theta_k(end) - theta_k(start))^2 + xi), then
-   omega is reset and theta~ = theta(end).
+2. At the end of task t: Omega_k = relu(Omega_k + omega_k / ((theta_k(end) - theta_k(start))^2 + xi)),
+   then omega is reset and theta~ = theta(end). The clip at zero is the authors' (pathint's
+   `protocols.py`, the path-integral protocol's relu of the sum): omega_k is negative where the
+   loss rose along a weight's path, and a negative Omega_k would turn the penalty into a reward
+   for moving that weight away from its anchor.
 3. Loss while learning task t > 0: CE + c * sum_k Omega_k (theta_k - theta~_k)^2.
 
 Omega and theta~ are buffers (checkpoints carry them; omega is zero at every task boundary,
 where checkpoints are written). Same target, batches, budget and fresh Adam per task as every
-method here; one head per task on split benchmarks, as in the paper's split experiments.
+method here; one output head per task on every benchmark (the task-incremental protocol: a method
+whose weights carry no task-specific part gets per-task heads, permuted benchmarks included), as
+the paper's split experiments do; the penalty covers every head (an earlier task's head is not
+touched by a later task's loss, so its term stays zero).
 """
 
 from __future__ import annotations
@@ -104,7 +110,7 @@ class SI(MethodBase):
 
     @torch.no_grad()
     def end_task(self, t: int, task) -> None:
-        """Omega += omega / (delta^2 + xi); theta~ is set at the next task's start."""
+        """Omega = relu(Omega + omega / (delta^2 + xi)); theta~ is set at the next task's start."""
         for i, (p, big, anchor) in enumerate(self.triples()):
-            big.add_(self.omega(i) / ((p.detach() - anchor).pow(2) + self.hp.xi))
+            big.add_(self.omega(i) / ((p.detach() - anchor).pow(2) + self.hp.xi)).clamp_(min=0)
             self.omega(i).zero_()

@@ -323,6 +323,29 @@ def test_si_path_integral_equals_a_hand_loop_and_the_analytic_integral():
         assert not m.omega(k).any()
 
 
+def test_si_importance_is_clipped_at_zero_as_the_authors_code_does():
+    """Omega = relu(Omega + omega / (delta^2 + xi)) (pathint's path-integral protocol): a
+    negative path integral lowers an importance but never below zero, by hand per entry."""
+    cfg, m = _build("si", c=1.0)
+    m.start_task(0, 1)
+    (p, big, anchor), k = m.triples()[0], 0
+    torch.manual_seed(3)
+    prev = torch.rand_like(p)  # Omega from earlier tasks, in [0, 1)
+    omega = torch.randn_like(p)  # the path integral of this task: both signs
+    delta = 0.1 * torch.randn_like(p)
+    with torch.no_grad():
+        big.copy_(prev)
+        m.omega(k).copy_(omega)
+        p.copy_(anchor + delta)
+    m.end_task(0, None)
+    hand = torch.empty_like(p)
+    for i, (o_prev, o, d) in enumerate(zip(prev.flatten().tolist(), omega.flatten().tolist(), delta.flatten().tolist())):
+        hand.view(-1)[i] = max(0.0, o_prev + o / (d * d + cfg.si.xi))
+    assert torch.allclose(big, hand, rtol=1e-5, atol=1e-6)
+    assert (big == 0).any() and (big > 0).any()  # both cases occur
+    assert (big >= 0).all()
+
+
 def test_si_penalty_and_task_loss_gradient():
     cfg, m = _build("si", c=2.5)
     t0, t1 = _task(0), _task(1)
