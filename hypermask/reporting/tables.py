@@ -39,7 +39,7 @@ from hypermask.reporting.plots import (
     write_memory_figure,
     write_method_curves,
 )
-from hypermask.reporting.stats import ALPHA, describe, paired_p
+from hypermask.reporting.stats import ALPHA, describe, holm, paired_p
 
 METRICS = [("average_accuracy", "accuracy"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting")]
 # Settings without the task id: (setting, key in metrics.json, column prefix, title)
@@ -144,38 +144,53 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
 
 
 def _tests(df: pd.DataFrame) -> None:
-    """Per tested table column: the paired p-value against HyperMask (`_p_vs_hypermask`) and
-    whether the row is marked best (`_best`): a continual learner (not a bound) that is the
-    column's best or not significantly worse than it (paired t-test, p >= ALPHA)."""
+    """Per tested table column (one benchmark, one metric), two families of paired t-tests, each
+    corrected by Holm's procedure within the column (stats.holm):
+    - against HyperMask (`_p_vs_hypermask` raw, `_p_holm_vs_hypermask` corrected; † where the
+      corrected p < ALPHA): every other method of the column, bounds included;
+    - against the column's best continual learner (`_best`): the best and every continual learner
+      (not a bound) whose corrected p >= ALPHA, or whose rounded mean equals the best's."""
     for t in TABLES:
         col = t.column
-        p_ref, best = [], []
-        for _, r in df.iterrows():
-            sub = df[df["benchmark"] == r["benchmark"]]
-            ref = sub[sub["method"] == REFERENCE]
-            mine = r[f"_{col}_seeds"]
-            p_ref.append(paired_p(mine, ref.iloc[0][f"_{col}_seeds"]) if t.best and len(ref) and r["method"] != REFERENCE
-                         else np.nan)
-            best.append(_is_best(r, sub, t))
+        p_ref = pd.Series(np.nan, index=df.index)
+        p_holm = pd.Series(np.nan, index=df.index)
+        best = pd.Series(False, index=df.index)
+        for _, sub in (df.groupby("benchmark", sort=False) if len(df) else []):
+            if t.best:
+                ref = sub[sub["method"] == REFERENCE]
+                raw = [paired_p(r[f"_{col}_seeds"], ref.iloc[0][f"_{col}_seeds"])
+                       if len(ref) and r["method"] != REFERENCE else np.nan for _, r in sub.iterrows()]
+                p_ref[sub.index] = raw
+                p_holm[sub.index] = holm(raw)
+            best[sub.index] = _best_of_column(sub, t)
         if t.best:
             df[f"{col}_p_vs_{REFERENCE}"] = p_ref
+            df[f"{col}_p_holm_vs_{REFERENCE}"] = p_holm
             df[f"{col}_by_seed"] = [json.dumps({str(k): round(v, 4) for k, v in r.items()}) for r in df[f"_{col}_seeds"]]
         df[f"{col}_best"] = best
 
 
-def _is_best(r: pd.Series, sub: pd.DataFrame, t: Table) -> bool:
+def _best_of_column(sub: pd.DataFrame, t: Table) -> list[bool]:
+    """The bold marks of one column (rows of `sub`, in order): the best continual learner, those
+    whose rounded mean ties it, and those not significantly worse than it after Holm's correction
+    over the column's tests against the best. NaN (fewer than 2 shared seeds): not marked."""
     col = t.column
-    if not t.best or r["method"] in BOUNDS or np.isnan(r[f"{col}_mean"]):
-        return False
-    cands = sub[~sub["method"].isin(BOUNDS) & sub[f"{col}_mean"].notna()]
+    marks = [False] * len(sub)
+    if not t.best:
+        return marks
+    learner = ~sub["method"].isin(BOUNDS) & sub[f"{col}_mean"].notna()
+    cands = sub[learner]
     if len(cands) < 2:
-        return False
+        return marks
     sign = 1 if t.best == "max" else -1
     top = cands.loc[(sign * cands[f"{col}_mean"]).idxmax()]
-    if top["method"] == r["method"] or round(r[f"{col}_mean"], t.digits) == round(top[f"{col}_mean"], t.digits):
-        return True
-    p = paired_p(r[f"_{col}_seeds"], top[f"_{col}_seeds"])
-    return bool(p >= ALPHA)  # NaN (fewer than 2 shared seeds): not marked
+    tied = [bool(r["method"] == top["method"] or round(r[f"{col}_mean"], t.digits) == round(top[f"{col}_mean"], t.digits))
+            for _, r in sub.iterrows()]
+    raw = [paired_p(r[f"_{col}_seeds"], top[f"_{col}_seeds"]) if ok and not tie else np.nan
+           for (_, r), ok, tie in zip(sub.iterrows(), learner, tied)]
+    adjusted = holm(raw)
+    return [bool(ok and (tie or (not np.isnan(p) and p >= ALPHA)))
+            for ok, tie, p in zip(learner, tied, adjusted)]
 
 
 def _cell(mean: float, std: float, digits: int, seeds: str, bold: bool, tex: bool, with_std: bool,
@@ -200,7 +215,7 @@ def pivot(df: pd.DataFrame, table: Table, tex: bool = False) -> pd.DataFrame:
     methods = list(dict.fromkeys(df["method"]))
     benchmarks = list(dict.fromkeys(df["benchmark"]))
     out = pd.DataFrame(index=methods, columns=benchmarks, dtype=object).fillna("")
-    pcol = f"{table.column}_p_vs_{REFERENCE}"
+    pcol = f"{table.column}_p_holm_vs_{REFERENCE}"
     for _, r in df.iterrows():
         p = r[pcol] if pcol in r else np.nan
         out.loc[r["method"], r["benchmark"]] = _cell(
@@ -228,9 +243,11 @@ def caption(df: pd.DataFrame) -> str:
                  "start, independent trains one network per task); their BWT and forgetting are not a continual "
                  "learner's and they are never marked.")
     return text + (f" Cells: mean ± sample std (ddof 1) over {' or '.join(n)} seeds (found/expected where fewer); the "
-                   "CSV adds the 95% confidence interval (Student t). †: differs from hypermask, paired t-test over "
-                   f"the shared seeds, p < {ALPHA}. Bold: the column's best continual learner and every one not "
-                   f"significantly worse than it (paired t-test, p >= {ALPHA}).")
+                   "CSV adds the 95% confidence interval (Student t) and the raw and corrected p-values. †: differs "
+                   "from hypermask, paired t-test over the shared seeds, p < "
+                   f"{ALPHA} after Holm's correction over the column's tests against hypermask. Bold: the column's "
+                   "best continual learner and every one not significantly worse than it (paired t-test against "
+                   f"the best, Holm-corrected over the column's tests, p >= {ALPHA}).")
 
 
 def provenance(runs: dict[str, list[dict]]) -> str:

@@ -1,5 +1,6 @@
 """The tables' statistics (hypermask/reporting/stats.py) against closed-form hand computations, and the
-tables' marks (hypermask/reporting/tables.py) on a constructed suite where two methods tie within noise."""
+tables' marks (hypermask/reporting/tables.py) on constructed suites: two methods that tie within noise,
+and a column where raw p-values below 0.05 do not survive Holm's correction."""
 
 import math
 
@@ -7,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hypermask.reporting.stats import describe, paired_p
+from hypermask.reporting.stats import ALPHA, describe, holm, paired_p
 from hypermask.reporting.tables import TABLES, _stat, _tests, pivot
 
 
@@ -71,3 +72,52 @@ def test_best_marks_every_learner_within_noise_of_the_best_and_never_a_bound():
     assert table.loc["joint", "b"].startswith("99.00 ±")
     cost = pivot(df, next(t for t in TABLES if t.column == "memory_kib"))
     assert cost.loc["hypermask", "b"] == "n/a"
+
+
+def _naive_holm(p: list[float]) -> list[float]:
+    """Holm's adjusted p-values by the textbook loop: sort, multiply the j-th smallest by m - j,
+    carry the running maximum, cap at 1."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - j) * p[i]))
+        out[i] = running
+    return out
+
+
+def test_holm_by_hand_and_nan_is_no_test():
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])  # 3 x 0.01; max(2 x 0.02, .03); max(.04, .04)
+    got = holm([0.3, float("nan"), 0.001, 0.02, 0.5])
+    assert math.isnan(got[1])
+    assert [got[i] for i in (0, 2, 3, 4)] == pytest.approx(_naive_holm([0.3, 0.001, 0.02, 0.5]))
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert all(math.isnan(v) for v in holm([float("nan")]))
+
+
+def test_dagger_and_bold_follow_holms_correction_within_a_column():
+    """Three methods each about 1 point below HyperMask on every seed with a noisy margin: raw
+    paired p-values between 0.01 and 0.05 (each alone would be marked †), which Holm's correction
+    over the column's family decides mark by mark; bold likewise against the best learner."""
+    base = [90.0, 91.0, 92.0, 93.0, 94.0]
+    accs = {"hypermask": base,
+            "hnet": [b - d for b, d in zip(base, [1.0, 2.2, 0.4, 1.5, 0.7])],
+            "wsn": [b - d for b, d in zip(base, [0.9, 1.9, 0.5, 1.8, 0.3])],
+            "supsup": [b - d for b, d in zip(base, [1.2, 2.0, 0.2, 1.4, 0.9])],
+            "joint": [99.0, 99.1, 99.0, 98.9, 99.0]}
+    df = _suite(accs, {m: [0.0] * 5 for m in accs})
+    raw = {m: paired_p(dict(enumerate(accs[m], 1)), dict(enumerate(base, 1))) for m in ("hnet", "wsn", "supsup", "joint")}
+    assert all(p < ALPHA for m, p in raw.items() if m != "joint") and any(0.01 < p for p in raw.values())
+    adjusted = dict(zip(raw, _naive_holm(list(raw.values()))))
+    assert any(raw[m] < ALPHA <= adjusted[m] for m in raw)  # the correction changes a mark here
+    got = dict(zip(df["method"], df["average_accuracy_p_holm_vs_hypermask"]))
+    for m in raw:
+        assert got[m] == pytest.approx(adjusted[m])
+    table = pivot(df, next(t for t in TABLES if t.column == "average_accuracy"))
+    for m in raw:
+        assert table.loc[m, "b"].endswith("†") == (adjusted[m] < ALPHA)
+    # bold: HyperMask is the best learner; the three others tested against it, Holm over those three
+    bold_adjusted = dict(zip(("hnet", "wsn", "supsup"), _naive_holm([raw["hnet"], raw["wsn"], raw["supsup"]])))
+    best = dict(zip(df["method"], df["average_accuracy_best"]))
+    assert best["hypermask"] and not best["joint"]
+    for m, p in bold_adjusted.items():
+        assert best[m] == (p >= ALPHA)
