@@ -68,7 +68,7 @@ class SweepConfig(_Strict):
     """The study of one (benchmark, method): the shared settings of `sweeps` and the method's space."""
 
     n_trials: Positive  # the study's budget (complete + pruned trials), shared by all workers
-    seed: Seed = 1  # the training seed of every trial
+    seed: Seed = 0  # the training seed of every trial (the tuning seed, not an evaluation seed)
     use_best: bool = False  # train the final seeds with the best trial's values (else params.yaml's)
     enqueue_reference: bool = True  # the experiment's own values as the first trial
     sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}  # TPESampler arguments
@@ -93,7 +93,7 @@ class SweepsConfig(_Strict):
     # retried, resuming from that trial's last checkpoint. Journal files keep no heartbeat.
     heartbeat_interval: Positive = 30
     grace_period: Positive = 120
-    seed: Seed = 1
+    seed: Seed = 0  # the tuning seed: refused where it is an evaluation seed of a studied experiment
     use_best: bool = False
     enqueue_reference: bool = True
     sampler: dict[str, Any] = {"seed": 0, "n_startup_trials": 4}
@@ -355,7 +355,10 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
         for m, space in params.sweeps.spaces.items():
             probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
                      for k, d in space.items()}
-            experiment_config(params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}")
+            cfg = experiment_config(params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}")
+            if params.sweeps.seed in cfg.seeds:  # a tuned value would be scored on an evaluation run's own stream
+                raise ConfigError(f"{path}.sweeps.seed: {params.sweeps.seed} is an evaluation seed of "
+                                  f"{experiment_name(b, m)} (seeds {list(cfg.seeds)}); studies tune on a seed of their own")
     return params
 
 

@@ -229,9 +229,23 @@ def _present(df: pd.DataFrame) -> list[Table]:
     return [t for t in TABLES if df[f"{t.column}_mean"].notna().any()]
 
 
-def caption(df: pd.DataFrame) -> str:
+def tuning_sentence(params: ParamsFile) -> str:
+    """The caption's account of the hyperparameter studies, from params.yaml's `sweeps`."""
+    sw = params.sweeps
+    tuned = sorted(m for m, space in sw.spaces.items() if space)
+    budget = (f"{sw.n_trials} trials per study" if sw.n_trials else
+              f"{sw.trials_per_dimension} trials per searched dimension, at least {sw.min_trials}")
+    return (f" Tuning: one Optuna study per (benchmark, method) for {', '.join(tuned)}; {budget}, scored on the "
+            f"validation split's average accuracy after the last task, trained on tuning seed {sw.seed} (not an "
+            "evaluation seed); the others have nothing to tune. The values these runs used are params.yaml's, "
+            "from studies of the earlier rule (8 trials per searched dimension, at least 16, on seed 1) until the "
+            "studies are rerun under this one.")
+
+
+def caption(df: pd.DataFrame, params: ParamsFile | None = None) -> str:
     """What every table of the suite assumes, from the method registry: the protocol, each
-    method's head layout, what it is told at test time, the statistics and the marks."""
+    method's head layout, what it is told at test time, the statistics, the marks and (with
+    params) the tuning budget."""
     n = sorted({str(s).split("/")[1] for s in df["seeds"]})
     heads = "; ".join(f"{m}: {METHODS[m].head}" for m in dict.fromkeys(df["method"]))
     text = ("Task-incremental protocol: every method is told the task id at test time (it selects the head, mask "
@@ -247,7 +261,8 @@ def caption(df: pd.DataFrame) -> str:
                    "from hypermask, paired t-test over the shared seeds, p < "
                    f"{ALPHA} after Holm's correction over the column's tests against hypermask. Bold: the column's "
                    "best continual learner and every one not significantly worse than it (paired t-test against "
-                   f"the best, Holm-corrected over the column's tests, p >= {ALPHA}).")
+                   f"the best, Holm-corrected over the column's tests, p >= {ALPHA}).") + (
+                       tuning_sentence(params) if params is not None else "")
 
 
 def provenance(runs: dict[str, list[dict]]) -> str:
@@ -277,8 +292,8 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
     files = FileSet(set_journal(results, suite))  # the csv, md, tex and figures are replaced together
     files.add(tables / f"{suite}.csv", public.to_csv(index=False, float_format="%.4f"))
     md = [f"# Suite `{suite}`: mean ± sample std over seeds\n",
-          f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n", caption(df) + "\n"]
-    tex = [f"% Suite {suite}: produced by `hypermask tables {suite}`. {caption(df)}"]
+          f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n", caption(df, params) + "\n"]
+    tex = [f"% Suite {suite}: produced by `hypermask tables {suite}`. {caption(df, params)}"]
     for t in _present(df):
         md += [f"**{t.title}**\n", pivot(df, t).to_markdown() + "\n"]
         p = pivot(df, t, tex=True)

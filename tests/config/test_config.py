@@ -63,6 +63,9 @@ BAD = [
     ("unknown suite", [("suite", "huge")], "suite: unknown suite"),
     ("validation bigger than the data", [(f"{E}.data.validation_size", 5000)], "data.validation_size"),
     ("grace period within a heartbeat", [("sweeps.heartbeat_interval", 120)], "sweeps.grace_period: 120 s must exceed"),
+    ("tuning on an evaluation seed", [("sweeps.seed", 2), ("sweeps.benchmarks", ["tiny"]),
+                                      ("sweeps.spaces", {"hypermask": {"hypermask.beta": {"low": 1e-4, "high": 1e-1}}})],
+     "sweeps.seed: 2 is an evaluation seed of tiny/hypermask"),
 ]
 
 

@@ -105,8 +105,9 @@ def test_gpm_energy_criterion_picks_the_hand_count_of_vectors():
 
 
 def test_gpm_projects_gradients_off_the_stored_basis():
-    _, split = _run("gpm", "split")  # one head per task there: only the trunk is projected
-    assert split.target.n_heads == 3 and split.layers == list(split.target.layers)[:-1]
+    for scenario in ("permuted", "split"):  # one head per task on both: only the trunk is projected
+        _, m = _run("gpm", scenario)
+        assert m.target.n_heads == 3 and m.layers == list(m.target.layers)[:-1], scenario
     tasks, m = _run("gpm")
     _learn(m, tasks[0])
     assert all(m.basis(i).shape[1] > 0 for i in range(len(m.layers)))
@@ -118,6 +119,39 @@ def test_gpm_projects_gradients_off_the_stored_basis():
         g = torch.cat([layer.weight.grad, layer.bias.grad.unsqueeze(1)], 1)
         assert (g @ m.basis(i)).abs().max() < 1e-5
         assert torch.allclose(m.basis(i).t() @ m.basis(i), torch.eye(m.basis(i).shape[1]), atol=1e-4)
+
+
+@pytest.mark.parametrize("scenario", ["permuted", "split"])
+def test_gpm_step_of_a_later_task_keeps_the_trunk_off_the_basis_and_other_heads_unchanged(scenario):
+    """Per-task heads on permuted benchmarks too: after a full optimiser step of task t > 0 the
+    trunk's applied gradient satisfies g M = 0 to float precision, the heads of the other tasks
+    are bit-identical and task t's own head (not projected) has moved."""
+    tasks, m = _run("gpm", scenario)
+    _learn(m, tasks[0])
+    _learn(m, tasks[1])
+    head = m.target.head()
+    assert m.target.n_heads == 3 and head not in m.layers
+    opt = m.make_optimizer(1e-2)
+    for t in (1, 2):
+        w0 = [layer.weight.detach().clone() for layer in m.layers]
+        b0 = [layer.bias.detach().clone() for layer in m.layers]
+        hw0, hb0 = head.weight.detach().clone().view(3, -1, head.weight.shape[1]), head.bias.detach().clone().view(3, -1)
+        x, y = m.batch(tasks[t], torch.arange(16), torch.Generator().manual_seed(t))
+        loss, _ = m.loss(x, y, t, 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for i, layer in enumerate(m.layers):
+            M = m.basis(i)
+            assert M.shape[1] > 0
+            g = torch.cat([layer.weight.grad, layer.bias.grad.unsqueeze(1)], 1)
+            assert g.abs().max() > 0
+            assert (g @ M).abs().max() <= 1e-4 * g.abs().max(), (t, i)  # float32: eps 1.2e-7 x the dims
+            assert not torch.equal(layer.weight, w0[i]) or not torch.equal(layer.bias, b0[i])  # the step moved it
+        hw, hb = head.weight.detach().view(3, -1, head.weight.shape[1]), head.bias.detach().view(3, -1)
+        for other in {0, 1, 2} - {t}:
+            assert torch.equal(hw[other], hw0[other]) and torch.equal(hb[other], hb0[other]), (t, other)
+        assert not torch.equal(hw[t], hw0[t])
 
 
 def test_gpm_changes_an_earlier_tasks_outputs_far_less_than_the_same_sgd_without_projection():
@@ -133,27 +167,59 @@ def test_gpm_changes_an_earlier_tasks_outputs_far_less_than_the_same_sgd_without
 
 
 # --------------------------------------------------------------------------- ER
-def test_er_memory_is_balanced_per_task_and_counted_in_bytes():
-    tasks, m = _run("er", "split", per_task=50)
-    for t in range(3):
-        _learn(m, tasks[t])
-    assert m.stored.all()
-    for t, task in enumerate(tasks):
-        pool = task.train.x.flatten(1)
-        assert all((pool == r).all(1).any() for r in m.memory_x[t].flatten(1))  # task t's own samples
-        assert len({tuple(r.tolist()) for r in m.memory_x[t].flatten(1)}) == 50  # drawn without replacement
+def test_er_memory_equals_per_class_ring_buffers_pushed_step_by_step_and_is_counted_in_bytes():
+    """The memory read at each task's end equals a naive first-in-first-out buffer of m slots
+    per class, pushed every presented sample of every step (Chaudhry et al.'s ring buffer); it is
+    class-balanced, holds only the task's own samples and is counted in bytes."""
+    from collections import deque
+
+    per_class = 3
+    tasks, m = _run("er", "split", per_class=per_class)
+    for task in tasks:
+        t = task.index
+        gen = torch.Generator().manual_seed(10 + t)
+        rings: dict[int, deque] = {}
+        position = 0
+        m.start_task(t, 6)
+        for _ in range(6):  # the pushes: 16 random indices a step
+            idx = torch.randint(len(task.train.y), (16,), generator=gen)
+            m.batch(task, idx, gen)
+            for i in idx.tolist():
+                rings.setdefault(int(task.train.y[i]), deque(maxlen=per_class)).append((position, i))
+                position += 1
+        m.end_task(t, task)
+        held = sorted(p for ring in rings.values() for p in ring)  # every ring's slots, in push order
+        n = int(m.filled[t])
+        assert n == len(held) == sum(min(per_class, sum(1 for _ in ring)) for ring in rings.values())
+        assert torch.equal(m.memory_x[t, :n], task.train.x[[i for _, i in held]])
+        assert torch.equal(m.memory_y[t, :n], task.train.y[[i for _, i in held]])
+        counts = m.memory_y[t, :n].bincount(minlength=task.n_classes)
+        assert (counts == per_class).all()  # 96 pushes of 2 classes fill every ring: balanced
     mem = m.memory()
-    assert mem["parts"]["memory_x"] == m.memory_x.numel() * m.memory_x.element_size() == 3 * 50 * m.memory_x[0, 0].numel() * m.memory_x.element_size()
+    sample = m.memory_x[0, 0].numel() * m.memory_x.element_size()
+    assert mem["parts"]["memory_x"] == 3 * 2 * per_class * sample  # tasks x classes x m samples
     assert mem["parts"]["memory_y"] == m.memory_y.numel() * m.memory_y.element_size()
+    m.start_task(2, 1)
     x, y = m.batch(tasks[2], torch.arange(16), torch.Generator().manual_seed(1))
     counts = m.row_task.bincount(minlength=3)
     assert counts[2] == 16 and counts[0] + counts[1] == 16  # a same-size batch of the earlier tasks
 
 
+def test_er_ring_keeps_the_last_m_pushes_of_each_class():
+    from hypermask.methods.er import ER
+
+    labels = torch.tensor([0, 1, 0, 2, 0, 1, 0, 2, 2, 2])
+    # class 0 at 0, 2, 4, 6 -> last two 4, 6; class 1 at 1, 5; class 2 at 3, 7, 8, 9 -> 8, 9
+    assert ER.ring_contents(labels, 2).tolist() == [1, 4, 5, 6, 8, 9]
+    assert ER.ring_contents(labels, 10).tolist() == list(range(10))
+    assert ER.ring_contents(labels[:0], 2).tolist() == []
+
+
 def test_er_replayed_samples_go_through_their_own_tasks_head():
-    tasks, m = _run("er", "permuted", per_task=30)
+    tasks, m = _run("er", "permuted", per_class=3)
     _learn(m, tasks[0])
     _learn(m, tasks[1])
+    m.start_task(2, 1)
     x, y = m.batch(tasks[2], torch.arange(8), torch.Generator().manual_seed(2))
     assert set(m.row_task[8:].tolist()) <= {0, 1} and (m.row_task[:8] == 2).all()
     _, ce = m.loss(x, y, 2, 0)
@@ -161,4 +227,4 @@ def test_er_replayed_samples_go_through_their_own_tasks_head():
     assert ce.item() == pytest.approx(hand.item(), rel=1e-5)
     # a replayed row is its task's transform of a stored raw sample: task 0's permutation
     k = int((m.row_task == 0).nonzero()[0])
-    assert any(torch.equal(x[k], tasks[0].inputs(m.memory_x[0][j : j + 1])[0]) for j in range(30))
+    assert any(torch.equal(x[k], tasks[0].inputs(m.memory_x[0][j : j + 1])[0]) for j in range(int(m.filled[0])))

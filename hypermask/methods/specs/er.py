@@ -7,9 +7,10 @@ from hypermask.typed import Positive, Strict
 
 
 class ERConfig(Strict):
-    """Experience replay (hypermask/methods/er.py): `per_task` stored samples of every task."""
+    """Experience replay (hypermask/methods/er.py): `per_class` slots of a ring buffer for every
+    class of every task (Chaudhry et al. 2019's tiny memories hold 1 to 5 per class)."""
 
-    per_task: Positive = 200
+    per_class: Positive = 5
 
 
 RECORD = MethodRecord(
