@@ -162,9 +162,11 @@ def render_methods(params) -> str:
 
 def static_blocks(params) -> dict[tuple[str, str], Any]:
     """(begin, end) marker -> the function rendering that block."""
-    from hypermask.reporting import speed_blocks
+    from hypermask.reporting import speed_blocks, verification
 
-    return {("<!-- methods -->", "<!-- end methods -->"): lambda: render_methods(params), **speed_blocks.BLOCKS}
+    return {("<!-- methods -->", "<!-- end methods -->"): lambda: render_methods(params), **speed_blocks.BLOCKS,
+            ("<!-- verification -->", "<!-- end verification -->"):
+                lambda: verification.render(order=list(params.methods))}
 
 
 def render_pages(paths: list[Path], params) -> dict[Path, str]:
