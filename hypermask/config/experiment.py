@@ -13,7 +13,7 @@ from pydantic import Field, create_model, model_validator
 from hypermask.evaluation.settings import SETTINGS, supported, why_not
 from hypermask.methods import METHOD_BLOCKS, METHODS
 from hypermask.methods.record import TARGET_KINDS
-from hypermask.typed import NonNegative, Positive, Seed
+from hypermask.typed import Name, NonNegative, Positive, Seed
 from hypermask.typed import Strict as _Strict
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
@@ -121,6 +121,7 @@ class _Experiment(_Strict):
     benchmark: str = ""
     description: str = ""
     method: Literal[tuple(METHODS)] = "hypermask"  # hypermask/methods/: one file per method
+    variant: Name | None = None  # a variant's own name (params.yaml `variant_of`); None: the method itself
     data: DataConfig
     target: TargetConfig
     train: TrainConfig
@@ -149,6 +150,11 @@ class _Experiment(_Strict):
             raise ValueError("target.kind: zenkenet exists for cifar100 (32x32) and tinyimagenet (64x64)")
         return self
 
+    @property
+    def row(self) -> str:
+        """The name of its tables row, run folders and MLflow `method` tag: the variant's, else the method's."""
+        return self.variant or self.method
+
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
@@ -168,6 +174,8 @@ def training_fingerprint(cfg: ExperimentConfig) -> str:
     d = cfg.as_dict()
     for k in ("seeds", "description", "reference"):
         d.pop(k, None)
+    if d.get("variant") is None:  # a plain method's fingerprint is what it was before variants existed
+        d.pop("variant", None)
     for block in METHOD_BLOCKS:  # another method's block changes nothing of this run
         if block != cfg.method:
             d.pop(block, None)

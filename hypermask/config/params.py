@@ -117,6 +117,11 @@ class MethodEntry(_Strict):
     description: str = ""
     settings: dict[str, Any] = {}  # experiment keys set on every benchmark (e.g. {wsn: {capacity: 50}})
     benchmarks: dict[Name, dict[str, Any]] = {}  # benchmark -> experiment keys set there
+    # A variant: a row of its own that runs another entry's method with that entry's settings
+    # (its per-benchmark values included) and then this entry's settings on top, e.g.
+    #   er_m1: {variant_of: er, settings: {er: {per_class: 1}}}
+    # Its runs, fingerprint, tables row and MLflow `method` tag are its own name's.
+    variant_of: Name | None = None
 
 
 class SuiteConfig(_Strict):
@@ -150,9 +155,14 @@ class ParamsFile(_Strict):
         s = self.suites[suite]
         return [experiment_name(b, m) for b in s.benchmarks for m in s.methods if not self.runs_on(m, b)]
 
+    def implementation(self, method: str) -> str:
+        """The method record a params.yaml method runs: its own name's, or a variant's base's."""
+        entry = self.methods.get(method)
+        return entry.variant_of if entry is not None and entry.variant_of else method
+
     def runs_on(self, method: str, benchmark: str) -> bool:
         """Whether the method's record supports the benchmark's target network (its kind as declared)."""
-        record = METHODS.get(method)
+        record = METHODS.get(self.implementation(method))
         target = _deep_merge(self.defaults, self.benchmarks.get(benchmark) or {}).get("target")
         kind = target.get("kind") if isinstance(target, dict) else None
         return record is None or kind not in TARGET_KINDS or record.supports_target(kind)
@@ -299,9 +309,17 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
         params = ParamsFile.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(format_errors(e, str(path))) from None
-    for m in params.methods:
-        if m not in METHODS:
-            raise ConfigError(f"{path}.methods.{m}: unknown method (known: {', '.join(METHODS)})")
+    for m, entry in params.methods.items():
+        base = entry.variant_of
+        if base is not None:
+            if m in METHODS:
+                raise ConfigError(f"{path}.methods.{m}.variant_of: {m} is a method of its own; name the variant otherwise")
+            if base not in params.methods or params.methods[base].variant_of is not None or base not in METHODS:
+                raise ConfigError(f"{path}.methods.{m}.variant_of: {base!r} is not a method declared under methods "
+                                  "(a variant's base is a method, not another variant)")
+        elif m not in METHODS:
+            raise ConfigError(f"{path}.methods.{m}: unknown method (known: {', '.join(METHODS)}; a variant of one "
+                              "names it in variant_of)")
         for b in params.methods[m].benchmarks:
             if b not in params.benchmarks:
                 raise ConfigError(f"{path}.methods.{m}.benchmarks.{b}: unknown benchmark {b!r}")
@@ -341,7 +359,7 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
     for m, space in params.sweeps.spaces.items():
         if m not in params.methods:
             raise ConfigError(f"{path}.sweeps.spaces.{m}: unknown method {m!r}")
-        own = METHODS[m].block
+        own = METHODS[params.implementation(m)].block
         for k in space:  # a key of another method's block: every trial would score the same
             if k.split(".")[0] in METHOD_BLOCKS and k.split(".")[0] != own:
                 raise ConfigError(f"{path}.sweeps.spaces.{m}.{k}: {m} does not read {k.split('.')[0]}'s settings "
@@ -390,15 +408,19 @@ def experiment_config(
     if method not in params.methods:
         raise ConfigError(f"{path}: unknown method {method!r} (declared under methods: {', '.join(params.methods)})")
     entry = params.methods[method]
+    implementation = params.implementation(method)
     merged = _deep_merge(params.defaults, params.benchmarks[benchmark] or {})
-    merged = _deep_merge(merged, entry.settings)
-    merged = _deep_merge(merged, entry.benchmarks.get(benchmark, {}))
+    for e in ([params.methods[implementation]] if entry.variant_of else []) + [entry]:  # a variant: its base's first
+        merged = _deep_merge(merged, e.settings)
+        merged = _deep_merge(merged, e.benchmarks.get(benchmark, {}))
     if overrides:
         merged = apply_overrides(merged, overrides)
-    merged["name"], merged["benchmark"], merged["method"] = experiment_name(benchmark, method), benchmark, method
+    merged["name"], merged["benchmark"], merged["method"] = experiment_name(benchmark, method), benchmark, implementation
+    if entry.variant_of:
+        merged["variant"] = method
     settings = (merged.get("evaluation") or {}).get("settings")
-    if isinstance(settings, list) and method in METHODS:
-        entry = METHODS[method]
+    if isinstance(settings, list) and implementation in METHODS:
+        entry = METHODS[implementation]
         kept = [s for s in settings if s in SETTINGS and supported(s, entry)]
         merged["evaluation"] = {**merged["evaluation"], "settings": kept}
     try:

@@ -56,7 +56,7 @@ def evaluate_run(
         try:
             state = read_checkpoint(ckpt)
         except UnreadableFile as e:
-            raise ConfigError(f"{e}; retrain the run (hypermask train {cfg.benchmark} --method {cfg.method} "
+            raise ConfigError(f"{e}; retrain the run (hypermask train {cfg.benchmark} --method {cfg.row} "
                               f"--seed {seed} --force) to evaluate it") from None
         learner.load_state_dict(state["learner"])
         t = int(state["completed_tasks"]) - 1
@@ -75,7 +75,7 @@ def evaluate_run(
     else:
         out.update(summarize_settings(setting_rows)[setting])
     atomic_write_json(paths.root / f"eval_{setting}.json", out)
-    experiment, run_name, _ = run_identity(cfg.benchmark, cfg.method, seed)
+    experiment, run_name, _ = run_identity(cfg.benchmark, cfg.row, seed, variant_of=cfg.method if cfg.variant else None)
     tracker.start(experiment, run_name, {}, {}, metrics.get("mlflow_run_id"))
     if setting != "til":
         for key in SETTING_METRICS[setting]:

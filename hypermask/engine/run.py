@@ -101,7 +101,7 @@ def run(
                 p.unlink()
             for p in (paths.metrics, paths.finished, paths.mlflow_state):
                 p.unlink(missing_ok=True)
-        identity = run_identity(cfg.benchmark, cfg.method, seed)
+        identity = run_identity(cfg.benchmark, cfg.row, seed, variant_of=cfg.method if cfg.variant else None)
         subscribers = [Console(cfg.name, seed, cfg.data.n_tasks, quiet),
                        MLflowSink(tracker, mlflow_experiment or identity[0], run_name or identity[1])]
         if on_task_end is not None:
@@ -157,7 +157,7 @@ def _run_locked(
     commit = git_commit(repo_root)
     events.emit("run_started", RunStart(
         cfg.name, seed, paths.root, cfg.as_dict(),
-        {**run_identity(cfg.benchmark, cfg.method, seed, suites)[2], "git_commit": commit, RUN_ID_TAG: str(paths.root.resolve())},
+        {**run_identity(cfg.benchmark, cfg.row, seed, suites, cfg.method if cfg.variant else None)[2], "git_commit": commit, RUN_ID_TAG: str(paths.root.resolve())},
         progress.done, list(progress.rows), list(progress.settings)))
     try:
         step0 = sum(p["iterations"] for p in progress.per_task)

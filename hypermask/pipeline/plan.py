@@ -247,12 +247,14 @@ class Plan:
         return f"{self._hypermask} tables {suite or self.suite}"
 
     # ------------------------------------------------------------------ DVC
-    @staticmethod
-    def _settings_keys(exp: str) -> list[str]:
-        """The params.yaml keys an experiment's settings are merged from (config.experiment_config)."""
+    def _settings_keys(self, exp: str) -> list[str]:
+        """The params.yaml keys an experiment's settings are merged from (config.experiment_config):
+        a variant's base method's first."""
         benchmark, method = split_name(exp)
-        return ["defaults", f"benchmarks.{benchmark}", f"methods.{method}.settings",
-                f"methods.{method}.benchmarks.{benchmark}"]
+        base = self.params.implementation(method)
+        return ["defaults", f"benchmarks.{benchmark}",
+                *(f"methods.{m}.{k}" for m in dict.fromkeys([base, method])
+                  for k in ("settings", f"benchmarks.{benchmark}"))]
 
     def dvc_stages(self) -> dict[str, Any]:
         stages: dict[str, Any] = {}

@@ -153,7 +153,9 @@ def render_methods(params) -> str:
     rows = ["| method | what it is | family | output heads (task-incremental) | without the task id | target networks |",
             "|---|---|---|---|---|---|"]
     for name in [*params.methods, *(m for m in METHODS if m not in params.methods)]:
-        e, desc = METHODS[name], params.methods[name].description if name in params.methods else ""
+        e, desc = METHODS[params.implementation(name)], params.methods[name].description if name in params.methods else ""
+        if name in params.methods and params.methods[name].variant_of:
+            desc = f"variant of `{params.methods[name].variant_of}`: {desc}"
         free = ", ".join(["entropy, FeCAM"] * e.task_inference + ["one-shot"] * e.one_shot) or "n/a"
         targets = "all" if set(e.targets) == set(TARGET_KINDS) else ", ".join(e.targets)
         rows.append(f"| `{name}` | {desc} | {e.family.replace('_', ' ')} | {e.head} | {free} | {targets} |")

@@ -97,7 +97,7 @@ def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
                 m["_posthoc"][setting] = ev
             elif why != "missing":
                 print(f"warning: {paths.root / f'eval_{setting}.json'}: {why}; not in the tables "
-                      f"(hypermask evaluate {cfg.benchmark} --method {cfg.method} --seed {seed} --setting {setting})",
+                      f"(hypermask evaluate {cfg.benchmark} --method {cfg.row} --seed {seed} --setting {setting})",
                       file=sys.stderr)
         found.append(m)
     return found, missing
@@ -121,7 +121,7 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
         cfg = experiment_config(params, name)
         found, missing = _runs(results, cfg)
         runs[name] = found
-        row = {"experiment": name, "benchmark": cfg.benchmark, "method": cfg.method,
+        row = {"experiment": name, "benchmark": cfg.benchmark, "method": cfg.row,
                "seeds": f"{len(found)}/{len(cfg.seeds)}", "missing": " ".join(str(s) for s in missing),
                "heads": METHODS[cfg.method].head}
         for key, _ in METRICS:
@@ -247,7 +247,7 @@ def caption(df: pd.DataFrame, params: ParamsFile | None = None) -> str:
     method's head layout, what it is told at test time, the statistics, the marks and (with
     params) the tuning budget."""
     n = sorted({str(s).split("/")[1] for s in df["seeds"]})
-    heads = "; ".join(f"{m}: {METHODS[m].head}" for m in dict.fromkeys(df["method"]))
+    heads = "; ".join(f"{m}: {h}" for m, h in dict(zip(df["method"], df["heads"])).items())
     text = ("Task-incremental protocol: every method is told the task id at test time (it selects the head, mask "
             "or generated weights); the same target network, data, seeds, per-task budget and evaluation for every "
             f"method of a benchmark. Heads: {heads}.")

@@ -251,7 +251,7 @@ def render(results: Path | None = None, order: list[str] | None = None) -> str:
     from hypermask.methods import METHODS
 
     results = RESULTS if results is None else Path(results)
-    order = [*(order or []), *(m for m in METHODS if m not in (order or []))]
+    order = [m for m in [*(order or []), *(m for m in METHODS if m not in (order or []))] if m in METHODS]  # no variants
     rank = {m: i for i, m in enumerate(order)}
     rows: list[Row] = []
     ref = reference_row(results / REFERENCE)

@@ -31,12 +31,17 @@ PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
 PROTOCOL = "task-incremental"  # what every method is told at test time (the tables' protocol)
 
 
-def run_identity(benchmark: str, method: str, seed: int, suites: tuple[str, ...] = ()) -> tuple[str, str, dict[str, str]]:
+def run_identity(benchmark: str, method: str, seed: int, suites: tuple[str, ...] = (),
+                 variant_of: str | None = None) -> tuple[str, str, dict[str, str]]:
     """(MLflow experiment, run name, tags) of one (benchmark, method, seed) run: one experiment per
-    benchmark, whose runs the UI groups by the `method` tag; `suites`: the suites of params.yaml
-    that hold the run's (benchmark, method), comma-separated (a run serves every suite that lists it)."""
+    benchmark, whose runs the UI groups by the `method` tag (a table's row: a variant's own name);
+    `suites`: the suites of params.yaml that hold the run's (benchmark, method), comma-separated (a
+    run serves every suite that lists it); a variant's runs also carry `variant` (its name) and
+    `variant_of` (the method it runs)."""
     tags = {"experiment": f"{benchmark}/{method}", "benchmark": benchmark, "method": method, "seed": str(seed),
             "protocol": PROTOCOL}
+    if variant_of:
+        tags["variant"], tags["variant_of"] = method, variant_of
     if suites:
         tags["suites"] = ",".join(sorted(suites))
     return benchmark, f"{method}/seed_{seed}", tags
