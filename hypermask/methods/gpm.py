@@ -23,11 +23,14 @@ where the paper is silent, the authors' code (github.com/sahagobinda/GPM, main_p
    of the projected subspace, so the guarantee of step 3 holds only for SGD. The batches and
    per-task budget are the protocol's.
 
-Heads as in the authors' codes: on permuted benchmarks one output layer shared by every task
-and projected like the others (main_pmnist.py; with the task id given, it changes nothing); on
-split benchmarks one head per task (their CIFAR-100 and 5-datasets networks, a list of task
-heads), which only its task trains, so only the trunk is projected. Stores the target and the
-bases (floats), no data. MLP targets only (the conv form of the paper is not implemented).
+Heads: one per task on every benchmark, as every shared-network method here has them
+(fine-tuning, EWC, SI, ER, joint): each task's head is trained only by its task and is not
+projected; the trunk's layers are. The authors' split codes do the same (their CIFAR-100 and
+5-datasets networks, a list of task heads). On Permuted MNIST their MLP (main_pmnist.py) has one
+output layer shared by every task and projected like the others: a domain-incremental choice
+(the same 10 outputs for every task, no task id needed), which the task-incremental protocol
+here, with the task id given at test time, does not follow. Stores the target and the bases
+(floats), no data. MLP targets only (the conv form of the paper is not implemented).
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ class GPM(MethodBase):
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
         self.hp = cfg.gpm
-        # MLP targets (config.py refuses the others); with one head per task the head is not projected
+        # MLP targets (config.py refuses the others); the per-task heads are not projected (one
+        # head: a target built outside the protocol's heads_of, e.g. a test's, projects it too)
         self.layers = list(target.layers) if target.n_heads == 1 else list(target.layers)[:-1]
         self.thresholds = [self.hp.threshold_first] + [self.hp.threshold] * (len(self.layers) - 1)
         for i, layer in enumerate(self.layers):

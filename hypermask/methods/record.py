@@ -39,7 +39,7 @@ class MethodRecord:
     settings: type[Strict] | None = None
     # One output block per task (the task id given at test time selects it; task-incremental
     # protocol): True on every benchmark, permuted ones too; "split": on split benchmarks only
-    # (GPM: its authors' code has one projected head on Permuted MNIST, one per task on splits).
+    # (a method whose official code shares one head on permuted benchmarks; none does now).
     per_task_head: bool | str = False
     task_inference: bool = False  # every task's model is at hand: evaluation without the task id (entropy, FeCAM)
     one_shot: bool = False  # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
