@@ -21,8 +21,28 @@ hypernetworks", ICLR 2020 (`hnet`), and its unchunked ablation on HyperMask's hy
    earlier tasks once, as the authors' implementation does (hypercl, `calc_fix_target_reg`).
 3. A fresh Adam per task over the hypernetwork (the protocol every method here faces).
 
-Not implemented: the paper's optional look-ahead (targets from the candidate update), and
-hypercl's hypernetwork initialisation (PyTorch's default here, N(0,1) task and chunk embeddings).
+4. `hnet` initialises its hypernetwork as hypercl does (mnist/train_utils.py,
+   `generate_classifier`, at commit e325678): every weight matrix Xavier-uniform (bound
+   sqrt(6 / (fan_in + fan_out))), every bias zero, task and chunk embeddings N(0, 1)
+   (`--std_normal_temb` and `--std_normal_emb`, both 1 by default).
+5. `hnet.look_ahead` (on by default, as in hypercl, whose `--no_lookahead` turns it off): for
+   t > 0 the regulariser is evaluated at Phi + dPhi, dPhi the step Adam would take on the task
+   loss alone, detached (hypercl utils/optim_step.py `adam_step`, called between the task
+   loss's backward and the optimiser's step): m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
+   dPhi = -lr sqrt(1 - b2^(s+1)) / (1 - b1^(s+1)) m' / (sqrt(v') + eps), g the task loss's
+   gradient and m, v, s this task's Adam state (read from the optimiser, never changed).
+   Like hypercl, dPhi covers the hypernetwork's weights and the chunk embeddings, not the task
+   embeddings. The task loss's gradient is computed once (torch.autograd.grad); the loss the
+   loop differentiates is then beta * R(Phi + dPhi) plus a linear term whose gradient is that
+   gradient, so each step has the gradient hypercl accumulates (task loss, then regulariser)
+   without a second backward pass through the task loss. With the look-ahead on, the step
+   reads the optimiser's state and is not captured in a CUDA graph.
+
+Not implemented (hypercl options off by default there, and off in the mnist experiments):
+`--backprop_dt` (a gradient through dPhi), `--use_sgd_change` (an SGD step for dPhi), Fisher
+weighting, regularising a random subset of earlier tasks, and the output-head masking of the
+regulariser (`inds_of_out_heads`). `hnet_full` keeps PyTorch's default initialisation and no
+look-ahead: it is HyperMask's hypernetwork, not the authors'.
 Stores Phi, the chunk embeddings and T task embeddings (the target's own weight tensors are
 unused and not counted).
 """
@@ -61,6 +81,17 @@ class ChunkedHyperNetwork(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.out = nn.Linear(sizes[-1], chunk_size)
         self.act = F.elu if activation == "elu" else F.relu
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """hypercl's initialisation (mnist/train_utils.py, generate_classifier): weight matrices
+        Xavier-uniform, biases zero, task and chunk embeddings N(0, 1)."""
+        for layer in [*self.hidden, self.out]:
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        nn.init.normal_(self.embeddings, 0.0, 1.0)
+        nn.init.normal_(self.chunk_embeddings, 0.0, 1.0)
 
     @staticmethod
     def n_parameters(total: int, n_tasks: int, emb_dim: int, chunk_emb_dim: int, chunk_size: int,
@@ -169,3 +200,59 @@ class HNET(HNETFull):
     def start_task(self, t: int, n_iterations: int) -> None:
         super().start_task(t, n_iterations)
         self.current_row.zero_()[t] = 1.0
+
+    def make_optimizer(self, lr: float):
+        self.opt = super().make_optimizer(lr)  # the look-ahead reads its state
+        return self.opt
+
+    def graph_key(self, t: int, iteration: int):
+        return None if self.hp.look_ahead and t > 0 else t
+
+    def theta(self) -> dict[str, Tensor]:
+        """The parameters dPhi covers: the hypernetwork's weights and chunk embeddings (hypercl's
+        `theta`), not the task embeddings."""
+        return {n: p for n, p in self.hnet.named_parameters() if n != "embeddings"}
+
+    def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
+        if not (self.hp.look_ahead and t > 0 and self.hp.beta > 0):
+            return super().loss(x, y, t, iteration)
+        ce = F.cross_entropy(self.forward_with(self.generated(self.hnet(slice(t, t + 1))[0]), x, t), y)
+        trained = [p for p in self.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(ce, trained, allow_unused=True)
+        g = {id(p): gr for p, gr in zip(trained, grads)}
+        theta = self.theta()
+        delta = adam_candidate(self.opt, list(theta.values()), [g[id(p)] for p in theta.values()])
+        moved = {n: p + d for (n, p), d in zip(theta.items(), delta)}
+        earlier = functional_call(self.hnet, moved, (slice(0, t),))
+        linear = sum((gr * p).sum() for p, gr in zip(trained, grads) if gr is not None)
+        task_term = linear - linear.detach() + ce.detach()  # value: the task loss; gradient: its gradient
+        return task_term + self.hp.beta * self.regularizer(earlier), ce.detach()
+
+
+@torch.no_grad()
+def adam_candidate(opt, params: list[Tensor], grads: list[Tensor | None]) -> list[Tensor]:
+    """The step Adam would take now for each parameter given its gradient, without changing the
+    optimiser (hypercl utils/optim_step.py `adam_step`): m' = b1 m + (1 - b1) g,
+    v' = b2 v + (1 - b2) g^2, -lr sqrt(1 - b2^s) / (1 - b1^s) m' / (sqrt(v') + eps), s the step
+    count after this step. `opt` is what hypermask.optim.adam returns (FusedAdam, or
+    torch.optim.Adam whose state is created at its first step); a missing gradient is zero."""
+    out = []
+    for p, g in zip(params, grads):
+        g = torch.zeros_like(p) if g is None else g
+        if hasattr(opt, "exp_avg"):  # hypermask.optim.FusedAdam
+            i = next(k for k, q in enumerate(opt.params) if q is p)
+            m, v, s = opt.exp_avg[i], opt.exp_avg_sq[i], float(opt.steps[i])
+            lr, (b1, b2), eps = opt.lr, (opt.beta1, opt.beta2), opt.eps
+        else:  # torch.optim.Adam
+            group = next(gr for gr in opt.param_groups if any(q is p for q in gr["params"]))
+            st = opt.state.get(p, {})
+            m = st.get("exp_avg", torch.zeros_like(p))
+            v = st.get("exp_avg_sq", torch.zeros_like(p))
+            s = float(st.get("step", 0))
+            lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+        s += 1
+        m = m * b1 + (1 - b1) * g
+        v = v * b2 + (1 - b2) * g * g
+        step = lr * math.sqrt(1 - b2**s) / (1 - b1**s)
+        out.append(-step * m / (v.sqrt() + eps))
+    return out

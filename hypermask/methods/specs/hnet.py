@@ -20,6 +20,8 @@ class HNETConfig(Strict):
     chunk_size: Positive = 2000
     activation: Literal["elu", "relu"] = "elu"
     beta: Annotated[float, Field(ge=0)] = 0.05  # beta * (1/t) * sum_j ||H(e_j) - H*_j||^2
+    # the regulariser at Phi + dPhi, dPhi Adam's candidate step on the task loss (hypercl's default)
+    look_ahead: bool = True
 
 
 RECORD = MethodRecord(
