@@ -12,6 +12,13 @@ while training and testing).
 3. After the task its mask is stored bit-packed; task t is evaluated with W * m_t. The
    weights never change, so BWT is exactly 0 by construction.
 
+The mask rule is the official GG scripts' top-k `MultitaskMaskConv` (SplitCIFAR100,
+SplitImageNet), the edge-popup the paper describes; the paper's own MNIST experiments use
+`FastMultitaskMaskConv` (mask = scores >= 0, no fixed k, RMSprop at 1e-4), not implemented.
+The official optimiser defaults, weight decay 1e-4 and a cosine schedule per task, are not
+applied (Adam at a constant learning rate, as every method here); bench/verify/verify_supsup.py
+runs the official code without them beside this one.
+
 Batch norm's scale and shift stay at identity (the official code uses non-affine batch
 norm). The scores of the task being learned are in the checkpoint but not in the memory
 count (re-initialised at each task's start); the fixed weights are counted, though a seed
