@@ -34,7 +34,7 @@ def test_reference_first_reports_per_task_and_resumes(tmp_path):
     assert sorted(trials[0].intermediate_values) == [0, 1, 2]  # running mean after each of 3 tasks
     import json
 
-    scored = json.loads((sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_1/metrics.json").read_text())
+    scored = json.loads((sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_0/metrics.json").read_text())
     assert scored["scored_on"] == "val" and trials[0].value == scored["average_accuracy"]  # never the test data
     assert "entropy" not in scored
     run_sweep(params, "tiny", res, "cpu", None, n_trials=2)  # nothing missing: nothing added
@@ -80,7 +80,7 @@ def test_a_killed_workers_trial_is_retried_from_its_last_checkpoint(tmp_path):
     p = write_params(tmp_path / "params.yaml", suite)
     res = tmp_path / "results"
     cmd = [str(BIN / "hypermask"), "--params", str(p), "sweep", "tiny", "--no-tracking", "--results", str(res)]
-    ckpts = sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_1/checkpoints"
+    ckpts = sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_0/checkpoints"
 
     worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -97,7 +97,7 @@ def test_a_killed_workers_trial_is_retried_from_its_last_checkpoint(tmp_path):
     err = second.stderr
     assert "waiting for running trials [0]" in err
     done = int(kept[0].stem.split("_")[1])
-    assert f"resuming tiny/hypermask seed 1 after task {done}" in err  # not from task 0
+    assert f"resuming tiny/hypermask seed 0 after task {done}" in err  # not from task 0
     killed, retry = _study(res).get_trials()
     assert killed.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
     assert RetryFailedTrialCallback.retried_trial_number(retry) == 0 and retry.params == killed.params
