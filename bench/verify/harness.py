@@ -198,6 +198,15 @@ def write_result(path: str | Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
+def emit(record: dict, out: str | Path | None) -> None:
+    """The record written atomically to `out` (said on stderr), or printed where out is None."""
+    if out:
+        write_result(out, record)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        print(json.dumps(record, indent=2))
+
+
 def machine() -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from machine import describe

@@ -92,7 +92,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (ROOT, Edit, check_checkout, copy_with_edits, machine, run_ours, summary_of,  # noqa: E402
-                     thread_env, verdict, write_result)
+                     emit, thread_env, verdict)
 
 REPO = "sahagobinda/GPM"
 COMMIT = "1a238ec9d2ca30bae8fd1707f161cc6bd093c72a"
@@ -357,11 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     if not ran:
         record["why"] = SPLIT_WHY
         record["benchmark"] = "fmnist_split"
-    if args.out:
-        write_result(args.out, record)
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        print(json.dumps(record, indent=2))
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

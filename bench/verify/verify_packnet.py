@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, check_checkout, fail, machine, write_result  # noqa: E402
+from harness import ROOT, check_checkout, emit, fail, machine  # noqa: E402
 
 REPO = "arunmallya/packnet"
 COMMIT = "7b6032cd089084de4d5e0059819e84be65c5a203"
@@ -265,11 +264,7 @@ def main(argv: list[str] | None = None) -> None:
               "edits": [], "rows": [], "findings": findings, "inspected_files": sorted(BLOBS),
               "machine": machine(),
               "command": "python bench/verify/verify_packnet.py " + " ".join(sys.argv[1:] if argv is None else argv)}
-    if args.out:
-        write_result(args.out, record)
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        print(json.dumps(record, indent=2))
+    emit(record, args.out)
 
 
 if __name__ == "__main__":

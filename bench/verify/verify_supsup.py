@@ -120,7 +120,7 @@ from harness import (  # noqa: E402
     summary_of,
     thread_env,
     verdict,
-    write_result,
+    emit,
 )
 
 REPO = "RAIVNLab/supsup"
@@ -368,11 +368,7 @@ def main() -> None:
             record["edits"] = [e for e in old.get("edits", []) if e.get("benchmark") in names] + all_edits
             record["command"] = old["command"] + "; " + record["command"]
             rows = record["rows"]
-    if args.out is not None:
-        write_result(args.out, record)
-        print(f"wrote {args.out}")
-    else:
-        print(json.dumps(record, indent=2))
+    emit(record, args.out)
     for r in rows:
         v = r["verdict"]
         print(f"{r['benchmark']}: official {r['official']['mean']:.2f} ± {r['official']['std']:.2f}, "
