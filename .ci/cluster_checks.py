@@ -50,10 +50,13 @@ def ok(msg: str) -> None:
 def configure(a) -> None:
     path = Path(a.params)
     text = path.read_text()
-    edits = [(r"^(  tracking_uri: )null\b", a.tracking_uri), (r"^(  storage: )null\b", a.storage),
-             (r"^(  workers: )1\b", str(a.workers))]
+    edits = [
+        (r"^(  tracking_uri: )null\b", a.tracking_uri),
+        (r"^(  storage: )null\b", a.storage),
+        (r"^(  workers: )1\b", str(a.workers)),
+    ]
     for pattern, value in edits:
-        text, n = re.subn(pattern, lambda m: m.group(1) + value, text, flags=re.M)
+        text, n = re.subn(pattern, lambda m, value=value: m.group(1) + value, text, flags=re.M)
         if n != 1:
             fail(f"{path}: expected one line matching {pattern!r}, found {n}")
     path.write_text(text)
@@ -74,7 +77,9 @@ def cancel_when(a) -> None:
         if time.time() > deadline:
             fail(f"{ckpt} did not appear in 15 min")
         time.sleep(0.2)
-    out = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True, check=True
+    ).stdout
     jobs = [line.split("|") for line in out.splitlines() if line.split("|")[1] == a.comment]
     if len(jobs) != 1 or jobs[0][2] != "RUNNING":
         fail(f"expected one running SLURM job with comment {a.comment}, squeue shows {jobs}")
@@ -115,7 +120,9 @@ def check_jobs(a) -> dict[str, str]:
     if bad or len(cancelled) != 1:
         fail(f"job states: {bad or 'none failed'}; cancelled: {cancelled} (expected exactly one)")
     counts = Counter(submitted.values())
-    ok(f"{len(submitted)} SLURM jobs, all COMPLETED but the one cancelled ({cancelled[0]}): {dict(sorted(counts.items()))}")
+    ok(
+        f"{len(submitted)} SLURM jobs, all COMPLETED but the one cancelled ({cancelled[0]}): {dict(sorted(counts.items()))}"
+    )
     return submitted
 
 
@@ -137,7 +144,9 @@ def check_tables(a) -> None:
             if lab[key][col] != value:
                 fail(f"{a.suite}.csv {key} {col}: local {value!r} vs cluster {lab[key][col]!r}")
             compared += 1
-    ok(f"results/tables/{a.suite}.csv: {len(local)} rows, {compared} values equal to the local run's (timings excluded)")
+    ok(
+        f"results/tables/{a.suite}.csv: {len(local)} rows, {compared} values equal to the local run's (timings excluded)"
+    )
 
 
 def check_resume(a) -> None:
@@ -151,8 +160,10 @@ def check_resume(a) -> None:
     lab = json.loads((Path(a.lab) / a.resumed / "metrics.json").read_text())
     if local["accuracy_matrix"] != lab["accuracy_matrix"]:
         fail(f"{a.resumed}: the resumed run's accuracy matrix differs from the local run's")
-    ok(f"{a.resumed}: resubmitted, resumed after task {m[1]} (restarted at task {int(m[1]) + 1}, not 0); "
-       f"accuracy matrix equal to the local run's (average accuracy {lab['average_accuracy']:.2f})")
+    ok(
+        f"{a.resumed}: resubmitted, resumed after task {m[1]} (restarted at task {int(m[1]) + 1}, not 0); "
+        f"accuracy matrix equal to the local run's (average accuracy {lab['average_accuracy']:.2f})"
+    )
 
 
 def _runs_by_dir(client, experiment: str) -> dict[str, list]:
@@ -167,8 +178,12 @@ def _runs_by_dir(client, experiment: str) -> dict[str, list]:
 
 
 def _history(client, run) -> dict[str, list[tuple[int, float | None]]]:
-    return {k: sorted((m.step, None if k in TIMING else m.value) for m in client.get_metric_history(run.info.run_id, k))
-            for k in run.data.metrics}
+    return {
+        k: sorted(
+            (m.step, None if k in TIMING else m.value) for m in client.get_metric_history(run.info.run_id, k)
+        )
+        for k in run.data.metrics
+    }
 
 
 def lab_params(a):
@@ -193,11 +208,18 @@ def check_mlflow(a) -> None:
             key = f"{exp}/seed_{seed}"
             found = runs.get(key, [])
             if len(found) != 1 or found[0].info.status != "FINISHED":
-                fail(f"MLflow {a.tracking_uri}: {key}: expected one FINISHED run, found "
-                     f"{[(r.info.run_id, r.info.status) for r in found]}")
+                fail(
+                    f"MLflow {a.tracking_uri}: {key}: expected one FINISHED run, found "
+                    f"{[(r.info.run_id, r.info.status) for r in found]}"
+                )
             run = found[0]
-            if not {f.path for f in server.list_artifacts(run.info.run_id)} >= {"metrics.json", "accuracy_matrix.csv"}:
-                fail(f"MLflow {key}: artifacts missing ({[f.path for f in server.list_artifacts(run.info.run_id)]})")
+            if not {f.path for f in server.list_artifacts(run.info.run_id)} >= {
+                "metrics.json",
+                "accuracy_matrix.csv",
+            }:
+                fail(
+                    f"MLflow {key}: artifacts missing ({[f.path for f in server.list_artifacts(run.info.run_id)]})"
+                )
             mine = _history(server, run)
             for k, rows in mine.items():
                 if len({s for s, _ in rows}) != len(rows):
@@ -211,8 +233,10 @@ def check_mlflow(a) -> None:
                 fail(f"MLflow {key}: metric rows differ from the local store's in {diff[:5]}")
             n_runs += 1
             n_rows += sum(len(v) for v in mine.values())
-    ok(f"MLflow server: {n_runs} runs, one per (experiment, seed), FINISHED, artifacts present; "
-       f"{n_rows} metric rows, none lost or duplicated (equal to the local store's, timing values aside)")
+    ok(
+        f"MLflow server: {n_runs} runs, one per (experiment, seed), FINISHED, artifacts present; "
+        f"{n_rows} metric rows, none lost or duplicated (equal to the local store's, timing values aside)"
+    )
 
 
 def check_study(a) -> None:
@@ -230,8 +254,11 @@ def check_study(a) -> None:
         fail(f"study {a.study}: {dict(states)}; expected exactly {budget} complete or pruned trials")
     if sorted(t.number for t in trials) != list(range(len(trials))):
         fail(f"study {a.study}: trial numbers not unique and contiguous")
-    no_reports = [t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                  and not t.intermediate_values]
+    no_reports = [
+        t.number
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not t.intermediate_values
+    ]
     if no_reports:
         fail(f"study {a.study}: trials {no_reports} reported no intermediate value to the pruner")
     workers = Counter(t.user_attrs.get("worker") for t in trials)
@@ -246,12 +273,19 @@ def check_study(a) -> None:
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    if len(parents) != 1 or len(children) != len(trials) or \
-            {r.data.tags["mlflow.parentRunId"] for r in children} != {parents[0].info.run_id}:
-        fail(f"MLflow sweep_{a.study}: {len(parents)} parent runs, {len(children)} nested runs for {len(trials)} trials")
-    ok(f"study {a.study} on PostgreSQL: {dict(states)} = the budget of {budget}, no trial lost or duplicated, "
-       f"every trial reported to the pruner; run by {len(workers)} workers {dict(workers)}; "
-       f"MLflow: 1 parent run, {len(children)} nested runs")
+    if (
+        len(parents) != 1
+        or len(children) != len(trials)
+        or {r.data.tags["mlflow.parentRunId"] for r in children} != {parents[0].info.run_id}
+    ):
+        fail(
+            f"MLflow sweep_{a.study}: {len(parents)} parent runs, {len(children)} nested runs for {len(trials)} trials"
+        )
+    ok(
+        f"study {a.study} on PostgreSQL: {dict(states)} = the budget of {budget}, no trial lost or duplicated, "
+        f"every trial reported to the pruner; run by {len(workers)} workers {dict(workers)}; "
+        f"MLflow: 1 parent run, {len(children)} nested runs"
+    )
 
 
 def _all_runs(client):
@@ -267,7 +301,9 @@ def check_user(a) -> None:
     from mlflow.tracking import MlflowClient
 
     try:
-        urllib.request.urlopen(a.tracking_uri + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
+        urllib.request.urlopen(
+            a.tracking_uri + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=30
+        )
         fail(f"{a.tracking_uri}: an unauthenticated API request was answered")
     except urllib.error.HTTPError as e:
         if e.code != 401:
@@ -286,15 +322,21 @@ def check_user(a) -> None:
     os.environ.update(admin)
     try:
         auth = get_app_client("basic-auth", tracking_uri=a.tracking_uri)
-        owned = {e: auth.get_user_permission(a.user, "experiment", e).permission
-                 for e in {r.info.experiment_id for r in runs}}
+        owned = {
+            e: auth.get_user_permission(a.user, "experiment", e).permission
+            for e in {r.info.experiment_id for r in runs}
+        }
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     if set(owned.values()) != {"MANAGE"}:
-        fail(f"{a.tracking_uri}: {a.user!r} holds {owned} on the runs' experiments; expected MANAGE (their creator)")
-    ok(f"MLflow server authenticated: an anonymous request gets 401; all {len(runs)} runs logged as {a.user!r}, "
-       f"whom the server records as the creator (MANAGE) of all {len(owned)} of their experiments")
+        fail(
+            f"{a.tracking_uri}: {a.user!r} holds {owned} on the runs' experiments; expected MANAGE (their creator)"
+        )
+    ok(
+        f"MLflow server authenticated: an anonymous request gets 401; all {len(runs)} runs logged as {a.user!r}, "
+        f"whom the server records as the creator (MANAGE) of all {len(owned)} of their experiments"
+    )
 
 
 def no_secrets(a) -> None:
@@ -334,11 +376,19 @@ def no_secrets(a) -> None:
     for name, value in secrets.items():
         if any(value in t for t in texts):
             fail(f"the value of ${name} is in a param or tag on the MLflow server")
-    ok(f"no secret ({', '.join(sorted(secrets))}) in {n_files} files ({n_bytes / 1e6:.1f} MB) under "
-       f"{' '.join(a.paths)}, nor in the params and tags of {len(runs)} runs and {len(exps)} experiments on the server"
-       + ("; held only by the stores excluded on purpose: " + "; ".join(
-           f"{x} ({len(f)} files: {', '.join('$' + n for n in sorted(ns))})" for x, (f, ns) in sorted(outside.items()))
-          if outside else ""))
+    ok(
+        f"no secret ({', '.join(sorted(secrets))}) in {n_files} files ({n_bytes / 1e6:.1f} MB) under "
+        f"{' '.join(a.paths)}, nor in the params and tags of {len(runs)} runs and {len(exps)} experiments on the server"
+        + (
+            "; held only by the stores excluded on purpose: "
+            + "; ".join(
+                f"{x} ({len(f)} files: {', '.join('$' + n for n in sorted(ns))})"
+                for x, (f, ns) in sorted(outside.items())
+            )
+            if outside
+            else ""
+        )
+    )
 
 
 def check(a) -> None:
@@ -362,7 +412,16 @@ def main() -> None:
     w.add_argument("comment")
     w.add_argument("--while-pid", type=int, required=True, help="stop waiting when this process ends")
     k = sub.add_parser("check")
-    for opt in ("--local", "--lab", "--suite", "--resumed", "--study", "--tracking-uri", "--storage", "--jobcomp"):
+    for opt in (
+        "--local",
+        "--lab",
+        "--suite",
+        "--resumed",
+        "--study",
+        "--tracking-uri",
+        "--storage",
+        "--jobcomp",
+    ):
         k.add_argument(opt, required=True)
     k.add_argument("--snakemake-logs", nargs="+", required=True)
     u = sub.add_parser("check-user")
@@ -374,8 +433,13 @@ def main() -> None:
     n.add_argument("--exclude", nargs="*", default=[], help="the secrets' own stores (a password file)")
     n.add_argument("--tracking-uri", required=True)
     a = ap.parse_args()
-    {"configure": configure, "cancel-when": cancel_when, "check": check, "check-user": check_user,
-     "no-secrets": no_secrets}[a.cmd](a)
+    {
+        "configure": configure,
+        "cancel-when": cancel_when,
+        "check": check,
+        "check-user": check_user,
+        "no-secrets": no_secrets,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

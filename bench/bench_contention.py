@@ -78,9 +78,24 @@ def threads_of(variant: str, threads: int) -> int:
 
 
 def step_seconds(config: str, threads: int, env: dict[str, str], repeats: int) -> dict:
-    cmd = [sys.executable, str(STEP), "--one", "--configs", config, "--threads", str(threads),
-           "--repeats", str(repeats), "--per-repeat", "50", "--warmup", "20"]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=1800)
+    cmd = [
+        sys.executable,
+        str(STEP),
+        "--one",
+        "--configs",
+        config,
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(repeats),
+        "--per-repeat",
+        "50",
+        "--warmup",
+        "20",
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=1800
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -99,9 +114,12 @@ def add_ratios(rows: list[dict]) -> None:
         fastest = [min(r["alone_ms_rounds"][i] for r in mine) for i in range(n)]
         for r in mine:
             r["alone_vs_best"] = r["alone_ms"] / best
-            r["alone_vs_best_per_round"] = statistics.median(r["alone_ms_rounds"][i] / fastest[i] for i in range(n))
+            r["alone_vs_best_per_round"] = statistics.median(
+                r["alone_ms_rounds"][i] / fastest[i] for i in range(n)
+            )
             r["slowdown_per_round"] = statistics.median(
-                b / a for a, b in zip(r["alone_ms_rounds"], r["with_busy_process_ms_rounds"]))
+                b / a for a, b in zip(r["alone_ms_rounds"], r["with_busy_process_ms_rounds"])
+            )
 
 
 def main() -> None:
@@ -111,10 +129,14 @@ def main() -> None:
     ap.add_argument("--busy", choices=sorted(BUSY), default="torch")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="measure every variant once per round, rounds one after the other, and report each "
-                         "variant's median over rounds (a VM's speed drifts within minutes: interleaving keeps "
-                         "the drift out of the comparison)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every variant once per round, rounds one after the other, and report each "
+        "variant's median over rounds (a VM's speed drifts within minutes: interleaving keeps "
+        "the drift out of the comparison)",
+    )
     a = ap.parse_args()
     times: dict[tuple[str, str], dict[str, list[float]]] = {}
     for _ in range(a.rounds):
@@ -131,7 +153,9 @@ def main() -> None:
                 finally:
                     busy.kill()
                     busy.wait()
-                t = times.setdefault((config, variant), {"alone": [], "busy": [], "env_alone": [], "env_busy": []})
+                t = times.setdefault(
+                    (config, variant), {"alone": [], "busy": [], "env_alone": [], "env_busy": []}
+                )
                 t["alone"].append(alone["sec_per_iter_median"] * 1e3)
                 t["busy"].append(loaded["sec_per_iter_median"] * 1e3)
                 t["env_alone"].append(env_alone)
@@ -139,17 +163,37 @@ def main() -> None:
     rows = []
     for (config, variant), t in times.items():
         alone_ms, busy_ms = statistics.median(t["alone"]), statistics.median(t["busy"])
-        rows.append({
-            "config": config, "variant": variant, "env": VARIANTS[variant] if VARIANTS[variant] is not None
-            else "chosen at launch (env_alone_rounds, env_busy_rounds)",
-            "threads": threads_of(variant, a.threads), "busy": a.busy,
-            "alone_ms": alone_ms, "with_busy_process_ms": busy_ms, "slowdown": busy_ms / alone_ms,
-            "rounds": a.rounds, "alone_ms_rounds": t["alone"], "with_busy_process_ms_rounds": t["busy"],
-            "env_alone_rounds": t["env_alone"], "env_busy_rounds": t["env_busy"],
-        })
+        rows.append(
+            {
+                "config": config,
+                "variant": variant,
+                "env": VARIANTS[variant]
+                if VARIANTS[variant] is not None
+                else "chosen at launch (env_alone_rounds, env_busy_rounds)",
+                "threads": threads_of(variant, a.threads),
+                "busy": a.busy,
+                "alone_ms": alone_ms,
+                "with_busy_process_ms": busy_ms,
+                "slowdown": busy_ms / alone_ms,
+                "rounds": a.rounds,
+                "alone_ms_rounds": t["alone"],
+                "with_busy_process_ms_rounds": t["busy"],
+                "env_alone_rounds": t["env_alone"],
+                "env_busy_rounds": t["env_busy"],
+            }
+        )
     add_ratios(rows)
-    print(json.dumps({"machine": describe(), "python": platform.python_version(), "command": " ".join(sys.argv),
-                      "rows": rows}, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": describe(),
+                "python": platform.python_version(),
+                "command": " ".join(sys.argv),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

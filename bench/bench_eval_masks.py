@@ -54,9 +54,16 @@ def main() -> None:
 
     diff = max(float((b - s).abs().max()) for b, s in zip(batched(), loop()))
     same = diff <= 1e-5
-    out = {"experiment": a.experiment, "data": data, "device": str(dev) + (
-        f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""), "threads": torch.get_num_threads(),
-           "tasks": len(ids), "test_samples_per_task": len(tasks[0].test.y), "same_outputs": same, "max_abs_difference": diff}
+    out = {
+        "experiment": a.experiment,
+        "data": data,
+        "device": str(dev) + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""),
+        "threads": torch.get_num_threads(),
+        "tasks": len(ids),
+        "test_samples_per_task": len(tasks[0].test.y),
+        "same_outputs": same,
+        "max_abs_difference": diff,
+    }
     for name, fn in (("batched", batched), ("per_task_loop", loop)):
         fn()
         sync()

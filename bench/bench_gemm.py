@@ -96,16 +96,19 @@ def by_task(benchmarks: list[str], peak: float, bandwidth: float, repeats: int) 
             r = t + 1
             h, g = torch.randn(r, hid), torch.randn(r, n)
             products = {
-                "forward": (lambda: torch.addmm(b, h, w), 4 * (hid * n + 2 * r * n)),
-                "hidden_grad": (lambda: g @ w.t(), 4 * (hid * n + r * n)),
-                "weight_grad": (lambda: h.t() @ g, 4 * (hid * n + r * n)),
+                "forward": (lambda b=b, h=h, w=w: torch.addmm(b, h, w), 4 * (hid * n + 2 * r * n)),
+                "hidden_grad": (lambda g=g, w=w: g @ w.t(), 4 * (hid * n + r * n)),
+                "weight_grad": (lambda h=h, g=g: h.t() @ g, 4 * (hid * n + r * n)),
             }
             row = {"benchmark": bench, "task": t, "rows": r, "hidden": hid, "n": n}
             for name, (f, moved) in products.items():
                 sec = best_of(f, repeats, 3)
                 flops = 2 * r * hid * n
-                row[name] = {"us": round(sec * 1e6, 1), "gflops": round(flops / sec / 1e9, 1),
-                             "floor_us": round(max(flops / peak, moved / bandwidth) * 1e6, 1)}
+                row[name] = {
+                    "us": round(sec * 1e6, 1),
+                    "gflops": round(flops / sec / 1e9, 1),
+                    "floor_us": round(max(flops / peak, moved / bandwidth) * 1e6, 1),
+                }
             row["sum_ms"] = round(sum(row[k]["us"] for k in products) / 1e3, 3)
             row["floor_sum_ms"] = round(sum(row[k]["floor_us"] for k in products) / 1e3, 3)
             rows.append(row)
@@ -129,8 +132,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--by-task", nargs="+", metavar="BENCHMARK",
-                    help="time the hypernetwork output layer's products on each task of these benchmarks")
+    ap.add_argument(
+        "--by-task",
+        nargs="+",
+        metavar="BENCHMARK",
+        help="time the hypernetwork output layer's products on each task of these benchmarks",
+    )
     a = ap.parse_args()
     if a.by_task:
         keep_freed_memory()
@@ -145,12 +152,21 @@ def main() -> None:
     dst = torch.empty_like(src)
     bandwidth = 2 * src.numel() * 4 / best_of(lambda: dst.copy_(src), a.repeats, 5)  # bytes/s, read + write
     if a.by_task:
-        print(json.dumps({
-            "machine": describe(), "threads": a.threads, "peak_gemm_gflops": round(peak / 1e9, 1),
-            "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
-            "environment": " ".join(f"{k}={os.environ[k]}" for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")),
-            "by_task": by_task(a.by_task, peak, bandwidth, a.repeats),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "machine": describe(),
+                    "threads": a.threads,
+                    "peak_gemm_gflops": round(peak / 1e9, 1),
+                    "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
+                    "environment": " ".join(
+                        f"{k}={os.environ[k]}" for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+                    ),
+                    "by_task": by_task(a.by_task, peak, bandwidth, a.repeats),
+                },
+                indent=2,
+            )
+        )
         return
     rows = []
     total = {"torch": 0.0, "numpy": 0.0, "floor": 0.0}
@@ -158,31 +174,45 @@ def main() -> None:
         x, y = operand(m, k, a_t), operand(k, n, b_t)
         xn, yn = x.numpy(), y.numpy()
         inner = max(1, int(2e7 // (m * k * n + m * n + k * n)))
-        t_torch = best_of(lambda: x @ y, a.repeats, inner)
-        t_numpy = best_of(lambda: xn @ yn, a.repeats, inner)
+        t_torch = best_of(lambda x=x, y=y: x @ y, a.repeats, inner)
+        t_numpy = best_of(lambda xn=xn, yn=yn: xn @ yn, a.repeats, inner)
         flops = 2 * m * k * n
         moved = 4 * (m * k + k * n + m * n)
         floor = max(flops / peak, moved / bandwidth)
-        rows.append({
-            "product": name.strip(), "in_step": name in IN_STEP, "m": m, "k": k, "n": n,
-            "a_transposed": a_t, "b_transposed": b_t,
-            "torch_us": round(t_torch * 1e6, 1), "numpy_openblas_us": round(t_numpy * 1e6, 1),
-            "compute_floor_us": round(flops / peak * 1e6, 1), "memory_floor_us": round(moved / bandwidth * 1e6, 1),
-            "bound": "compute" if flops / peak > moved / bandwidth else "memory",
-            "torch_over_floor": round(t_torch / floor, 2),
-        })
+        rows.append(
+            {
+                "product": name.strip(),
+                "in_step": name in IN_STEP,
+                "m": m,
+                "k": k,
+                "n": n,
+                "a_transposed": a_t,
+                "b_transposed": b_t,
+                "torch_us": round(t_torch * 1e6, 1),
+                "numpy_openblas_us": round(t_numpy * 1e6, 1),
+                "compute_floor_us": round(flops / peak * 1e6, 1),
+                "memory_floor_us": round(moved / bandwidth * 1e6, 1),
+                "bound": "compute" if flops / peak > moved / bandwidth else "memory",
+                "torch_over_floor": round(t_torch / floor, 2),
+            }
+        )
         if name in IN_STEP:
             total["torch"] += t_torch
             total["numpy"] += t_numpy
             total["floor"] += floor
-    print(json.dumps({
-        "machine": describe(),
-        "threads": a.threads,
-        "peak_gemm_gflops": round(peak / 1e9, 1),
-        "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
-        "products": rows,
-        "sum_ms": {k: round(v * 1e3, 3) for k, v in total.items()},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": describe(),
+                "threads": a.threads,
+                "peak_gemm_gflops": round(peak / 1e9, 1),
+                "copy_bandwidth_gb_s": round(bandwidth / 1e9, 1),
+                "products": rows,
+                "sum_ms": {k: round(v * 1e3, 3) for k, v in total.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

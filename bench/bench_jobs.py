@@ -37,10 +37,27 @@ def _env(config: str) -> dict[str, str]:
 
 def steps(config: str, threads: int, copies: int, repeats: int) -> list[float]:
     """Median seconds per step of each of `copies` processes started together."""
-    cmd = [sys.executable, str(STEP), "--one", "--configs", config, "--threads", str(threads),
-           "--repeats", str(repeats), "--per-repeat", "40", "--warmup", "10"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                              env=_env(config)) for _ in range(copies)]
+    cmd = [
+        sys.executable,
+        str(STEP),
+        "--one",
+        "--configs",
+        config,
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(repeats),
+        "--per-repeat",
+        "40",
+        "--warmup",
+        "10",
+    ]
+    procs = [
+        subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(config)
+        )
+        for _ in range(copies)
+    ]
     out = []
     for p in procs:
         so, se = p.communicate(timeout=3600)
@@ -62,14 +79,19 @@ def main() -> None:
         (one_job,) = steps(config, a.threads, 1, a.repeats)
         (alone,) = steps(config, 1, 1, a.repeats)
         together = steps(config, 1, a.jobs, a.repeats)
-        rows.append({
-            "config": config, "threads": a.threads, "jobs": a.jobs,
-            "one_job_ms": one_job * 1e3, "one_thread_alone_ms": alone * 1e3,
-            "one_thread_jobs_ms": [t * 1e3 for t in together],
-            "steps_per_second_one_job": 1 / one_job,
-            "steps_per_second_jobs": sum(1 / t for t in together),
-            "throughput_ratio": sum(1 / t for t in together) * one_job,
-        })
+        rows.append(
+            {
+                "config": config,
+                "threads": a.threads,
+                "jobs": a.jobs,
+                "one_job_ms": one_job * 1e3,
+                "one_thread_alone_ms": alone * 1e3,
+                "one_thread_jobs_ms": [t * 1e3 for t in together],
+                "steps_per_second_one_job": 1 / one_job,
+                "steps_per_second_jobs": sum(1 / t for t in together),
+                "throughput_ratio": sum(1 / t for t in together) * one_job,
+            }
+        )
     print(json.dumps({"machine": describe(), "rows": rows}, indent=2))
 
 

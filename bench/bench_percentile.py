@@ -47,7 +47,9 @@ def main() -> None:
     if cfg.target.kind != "mlp" or cfg.data.source not in ("mnist", "fashion_mnist"):
         sys.exit(f"{a.config}: this bench takes an MNIST-like benchmark with an MLP target")
     n_in = (28 + 2 * cfg.data.padding) ** 2
-    n_out = cfg.data.task_sizes()[0] * (cfg.data.n_tasks if cfg.data.scenario == "split" else 1)  # split: one head per task
+    n_out = cfg.data.task_sizes()[0] * (
+        cfg.data.n_tasks if cfg.data.scenario == "split" else 1
+    )  # split: one head per task
     layer = list(zip([n_in, *cfg.target.hidden], [*cfg.target.hidden, n_out]))
     tensor_sizes = tuple(x for i, o in layer for x in (i * o, o))
     s = (torch.randn(sum(tensor_sizes), generator=torch.Generator().manual_seed(0)) * 0.1).tanh().abs()
@@ -56,15 +58,36 @@ def main() -> None:
         x = s[:n].unsqueeze(0).contiguous()
         lo, hi, _ = _interpolation(n, a.sparsity)
         xn = x.numpy()
-        rows.append({
-            "entries": n,
-            "torch_kthvalue_and_neighbour_us": round(best_of(lambda: _order_stats_torch(x, lo, hi), a.repeats, 10) * 1e6, 1),
-            "numpy_partition_both_ranks_us": round(best_of(lambda: np.partition(xn, (lo, hi), axis=-1), a.repeats, 10) * 1e6, 1),
-            "numpy_partition_lower_rank_and_min_us": round(best_of(lambda: _order_stats_numpy(x, lo, hi), a.repeats, 10) * 1e6, 1),
-        })
+        rows.append(
+            {
+                "entries": n,
+                "torch_kthvalue_and_neighbour_us": round(
+                    best_of(lambda x=x, lo=lo, hi=hi: _order_stats_torch(x, lo, hi), a.repeats, 10) * 1e6, 1
+                ),
+                "numpy_partition_both_ranks_us": round(
+                    best_of(lambda xn=xn, lo=lo, hi=hi: np.partition(xn, (lo, hi), axis=-1), a.repeats, 10)
+                    * 1e6,
+                    1,
+                ),
+                "numpy_partition_lower_rank_and_min_us": round(
+                    best_of(lambda x=x, lo=lo, hi=hi: _order_stats_numpy(x, lo, hi), a.repeats, 10) * 1e6, 1
+                ),
+            }
+        )
     whole = best_of(lambda: thresholds(s, tensor_sizes, a.sparsity), a.repeats, 10)
-    print(json.dumps({"machine": describe(), "config": a.config, "target_tensor_sizes": tensor_sizes,
-                      "sparsity": a.sparsity, "tensors": rows, "thresholds_call_us": round(whole * 1e6, 1)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": describe(),
+                "config": a.config,
+                "target_tensor_sizes": tensor_sizes,
+                "sparsity": a.sparsity,
+                "tensors": rows,
+                "thresholds_call_us": round(whole * 1e6, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -84,11 +84,22 @@ BETA, LAMBDA = 5.0e-4, 1.0e-3
 # every HyperMask setting of the reference's Permuted MNIST configuration, given to `hypermask
 # train` over params.yaml's fmnist_permuted (whose own values come from its study under the
 # comparison's budget rule: embedding 48, no masked L1, other beta and lambda)
-REFERENCE_HYPERMASK = {"beta": BETA, "lambda": LAMBDA, "embedding_dim": 24, "hnet_hidden": [25, 25],
-                       "sparsity": 0, "masked_l1": True, "adaptive_sparsity": True}
+REFERENCE_HYPERMASK = {
+    "beta": BETA,
+    "lambda": LAMBDA,
+    "embedding_dim": 24,
+    "hnet_hidden": [25, 25],
+    "sparsity": 0,
+    "masked_l1": True,
+    "adaptive_sparsity": True,
+}
 SAVING_FOLDER = "Results/permuted_mnist_best_hyperparams/0"  # datasets.py's, + main.py's "{no}/"
-IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-             "t10k-labels-idx1-ubyte.gz")
+IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def edits(iterations: int, seed: int, device: str) -> list[dict]:
@@ -105,30 +116,63 @@ def edits(iterations: int, seed: int, device: str) -> list[dict]:
         "    # General hyperparameters\n"
     )
     return [
-        {"kind": "compatibility", "where": "site", "file": "hypnettorch/data/dataset.py",
-         "old": "np.int,", "new": "int,", "count": 3,
-         "why": "np.int (an alias of int) was removed in NumPy 1.24; next_train/test/val_batch"},
-        {"kind": "compatibility", "where": "reference", "file": "main.py",
-         "old": "dataframe_results = dataframe_results.append(result, ignore_index=True)",
-         "new": "dataframe_results = pd.concat([dataframe_results, pd.DataFrame([result])], ignore_index=True)",
-         "count": 1, "why": "DataFrame.append was removed in pandas 2.0 (evaluate_previous_tasks)"},
-        {"kind": "compatibility", "where": "reference", "file": "main.py",
-         "old": 'dataframe.pivot("after_learning_of_task", "tested_task", "accuracy")',
-         "new": 'dataframe.pivot(index="after_learning_of_task", columns="tested_task", values="accuracy")',
-         "count": 1, "why": "DataFrame.pivot takes keyword arguments only since pandas 2.0 (plot_heatmap)"},
-        {"kind": "configuration", "where": "reference", "file": "main.py",
-         "old": 'dataset = "TinyImageNet"', "new": 'dataset = "PermutedMNIST"', "count": 1,
-         "why": "the experiment main.py runs (its Permuted MNIST best hyperparameters)"},
-        {"kind": "configuration", "where": "reference", "file": "datasets.py",
-         "old": "    # General hyperparameters\n", "new": config, "count": 1,
-         "why": "set_hyperparameters: the values of fmnist_permuted that differ from the reference's Permuted MNIST "
-                "(hypernetwork [100,100], MLP 1000-1000, 10 tasks, 5000 iterations, seeds 1-5); the rest are "
-                "the reference's own (embedding 24, lr 1e-3, batch 128, beta 5e-4, lambda 1e-3, p 0, masked L1, "
-                "adaptive sparsity, last model, 5000 validation samples, padding 2)"},
-        {"kind": "configuration", "where": "reference", "file": "datasets.py",
-         "old": 'hyperparams["device"] = "cuda" if torch.cuda.is_available() else "cpu"',
-         "new": f'hyperparams["device"] = "{device}"', "count": 1,
-         "why": "the device of the comparison (--device; the reference takes a GPU whenever there is one)"},
+        {
+            "kind": "compatibility",
+            "where": "site",
+            "file": "hypnettorch/data/dataset.py",
+            "old": "np.int,",
+            "new": "int,",
+            "count": 3,
+            "why": "np.int (an alias of int) was removed in NumPy 1.24; next_train/test/val_batch",
+        },
+        {
+            "kind": "compatibility",
+            "where": "reference",
+            "file": "main.py",
+            "old": "dataframe_results = dataframe_results.append(result, ignore_index=True)",
+            "new": "dataframe_results = pd.concat([dataframe_results, pd.DataFrame([result])], ignore_index=True)",
+            "count": 1,
+            "why": "DataFrame.append was removed in pandas 2.0 (evaluate_previous_tasks)",
+        },
+        {
+            "kind": "compatibility",
+            "where": "reference",
+            "file": "main.py",
+            "old": 'dataframe.pivot("after_learning_of_task", "tested_task", "accuracy")',
+            "new": 'dataframe.pivot(index="after_learning_of_task", columns="tested_task", values="accuracy")',
+            "count": 1,
+            "why": "DataFrame.pivot takes keyword arguments only since pandas 2.0 (plot_heatmap)",
+        },
+        {
+            "kind": "configuration",
+            "where": "reference",
+            "file": "main.py",
+            "old": 'dataset = "TinyImageNet"',
+            "new": 'dataset = "PermutedMNIST"',
+            "count": 1,
+            "why": "the experiment main.py runs (its Permuted MNIST best hyperparameters)",
+        },
+        {
+            "kind": "configuration",
+            "where": "reference",
+            "file": "datasets.py",
+            "old": "    # General hyperparameters\n",
+            "new": config,
+            "count": 1,
+            "why": "set_hyperparameters: the values of fmnist_permuted that differ from the reference's Permuted MNIST "
+            "(hypernetwork [100,100], MLP 1000-1000, 10 tasks, 5000 iterations, seeds 1-5); the rest are "
+            "the reference's own (embedding 24, lr 1e-3, batch 128, beta 5e-4, lambda 1e-3, p 0, masked L1, "
+            "adaptive sparsity, last model, 5000 validation samples, padding 2)",
+        },
+        {
+            "kind": "configuration",
+            "where": "reference",
+            "file": "datasets.py",
+            "old": 'hyperparams["device"] = "cuda" if torch.cuda.is_available() else "cpu"',
+            "new": f'hyperparams["device"] = "{device}"',
+            "count": 1,
+            "why": "the device of the comparison (--device; the reference takes a GPU whenever there is one)",
+        },
     ]
 
 
@@ -299,23 +343,39 @@ def prepare(a, edit_list: list[dict], commands: list[str]) -> tuple[Path, Path, 
     log(f"preparing {work}")
     site = work / "site"
     shutil.rmtree(site, ignore_errors=True)
-    cmd = [py, "-m", "pip", "install", "--no-deps", "--no-index", "--find-links", str(wheels),
-           "--target", str(site), *WHEELS]
+    cmd = [
+        py,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--find-links",
+        str(wheels),
+        "--target",
+        str(site),
+        *WHEELS,
+    ]
     commands.append(" ".join(cmd))
     rc, _, _ = run(cmd, work / "pip_install.log")
     if rc:
         sys.exit(f"pip install --target failed:\n{tail(work / 'pip_install.log')}")
-    shutil.copytree(a.torchpercentile / "torchpercentile", site / "torchpercentile",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        a.torchpercentile / "torchpercentile",
+        site / "torchpercentile",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shims = work / "shims"
     shutil.rmtree(shims, ignore_errors=True)
     (shims / "skimage").mkdir(parents=True)
     (shims / "skimage" / "__init__.py").write_text(
         '"""Stand-in written by bench/bench_reference.py: the reference\'s TinyImageNet.py imports scikit-image\n'
-        'at module level; the Permuted MNIST experiment never calls it."""\n')
+        'at module level; the Permuted MNIST experiment never calls it."""\n'
+    )
     (shims / "skimage" / "io.py").write_text("")
     (shims / "skimage" / "color.py").write_text(
-        "def gray2rgb(*args, **kwargs):\n    raise NotImplementedError(\"scikit-image is not installed (bench stand-in)\")\n")
+        'def gray2rgb(*args, **kwargs):\n    raise NotImplementedError("scikit-image is not installed (bench stand-in)")\n'
+    )
     ref = work / "HyperMask"
     shutil.rmtree(ref, ignore_errors=True)
     shutil.copytree(a.reference, ref, ignore=shutil.ignore_patterns(".git", "Data", "Results", "__pycache__"))
@@ -341,16 +401,22 @@ def prepare_data(a, site: Path, commands: list[str]) -> None:
         st = src.stat()
         source[name] = [str(src), st.st_size, st.st_mtime_ns]
     marker = mnist / "source.json"
-    if marker.is_file() and json.loads(marker.read_text()) == source and (mnist / "mnist_dataset.pickle").is_file():
+    if (
+        marker.is_file()
+        and json.loads(marker.read_text()) == source
+        and (mnist / "mnist_dataset.pickle").is_file()
+    ):
         return
     shutil.rmtree(mnist, ignore_errors=True)
     mnist.mkdir(parents=True)
     for name, (src, _, _) in source.items():
         (mnist / name).symlink_to(src)
-    code = ("from hypnettorch.data.mnist_data import MNISTData; "
-            "MNISTData('Data', use_one_hot=True, validation_size=0)")
+    code = (
+        "from hypnettorch.data.mnist_data import MNISTData; "
+        "MNISTData('Data', use_one_hot=True, validation_size=0)"
+    )
     cmd = [a.reference_python, "-c", code]
-    commands.append(f"cd {a.workdir} && PYTHONPATH={site} {a.reference_python} -c \"{code}\"")
+    commands.append(f'cd {a.workdir} && PYTHONPATH={site} {a.reference_python} -c "{code}"')
     log("building hypnettorch's dataset pickle")
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONHOME"}, "PYTHONPATH": str(site)}
     rc, _, _ = run(cmd, a.workdir / "data.log", cwd=a.workdir, env=env)
@@ -375,13 +441,23 @@ def run_reference(a, site: Path, shims: Path, runner: Path, commands: list[str])
     timings = a.workdir / "reference_timings.json"
     timings.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update({"PYTHONPATH": f"{site}{os.pathsep}{shims}", "OMP_NUM_THREADS": str(a.threads),
-                "MKL_NUM_THREADS": str(a.threads), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"})
+    env.update(
+        {
+            "PYTHONPATH": f"{site}{os.pathsep}{shims}",
+            "OMP_NUM_THREADS": str(a.threads),
+            "MKL_NUM_THREADS": str(a.threads),
+            "PYTHONUNBUFFERED": "1",
+            "MPLBACKEND": "Agg",
+        }
+    )
     env.update(dict(kv.split("=", 1) for kv in a.reference_env))
     cmd = [a.reference_python, str(runner), str(timings)]
-    commands.append(f"cd {ref} && PYTHONPATH={site}:{shims} OMP_NUM_THREADS={a.threads} "
-                    f"MKL_NUM_THREADS={a.threads} MPLBACKEND=Agg "
-                    + "".join(f"{kv} " for kv in a.reference_env) + " ".join(cmd))
+    commands.append(
+        f"cd {ref} && PYTHONPATH={site}:{shims} OMP_NUM_THREADS={a.threads} "
+        f"MKL_NUM_THREADS={a.threads} MPLBACKEND=Agg "
+        + "".join(f"{kv} " for kv in a.reference_env)
+        + " ".join(cmd)
+    )
     logfile = a.workdir / "reference.log"
     log(f"running the reference ({logfile})")
     load_before = os.getloadavg()
@@ -401,7 +477,9 @@ def run_reference(a, site: Path, shims: Path, runner: Path, commands: list[str])
     T = 1 + max(k[0] for k in acc)
     rows = [[acc[i, j] for j in range(i + 1)] for i in range(T)]
     avg, bwt = average_and_bwt(rows)
-    printed = [ln for ln in logfile.read_text(errors="replace").splitlines() if ln.startswith("Accuracy for task ")]
+    printed = [
+        ln for ln in logfile.read_text(errors="replace").splitlines() if ln.startswith("Accuracy for task ")
+    ]
     return {
         "command": commands[-1],
         "commit": REFERENCE_COMMIT,
@@ -420,15 +498,30 @@ def run_reference(a, site: Path, shims: Path, runner: Path, commands: list[str])
         "accuracy_matrix": rows,  # row t: after task t, tasks 0..t (the reference tests no later task)
         "accuracy_source": str(results[0].relative_to(ref)),
         "accuracy_lines_printed": printed[-T:],
-        "per_task": [{k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()} for p in t["per_task"]],
-        "torch": t["torch"], "numpy": t["numpy"], "pandas": t["pandas"], "hypnettorch": t["hypnettorch"],
-        "python": t["python"], "torch_threads": t["torch_threads"],
-        "environment": {k: env[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY",
-                                            "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_") if k in env},
+        "per_task": [
+            {k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()} for p in t["per_task"]
+        ],
+        "torch": t["torch"],
+        "numpy": t["numpy"],
+        "pandas": t["pandas"],
+        "hypnettorch": t["hypnettorch"],
+        "python": t["python"],
+        "torch_threads": t["torch_threads"],
+        "environment": {
+            k: env[k]
+            for k in (
+                "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "OMP_WAIT_POLICY",
+                "MALLOC_MMAP_MAX_",
+                "MALLOC_TRIM_THRESHOLD_",
+            )
+            if k in env
+        },
         "timing": "run_reference.py wraps the reference's functions (no edit of its code): per task, from the "
-                  "first next_train_batch call to the return of train_single_task, less the calculate_accuracy "
-                  "calls inside it (validation); ms_per_iteration = sum over tasks / iterations, as hypermask's "
-                  "metrics.json (train.py: the loop less its validation checks)",
+        "first next_train_batch call to the return of train_single_task, less the calculate_accuracy "
+        "calls inside it (validation); ms_per_iteration = sum over tasks / iterations, as hypermask's "
+        "metrics.json (train.py: the loop less its validation checks)",
         "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
         "trained_parameters": t["trained_parameters"],
         "parameters": t["parameters"],
@@ -446,16 +539,34 @@ def run_hypermask(a, commands: list[str]) -> dict:
         if a.iterations is not None:
             lines.append(f"train.iterations: {a.iterations}")
         override.write_text("\n".join(lines) + "\n")
-        cmd = [str(hypermask), "train", "fmnist_permuted", "--method", "hypermask", "--seed", str(a.seed), "--quiet",
-               "--threads", str(a.threads), "--device", a.device, "--results", tmp, "--override", str(override)]
+        cmd = [
+            str(hypermask),
+            "train",
+            "fmnist_permuted",
+            "--method",
+            "hypermask",
+            "--seed",
+            str(a.seed),
+            "--quiet",
+            "--threads",
+            str(a.threads),
+            "--device",
+            a.device,
+            "--results",
+            tmp,
+            "--override",
+            str(override),
+        ]
         cmd += ["--no-tracking"] if a.no_tracking else ["--tracking-uri", f"sqlite:///{tmp}/mlflow.db"]
         if a.seed not in (1, 2, 3, 4, 5):
             cmd.append("--any-seed")
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         env.update({"OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)})
         shown = " ".join(cmd).replace(tmp, "TMP")
-        commands.append(f"OMP_NUM_THREADS={a.threads} MKL_NUM_THREADS={a.threads} {shown}  "
-                        f"# TMP/override.yaml: {'; '.join(lines)}")
+        commands.append(
+            f"OMP_NUM_THREADS={a.threads} MKL_NUM_THREADS={a.threads} {shown}  "
+            f"# TMP/override.yaml: {'; '.join(lines)}"
+        )
         logfile = a.workdir / "hypermask.log"
         log(f"running hypermask train ({logfile})")
         load_before = os.getloadavg()
@@ -463,7 +574,11 @@ def run_hypermask(a, commands: list[str]) -> dict:
         load_after = os.getloadavg()
         if rc:
             sys.exit(f"hypermask train failed (exit {rc}); {logfile}:\n{tail(logfile)}")
-        m = json.loads((Path(tmp) / "runs" / "fmnist_permuted" / "hypermask" / f"seed_{a.seed}" / "metrics.json").read_text())
+        m = json.loads(
+            (
+                Path(tmp) / "runs" / "fmnist_permuted" / "hypermask" / f"seed_{a.seed}" / "metrics.json"
+            ).read_text()
+        )
     A = m["accuracy_matrix"]
     return {
         "command": commands[-1],
@@ -479,12 +594,17 @@ def run_hypermask(a, commands: list[str]) -> dict:
         "bwt": round(m["bwt"], 4),
         "accuracy_matrix": [row[: t + 1] for t, row in enumerate(A)],  # as the reference's: tasks 0..t
         "evaluation_settings": m["config"]["evaluation"]["settings"],
-        "per_task": [{k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()} for p in m["per_task"]],
+        "per_task": [
+            {k: round(v, 3) if isinstance(v, float) else v for k, v in p.items()} for p in m["per_task"]
+        ],
         "device": m["device"],
         "trained_parameters": m.get("memory", {}).get("trained_parameters"),
-        "torch": m["torch_version"], "python": m["python_version"], "torch_threads": m["torch_threads"],
+        "torch": m["torch_version"],
+        "python": m["python_version"],
+        "torch_threads": m["torch_threads"],
         "process_settings": m.get("process_settings", {}),
-        "git_commit": m.get("git_commit"), "uncommitted_code": m.get("uncommitted_code"),
+        "git_commit": m.get("git_commit"),
+        "uncommitted_code": m.get("uncommitted_code"),
         "tracking": not a.no_tracking,
         "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
         "config": m["config"],
@@ -503,7 +623,11 @@ def compare_settings(ref: dict, hm: dict, seed: int) -> list[dict]:
         ("learning rate (Adam)", p["learning_rate"], tr["lr"]),
         ("padding", p["padding"], d["padding"]),
         ("input size", p["input_shape"], (28 + 2 * d["padding"]) ** 2),
-        ("validation samples (the first of the training set)", p["no_of_validation_samples"], d["validation_size"]),
+        (
+            "validation samples (the first of the training set)",
+            p["no_of_validation_samples"],
+            d["validation_size"],
+        ),
         ("target hidden layers", p["target_hidden_layers"], tg["hidden"]),
         ("hypernetwork hidden layers", p["hypernetwork_hidden_layers"], h["hnet_hidden"]),
         ("task embedding size", p["embedding_size"], h["embedding_dim"]),
@@ -516,20 +640,37 @@ def compare_settings(ref: dict, hm: dict, seed: int) -> list[dict]:
         ("augmentation", p["augmentation"], d["augmentation"]),
         ("seed", p["seed"], seed),
         ("device", p["device"], hm["device"]),
-        ("trained parameters (target, hypernetwork, embeddings)", ref["trained_parameters"], hm["trained_parameters"]),
+        (
+            "trained parameters (target, hypernetwork, embeddings)",
+            ref["trained_parameters"],
+            hm["trained_parameters"],
+        ),
     ]
     out = []
     for name, r, m in rows:
-        same = (math.isclose(float(r), float(m), rel_tol=1e-9)
-                if isinstance(r, (int, float)) and isinstance(m, (int, float)) and not isinstance(r, bool)
-                else r == m)
+        same = (
+            math.isclose(float(r), float(m), rel_tol=1e-9)
+            if isinstance(r, (int, float)) and isinstance(m, (int, float)) and not isinstance(r, bool)
+            else r == m
+        )
         out.append({"setting": name, "reference": r, "hypermask": m, "same": same})
     # fixed on both sides, not in either's settings
-    out.append({"setting": "hypernetwork regulariser", "reference": "beta / t * (1/t) sum_j ||H(e_j) - H*_j||^2",
-                "hypermask": f"hnet_reg_normalisation: {h['hnet_reg_normalisation']}",
-                "same": h["hnet_reg_normalisation"] == "reference"})
-    out.append({"setting": "validation checks", "reference": "iteration % 100 == 0 and the last",
-                "hypermask": f"iteration % {tr['val_every']} == 0 and the last", "same": tr["val_every"] == 100})
+    out.append(
+        {
+            "setting": "hypernetwork regulariser",
+            "reference": "beta / t * (1/t) sum_j ||H(e_j) - H*_j||^2",
+            "hypermask": f"hnet_reg_normalisation: {h['hnet_reg_normalisation']}",
+            "same": h["hnet_reg_normalisation"] == "reference",
+        }
+    )
+    out.append(
+        {
+            "setting": "validation checks",
+            "reference": "iteration % 100 == 0 and the last",
+            "hypermask": f"iteration % {tr['val_every']} == 0 and the last",
+            "same": tr["val_every"] == 100,
+        }
+    )
     return out
 
 
@@ -562,38 +703,64 @@ DIFFERENCES = [
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", type=Path, required=True, help="a checkout of gmum/HyperMask at 674bf9b")
-    ap.add_argument("--torchpercentile", type=Path, required=True, help="a checkout of aliutkus/torchpercentile")
+    ap.add_argument(
+        "--torchpercentile", type=Path, required=True, help="a checkout of aliutkus/torchpercentile"
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/hypermask-reference"))
-    ap.add_argument("--reference-python", default=sys.executable,
-                    help="the interpreter of the reference (default: this one; it needs torch, torchvision, "
-                         "numpy, pandas and matplotlib)")
-    ap.add_argument("--reference-env", action="append", default=[], metavar="KEY=VALUE",
-                    help="an extra environment variable of the reference's process (repeatable)")
+    ap.add_argument(
+        "--reference-python",
+        default=sys.executable,
+        help="the interpreter of the reference (default: this one; it needs torch, torchvision, "
+        "numpy, pandas and matplotlib)",
+    )
+    ap.add_argument(
+        "--reference-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra environment variable of the reference's process (repeatable)",
+    )
     ap.add_argument("--fashion-mnist", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
-    ap.add_argument("--hypermask", default=None, help="the `hypermask` command to run (default: this environment's)")
+    ap.add_argument(
+        "--hypermask", default=None, help="the `hypermask` command to run (default: this environment's)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda, on both sides")
-    ap.add_argument("--iterations", type=int, default=None,
-                    help="iterations per task on both sides (default: fmnist_permuted's 1000); for quick checks")
+    ap.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="iterations per task on both sides (default: fmnist_permuted's 1000); for quick checks",
+    )
     ap.add_argument("--no-tracking", action="store_true", help="hypermask without MLflow")
-    ap.add_argument("--allow-modified", action="store_true",
-                    help="run a reference tree whose files differ from 674bf9b's (named in the output)")
+    ap.add_argument(
+        "--allow-modified",
+        action="store_true",
+        help="run a reference tree whose files differ from 674bf9b's (named in the output)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON to this file (atomically)")
     a = ap.parse_args()
     if any("=" not in kv for kv in a.reference_env):
         ap.error("--reference-env takes KEY=VALUE")
-    a.reference, a.torchpercentile, a.workdir = (p.resolve() for p in (a.reference, a.torchpercentile, a.workdir))
+    a.reference, a.torchpercentile, a.workdir = (
+        p.resolve() for p in (a.reference, a.torchpercentile, a.workdir)
+    )
     if a.workdir == ROOT or ROOT in a.workdir.parents:
         ap.error("--workdir must be outside this repository (the reference's code is copied there)")
     modified = check_tree(a.reference, REFERENCE_BLOBS, "--reference")
     if modified and not a.allow_modified:
-        sys.exit(f"--reference: {', '.join(modified)} differ from gmum/HyperMask {REFERENCE_COMMIT} (--allow-modified to run it)")
+        sys.exit(
+            f"--reference: {', '.join(modified)} differ from gmum/HyperMask {REFERENCE_COMMIT} (--allow-modified to run it)"
+        )
     tp_modified = check_tree(a.torchpercentile, TORCHPERCENTILE_BLOBS, "--torchpercentile")
     if tp_modified and not a.allow_modified:
         sys.exit(f"--torchpercentile: {', '.join(tp_modified)} differ from aliutkus/torchpercentile 0733faa")
-    probe = subprocess.run([a.reference_python, "-c", "import torch, torchvision, numpy, pandas, matplotlib"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [a.reference_python, "-c", "import torch, torchvision, numpy, pandas, matplotlib"],
+        capture_output=True,
+        text=True,
+    )
     if probe.returncode:
         sys.exit(f"--reference-python {a.reference_python}: {probe.stderr.strip().splitlines()[-1]}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -611,9 +778,17 @@ def main() -> None:
         print(f"bench_reference: the two configurations differ in: {', '.join(mismatched)}", file=sys.stderr)
     out = {
         "machine": describe(),
-        "configuration": {"benchmark": "fmnist_permuted", "method": "hypermask", "beta": BETA, "lambda": LAMBDA,
-                          "seed": a.seed, "threads": a.threads, "device": a.device, "iterations_per_task": iterations,
-                          "full_run": a.iterations is None},
+        "configuration": {
+            "benchmark": "fmnist_permuted",
+            "method": "hypermask",
+            "beta": BETA,
+            "lambda": LAMBDA,
+            "seed": a.seed,
+            "threads": a.threads,
+            "device": a.device,
+            "iterations_per_task": iterations,
+            "full_run": a.iterations is None,
+        },
         "ratio": {
             "ms_per_iteration": round(reference["ms_per_iteration"] / hypermask["ms_per_iteration"], 2),
             "wall": round(reference["wall_seconds"] / hypermask["wall_seconds"], 2),
@@ -625,18 +800,32 @@ def main() -> None:
         "settings": settings,
         "settings_match": not mismatched,
         "not_the_same": DIFFERENCES,
-        "reference_tree": {"path": str(a.reference), "commit": REFERENCE_COMMIT,
-                           "files_checked": sorted(REFERENCE_BLOBS), "differ_from_commit": modified},
-        "torchpercentile_tree": {"path": str(a.torchpercentile), "commit": "0733faa",
-                                 "files_checked": sorted(TORCHPERCENTILE_BLOBS), "differ_from_commit": tp_modified},
-        "reference_packages": {"installed": {w.name: hashlib.sha256(w.read_bytes()).hexdigest()
-                                             for w in (wheel_file(a.workdir / "wheels", pin) for pin in WHEELS)},
-                               "torchpercentile": "copied from --torchpercentile",
-                               "skimage": "stand-in module (shims/skimage): imported by TinyImageNet.py, never called",
-                               "shared_with_reference_python": "torch, torchvision, numpy, pandas, matplotlib"},
-        "edits": [{k: e[k] for k in ("kind", "file", "old", "new", "count", "why")}
-                  | {"in": "hypnettorch 0.0.4 (workdir site/)" if e["where"] == "site" else "the reference's copy"}
-                  for e in edit_list],
+        "reference_tree": {
+            "path": str(a.reference),
+            "commit": REFERENCE_COMMIT,
+            "files_checked": sorted(REFERENCE_BLOBS),
+            "differ_from_commit": modified,
+        },
+        "torchpercentile_tree": {
+            "path": str(a.torchpercentile),
+            "commit": "0733faa",
+            "files_checked": sorted(TORCHPERCENTILE_BLOBS),
+            "differ_from_commit": tp_modified,
+        },
+        "reference_packages": {
+            "installed": {
+                w.name: hashlib.sha256(w.read_bytes()).hexdigest()
+                for w in (wheel_file(a.workdir / "wheels", pin) for pin in WHEELS)
+            },
+            "torchpercentile": "copied from --torchpercentile",
+            "skimage": "stand-in module (shims/skimage): imported by TinyImageNet.py, never called",
+            "shared_with_reference_python": "torch, torchvision, numpy, pandas, matplotlib",
+        },
+        "edits": [
+            {k: e[k] for k in ("kind", "file", "old", "new", "count", "why")}
+            | {"in": "hypnettorch 0.0.4 (workdir site/)" if e["where"] == "site" else "the reference's copy"}
+            for e in edit_list
+        ],
         "commands": commands,
         "workdir": str(a.workdir),
         "bench_python": platform.python_version(),

@@ -35,7 +35,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-tracking", action="store_true")
-    ap.add_argument("--hypermask", default=None, help="the `hypermask` command to run (default: this environment's)")
+    ap.add_argument(
+        "--hypermask", default=None, help="the `hypermask` command to run (default: this environment's)"
+    )
     a = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import describe
@@ -44,8 +46,20 @@ def main() -> None:
     if not hypermask.is_file():
         sys.exit(f"--hypermask: {hypermask} is not a file")
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [str(hypermask), "train", a.benchmark, "--method", a.method, "--seed", str(a.seed), "--quiet",
-               "--threads", str(a.threads), "--results", tmp]
+        cmd = [
+            str(hypermask),
+            "train",
+            a.benchmark,
+            "--method",
+            a.method,
+            "--seed",
+            str(a.seed),
+            "--quiet",
+            "--threads",
+            str(a.threads),
+            "--results",
+            tmp,
+        ]
         cmd += ["--no-tracking"] if a.no_tracking else ["--tracking-uri", f"sqlite:///{tmp}/mlflow.db"]
         env = dict(os.environ)
         env.pop("MLFLOW_TRACKING_URI", None)
@@ -54,21 +68,33 @@ def main() -> None:
         wall = time.perf_counter() - t0
         if out.returncode != 0:
             raise SystemExit(out.stderr[-3000:])
-        metrics = json.loads((Path(tmp) / "runs" / a.benchmark / a.method / f"seed_{a.seed}" / "metrics.json").read_text())
-    print(json.dumps({
-        "machine": describe(),
-        "command": f"hypermask train {a.benchmark} --method {a.method} --seed {a.seed} --quiet --threads {a.threads}"
-                   + (" --no-tracking" if a.no_tracking else " --tracking-uri sqlite:///TMP/mlflow.db"),
-        "benchmark": a.benchmark, "method": a.method, "seed": a.seed, "threads": a.threads,
-        "tracking": not a.no_tracking,
-        "wall_seconds": round(wall, 2),
-        "run_wall_seconds": metrics["wall_seconds"],
-        "ms_per_iteration": round(1e3 * metrics["seconds_per_iteration"], 3),
-        "average_accuracy": metrics["average_accuracy"],
-        "run_torch": metrics["torch_version"],  # the torch the run used (--hypermask: another environment's)
-        "accuracy_matrix": metrics["accuracy_matrix"],
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3),
-    }, indent=2))
+        metrics = json.loads(
+            (Path(tmp) / "runs" / a.benchmark / a.method / f"seed_{a.seed}" / "metrics.json").read_text()
+        )
+    print(
+        json.dumps(
+            {
+                "machine": describe(),
+                "command": f"hypermask train {a.benchmark} --method {a.method} --seed {a.seed} --quiet --threads {a.threads}"
+                + (" --no-tracking" if a.no_tracking else " --tracking-uri sqlite:///TMP/mlflow.db"),
+                "benchmark": a.benchmark,
+                "method": a.method,
+                "seed": a.seed,
+                "threads": a.threads,
+                "tracking": not a.no_tracking,
+                "wall_seconds": round(wall, 2),
+                "run_wall_seconds": metrics["wall_seconds"],
+                "ms_per_iteration": round(1e3 * metrics["seconds_per_iteration"], 3),
+                "average_accuracy": metrics["average_accuracy"],
+                "run_torch": metrics[
+                    "torch_version"
+                ],  # the torch the run used (--hypermask: another environment's)
+                "accuracy_matrix": metrics["accuracy_matrix"],
+                "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

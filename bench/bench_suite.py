@@ -60,7 +60,9 @@ def pytest_summary(output: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="fmnist")
-    ap.add_argument("--readme", action="store_true", help="the README's two commands (see above); --suite is ignored")
+    ap.add_argument(
+        "--readme", action="store_true", help="the README's two commands (see above); --suite is ignored"
+    )
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", metavar="DIR", help="clone into DIR and keep it (default: a temporary folder)")
     ap.add_argument("--start-up", metavar="REV", help="the default suite at REV, then at HEAD (see above)")
@@ -70,7 +72,9 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import describe
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(a.keep) if a.keep else Path(tmp) / "clone"
         if clone.exists():
@@ -78,40 +82,68 @@ def main() -> None:
         sh(["git", "clone", "-q", str(ROOT), str(clone)], cwd=ROOT)
         venv = clone / ".venv" / "bin"
         setup = sh([sys.executable, "-m", "venv", ".venv"], cwd=clone)[0]
-        setup += sh([str(venv / "pip"), "install", "-q", "-c", "requirements.lock", "-e", ".[test]" if a.readme else "."],
-                    cwd=clone)[0]
+        setup += sh(
+            [
+                str(venv / "pip"),
+                "install",
+                "-q",
+                "-c",
+                "requirements.lock",
+                "-e",
+                ".[test]" if a.readme else ".",
+            ],
+            cwd=clone,
+        )[0]
         env = {**os.environ, "PATH": f"{venv}{os.pathsep}{os.environ.get('PATH', '')}"}
         env.pop("VIRTUAL_ENV", None)
         params = yaml.safe_load((clone / "params.yaml").read_text())
         suite = params["suite"] if a.readme else a.suite
-        cmd = ["snakemake", "--cores", str(a.cores), "all_tables"] + ([] if a.readme else ["--config", f"suite={suite}"])
+        cmd = ["snakemake", "--cores", str(a.cores), "all_tables"] + (
+            [] if a.readme else ["--config", f"suite={suite}"]
+        )
         wall = sh([str(venv / "snakemake"), *cmd[1:]], cwd=clone, env=env)[0]
         runs = defaultdict(list)
         for f in sorted((clone / "results" / "runs").glob("*/*/seed_*/metrics.json")):
             m = json.loads(f.read_text())
             bench, method, seed = f.parts[-4:-1]
-            runs[f"{bench}/{method}"].append({"seed": int(seed.removeprefix("seed_")), "wall_seconds": m["wall_seconds"],
-                                             "seconds_per_iteration": m["seconds_per_iteration"]})
+            runs[f"{bench}/{method}"].append(
+                {
+                    "seed": int(seed.removeprefix("seed_")),
+                    "wall_seconds": m["wall_seconds"],
+                    "seconds_per_iteration": m["seconds_per_iteration"],
+                }
+            )
         table = (clone / "results" / "tables" / f"{suite}.md").read_text()
         tests = {}  # after the pipeline's outputs are read
         if a.readme:
-            for name, extra, shown in (("tests", [], "python -m pytest -q"),
-                                       ("fast_lane", ["-m", "not slow"], 'python -m pytest -q -m "not slow"')):
+            for name, extra, shown in (
+                ("tests", [], "python -m pytest -q"),
+                ("fast_lane", ["-m", "not slow"], 'python -m pytest -q -m "not slow"'),
+            ):
                 seconds, output = sh([str(venv / "python"), "-m", "pytest", "-q", *extra], cwd=clone, env=env)
-                tests[name] = {"command": shown, "wall_seconds": round(seconds, 1), "summary": pytest_summary(output)}
-    print(json.dumps({
-        "machine": describe(),
-        "commit": commit,
-        "suite": suite,
-        "setup_seconds": round(setup, 1),
-        "command": " ".join(cmd),
-        "pipeline_threads": params["pipeline"]["threads"],
-        "wall_seconds": round(wall, 1),
-        **({"tests": tests} if tests else {}),
-        "runs": dict(runs),
-        "job_seconds": {k: round(sum(r["wall_seconds"] for r in v), 1) for k, v in runs.items()},
-        "table": table,
-    }, indent=2))
+                tests[name] = {
+                    "command": shown,
+                    "wall_seconds": round(seconds, 1),
+                    "summary": pytest_summary(output),
+                }
+    print(
+        json.dumps(
+            {
+                "machine": describe(),
+                "commit": commit,
+                "suite": suite,
+                "setup_seconds": round(setup, 1),
+                "command": " ".join(cmd),
+                "pipeline_threads": params["pipeline"]["threads"],
+                "wall_seconds": round(wall, 1),
+                **({"tests": tests} if tests else {}),
+                "runs": dict(runs),
+                "job_seconds": {k: round(sum(r["wall_seconds"] for r in v), 1) for k, v in runs.items()},
+                "table": table,
+            },
+            indent=2,
+        )
+    )
 
 
 def suite_from_nothing(rev: str, cores: int, tmp: Path) -> dict:
@@ -127,15 +159,25 @@ def suite_from_nothing(rev: str, cores: int, tmp: Path) -> dict:
     env = {**os.environ, "PATH": f"{venv}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("VIRTUAL_ENV", None)
     wall = sh([str(venv / "snakemake"), "--cores", str(cores), "all_tables"], cwd=clone, env=env)[0]
-    runs = [json.loads(f.read_text()) for f in sorted((clone / "results" / "runs").glob("*/*/seed_*/metrics.json"))]
+    runs = [
+        json.loads(f.read_text())
+        for f in sorted((clone / "results" / "runs").glob("*/*/seed_*/metrics.json"))
+    ]
     run_seconds = sum(m["wall_seconds"] for m in runs)
     jobs = defaultdict(int)
     for f in (clone / "benchmarks").rglob("*.tsv"):
         jobs[f.relative_to(clone / "benchmarks").parts[0] + ("_seeds" if f.name == "seeds.tsv" else "")] += 1
-    return {"commit": commit, "wall_seconds": round(wall, 1), "runs": len(runs), "run_seconds": round(run_seconds, 1),
-            "in_run_share": round(run_seconds / (cores * wall), 3), "jobs": dict(sorted(jobs.items())),
-            "seed_jobs_adopting": sum(1 for f in (clone / "logs" / "train").rglob("seed_*.log")
-                                      if "outputs adopted" in f.read_text())}
+    return {
+        "commit": commit,
+        "wall_seconds": round(wall, 1),
+        "runs": len(runs),
+        "run_seconds": round(run_seconds, 1),
+        "in_run_share": round(run_seconds / (cores * wall), 3),
+        "jobs": dict(sorted(jobs.items())),
+        "seed_jobs_adopting": sum(
+            1 for f in (clone / "logs" / "train").rglob("seed_*.log") if "outputs adopted" in f.read_text()
+        ),
+    }
 
 
 def start_up(rev: str, cores: int) -> None:
@@ -145,8 +187,19 @@ def start_up(rev: str, cores: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sides = [suite_from_nothing(r, cores, Path(tmp)) for r in (rev, "HEAD")]
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    print(json.dumps({"machine": describe(), "suite": params["suite"], "cores": cores,
-                      "command": f"snakemake --cores {cores} all_tables", "before": sides[0], "after": sides[1]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "machine": describe(),
+                "suite": params["suite"],
+                "cores": cores,
+                "command": f"snakemake --cores {cores} all_tables",
+                "before": sides[0],
+                "after": sides[1],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

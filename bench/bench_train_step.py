@@ -49,12 +49,52 @@ GRAIN_SIZE = 32768  # at::internal::GRAIN_SIZE: ATen splits an op over threads a
 # matrix products: counted by their operands even where they call a copy (addmm's bias)
 PRODUCTS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::mv"}
 # ops that only make views or read metadata: no pass over the data, no parallel region
-METADATA = {f"aten::{n}" for n in (
-    "as_strided", "view", "_reshape_alias", "reshape", "resolve_conj", "resolve_neg", "result_type", "to",
-    "_to_copy", "flatten", "expand", "t", "transpose", "permute", "detach", "alias", "lift_fresh", "unsqueeze",
-    "squeeze", "slice", "select", "split", "split_with_sizes", "narrow", "unbind", "empty", "empty_like",
-    "empty_strided", "new_empty", "new_empty_strided", "chunk", "numpy_T", "expand_as", "view_as",
-    "contiguous", "_unsafe_view", "item", "_local_scalar_dense", "is_nonzero", "size", "stride")}
+METADATA = {
+    f"aten::{n}"
+    for n in (
+        "as_strided",
+        "view",
+        "_reshape_alias",
+        "reshape",
+        "resolve_conj",
+        "resolve_neg",
+        "result_type",
+        "to",
+        "_to_copy",
+        "flatten",
+        "expand",
+        "t",
+        "transpose",
+        "permute",
+        "detach",
+        "alias",
+        "lift_fresh",
+        "unsqueeze",
+        "squeeze",
+        "slice",
+        "select",
+        "split",
+        "split_with_sizes",
+        "narrow",
+        "unbind",
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "chunk",
+        "numpy_T",
+        "expand_as",
+        "view_as",
+        "contiguous",
+        "_unsafe_view",
+        "item",
+        "_local_scalar_dense",
+        "is_nonzero",
+        "size",
+        "stride",
+    )
+}
 
 
 def _regions(shape) -> int:
@@ -80,8 +120,12 @@ def parallel_regions(events, n: int, adam_tensors: int = 0) -> dict:
     by_op: dict[str, int] = {}
     leaves = 0
     for e in events:
-        if (e.device_type.name != "CPU" or not e.name.startswith("aten::") or e.name in METADATA
-                or (e.name not in PRODUCTS and any(c.name not in METADATA for c in e.cpu_children))):
+        if (
+            e.device_type.name != "CPU"
+            or not e.name.startswith("aten::")
+            or e.name in METADATA
+            or (e.name not in PRODUCTS and any(c.name not in METADATA for c in e.cpu_children))
+        ):
             continue
         leaves += 1
         regions = max((_regions(s) for s in (e.input_shapes or [])), default=0)
@@ -89,8 +133,11 @@ def parallel_regions(events, n: int, adam_tensors: int = 0) -> dict:
             by_op[e.name] = by_op.get(e.name, 0) + regions
     if adam_tensors:  # the profiler records no shapes of the fused kernel's tensor lists
         by_op["aten::_fused_adam_"] = adam_tensors * n
-    return {"per_iter": sum(by_op.values()) / n, "leaf_ops_per_iter": leaves / n,
-            "by_op": {k: v / n for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])}}
+    return {
+        "per_iter": sum(by_op.values()) / n,
+        "leaf_ops_per_iter": leaves / n,
+        "by_op": {k: v / n for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])},
+    }
 
 
 def profile_steps(step, n: int, device, adam_tensors: int = 0) -> dict:
@@ -106,8 +153,12 @@ def profile_steps(step, n: int, device, adam_tensors: int = 0) -> dict:
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     avg = prof.key_averages()
     rows = sorted(avg, key=lambda e: getattr(e, key), reverse=True)[:12]
-    out = {"top": [{"op": e.key, "ms_per_iter": round(getattr(e, key) / 1000 / n, 3), "calls_per_iter": e.count / n}
-                   for e in rows]}
+    out = {
+        "top": [
+            {"op": e.key, "ms_per_iter": round(getattr(e, key) / 1000 / n, 3), "calls_per_iter": e.count / n}
+            for e in rows
+        ]
+    }
     if device.type == "cpu":
         out["parallel_regions"] = parallel_regions(prof.events(), n, adam_tensors)
     if device.type == "cuda":
@@ -132,8 +183,12 @@ def graphed_steps(learner, opt, task, stream, gen, i, warmup, repeats, per_repea
             steps(i)
         sync()
         times.append((time.perf_counter() - t0) / per_repeat)
-    return {"sec_per_iter_median": statistics.median(times), "sec_per_iter_min": min(times),
-            "sec_per_iter_max": max(times), "captures": steps.captures}
+    return {
+        "sec_per_iter_median": statistics.median(times),
+        "sec_per_iter_min": min(times),
+        "sec_per_iter_max": max(times),
+        "captures": steps.captures,
+    }
 
 
 def epoch_seconds(cfg, learner, task) -> dict:
@@ -151,15 +206,28 @@ def epoch_seconds(cfg, learner, task) -> dict:
         os.environ["HYPERMASK_CUDA_GRAPHS"] = flag
         for _ in range(2):
             out = train_task(learner, task, one, 1, Events([]), 0)
-        res.update({f"{how}iterations": out["iterations"], f"{how}train_seconds": out["train_seconds"],
-                    f"{how}validation_seconds": out["validation_seconds"],
-                    f"{how}seconds": out["train_seconds"] + out["validation_seconds"]})
+        res.update(
+            {
+                f"{how}iterations": out["iterations"],
+                f"{how}train_seconds": out["train_seconds"],
+                f"{how}validation_seconds": out["validation_seconds"],
+                f"{how}seconds": out["train_seconds"] + out["validation_seconds"],
+            }
+        )
     os.environ.pop("HYPERMASK_CUDA_GRAPHS")
     return res
 
 
-def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int, task_index: int,
-              profile: bool = False, fill: str | None = None) -> dict:
+def bench_one(
+    name: str,
+    device: str,
+    warmup: int,
+    repeats: int,
+    per_repeat: int,
+    task_index: int,
+    profile: bool = False,
+    fill: str | None = None,
+) -> dict:
     import torch
     from tasks import bench_tasks
 
@@ -181,10 +249,14 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
     task = tasks[min(task_index, T - 1)]
     shape = tuple(task.inputs(task.train.x[:1]).shape[1:])
     torch.manual_seed(1)
-    learner = build_method(cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T, heads_of(cfg))).to(dev)
+    learner = build_method(
+        cfg, build_target(cfg.target, shape, max(t.n_classes for t in tasks), T, heads_of(cfg))
+    ).to(dev)
     learner.attach(tasks)
     iters = cfg.train.iterations or 1000  # the task's budget (its sparsity ramp, on the first task)
-    for t in range(task.index):  # the earlier tasks' consolidation (replay memory, bases, gates, Fisher, masks)
+    for t in range(
+        task.index
+    ):  # the earlier tasks' consolidation (replay memory, bases, gates, Fisher, masks)
         learner.start_task(t, iters)
         learner.end_task(t, tasks[t])
     learner.start_task(task.index, iters)
@@ -210,10 +282,17 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         times.append((time.perf_counter() - t0) / per_repeat)
     loss.item()
     floor = adam_floor(learner, opt, per_repeat, sync)
-    graphed = graphed_steps(learner, opt, task, stream, gen, i, warmup, repeats, per_repeat, sync) \
-        if dev.type == "cuda" else None
+    graphed = (
+        graphed_steps(learner, opt, task, stream, gen, i, warmup, repeats, per_repeat, sync)
+        if dev.type == "cuda"
+        else None
+    )
     big = sum(p.numel() > GRAIN_SIZE for p in learner.parameters() if p.requires_grad)
-    prof = profile_steps(lambda: training_step(learner, opt, task, stream, gen, i), per_repeat, dev, big) if profile else None
+    prof = (
+        profile_steps(lambda: training_step(learner, opt, task, stream, gen, i), per_repeat, dev, big)
+        if profile
+        else None
+    )
     t0 = time.perf_counter()
     evaluate_tasks(learner, tasks, cfg.train.eval_batch_size)
     sync()
@@ -226,8 +305,11 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
         "data": data,
         "device": str(dev) + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""),
         "threads": torch.get_num_threads(),
-        **({"fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory}
-           if dev.type == "cuda" else {}),
+        **(
+            {"fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory}
+            if dev.type == "cuda"
+            else {}
+        ),
         "torch": torch.__version__,
         "task": task.index,
         "batch_size": cfg.train.batch_size,
@@ -252,7 +334,9 @@ def bench_one(name: str, device: str, warmup: int, repeats: int, per_repeat: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="*", default=DEFAULT, help="benchmarks (or BENCHMARK/METHOD)")
-    ap.add_argument("--methods", nargs="*", default=None, help="run each benchmark with each of these methods")
+    ap.add_argument(
+        "--methods", nargs="*", default=None, help="run each benchmark with each of these methods"
+    )
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
@@ -260,8 +344,12 @@ def main() -> None:
     ap.add_argument("--per-repeat", type=int, default=None)
     ap.add_argument("--task", type=int, default=1, help="which task's step (>=1: both regularizers on)")
     ap.add_argument("--profile", action="store_true", help="add the profiler's top ops (ms/iteration)")
-    ap.add_argument("--fill-uninitialized", choices=["on", "off"], default=None,
-                    help="on a GPU: torch's deterministic fill of new tensors (default: as the trainer sets it)")
+    ap.add_argument(
+        "--fill-uninitialized",
+        choices=["on", "off"],
+        default=None,
+        help="on a GPU: torch's deterministic fill of new tensors (default: as the trainer sets it)",
+    )
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     import torch
@@ -270,9 +358,14 @@ def main() -> None:
     if a.one:
         if a.threads:
             torch.set_num_threads(a.threads)
-        big = device == "cpu" and (a.configs[0].split("/")[0] == "permuted_mnist" or "resnet" in a.configs[0] or "zenke" in a.configs[0])
+        big = device == "cpu" and (
+            a.configs[0].split("/")[0] == "permuted_mnist"
+            or "resnet" in a.configs[0]
+            or "zenke" in a.configs[0]
+        )
         res = bench_one(
-            a.configs[0], device,
+            a.configs[0],
+            device,
             a.warmup if a.warmup is not None else (2 if big else 20),
             a.repeats if a.repeats is not None else (3 if big else 5),
             a.per_repeat if a.per_repeat is not None else (2 if big else 50),
@@ -289,7 +382,17 @@ def main() -> None:
     results = []
     names = [f"{c}/{m}" for c in a.configs for m in a.methods] if a.methods else a.configs
     for name in names:
-        cmd = [sys.executable, __file__, "--one", "--configs", name, "--device", device, "--task", str(a.task)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            "--configs",
+            name,
+            "--device",
+            device,
+            "--task",
+            str(a.task),
+        ]
         cmd += ["--profile"] if a.profile else []
         for flag in ("threads", "warmup", "repeats", "per_repeat", "fill_uninitialized"):
             v = getattr(a, flag)

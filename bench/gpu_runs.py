@@ -19,8 +19,20 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = ("experiment", "method", "seed", "average_accuracy", "bwt", "accuracy_matrix", "wall_seconds",
-          "seconds_per_iteration", "device", "cpu", "torch_version", "git_commit")
+FIELDS = (
+    "experiment",
+    "method",
+    "seed",
+    "average_accuracy",
+    "bwt",
+    "accuracy_matrix",
+    "wall_seconds",
+    "seconds_per_iteration",
+    "device",
+    "cpu",
+    "torch_version",
+    "git_commit",
+)
 
 
 def row(metrics: Path, graphs: bool) -> dict:
@@ -32,9 +44,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benchmarks", nargs="*", default=["fmnist_permuted", "fmnist_split"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3, 4, 5])
-    ap.add_argument("--eager-too", nargs="*", type=int, default=[1], help="seeds also run without CUDA graphs")
-    ap.add_argument("--collect", nargs="*", type=Path, default=None,
-                    help="folders holding metrics.json files (a name containing 'eager': run without graphs)")
+    ap.add_argument(
+        "--eager-too", nargs="*", type=int, default=[1], help="seeds also run without CUDA graphs"
+    )
+    ap.add_argument(
+        "--collect",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="folders holding metrics.json files (a name containing 'eager': run without graphs)",
+    )
     a = ap.parse_args()
     rows = []
     if a.collect is not None:
@@ -48,12 +67,32 @@ def main() -> None:
                     for graphs in (True, False) if seed in a.eager_too else (True,):
                         out = Path(tmp) / f"{bench}_{seed}_{'graphed' if graphs else 'eager'}"
                         env = {**os.environ, "HYPERMASK_CUDA_GRAPHS": "1" if graphs else "0"}
-                        cmd = [sys.executable, "-m", "hypermask.cli", "train", bench, "--seed", str(seed),
-                               "--device", "cuda", "--no-tracking", "--quiet", "--results", str(out), "--force"]
+                        cmd = [
+                            sys.executable,
+                            "-m",
+                            "hypermask.cli",
+                            "train",
+                            bench,
+                            "--seed",
+                            str(seed),
+                            "--device",
+                            "cuda",
+                            "--no-tracking",
+                            "--quiet",
+                            "--results",
+                            str(out),
+                            "--force",
+                        ]
                         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
                         if done.returncode != 0:
-                            rows.append({"experiment": bench, "seed": seed, "cuda_graphs": graphs,
-                                         "error": done.stderr.strip().splitlines()[-1:]})
+                            rows.append(
+                                {
+                                    "experiment": bench,
+                                    "seed": seed,
+                                    "cuda_graphs": graphs,
+                                    "error": done.stderr.strip().splitlines()[-1:],
+                                }
+                            )
                             continue
                         rows.append(row(next(out.rglob("metrics.json")), graphs))
     print(json.dumps({"runs": rows}, indent=1))

@@ -17,8 +17,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME", "OMP_PROC_BIND",
-              "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "KMP_BLOCKTIME",
+    "OMP_PROC_BIND",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
+)
 
 
 def _cpuinfo() -> dict:
@@ -41,8 +48,13 @@ def mkl_code_path() -> str | None:
     AVX-512 ... enabled processors"; on others it says "Intel(R) Architecture processors")."""
     code = "import torch; torch.mm(torch.ones(64, 64), torch.ones(64, 64))"
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "MKL_VERBOSE": "1"})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "MKL_VERBOSE": "1"},
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     for line in (out.stdout + out.stderr).splitlines():
@@ -61,14 +73,25 @@ def gpu() -> dict | None:
     p = torch.cuda.get_device_properties(0)
     driver = None
     try:
-        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=30).stdout.strip() or None
+        driver = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.TimeoutExpired):
         pass
     return {
-        "name": p.name, "memory_gib": round(p.total_memory / 2**30, 1), "capability": f"{p.major}.{p.minor}",
-        "multiprocessors": p.multi_processor_count, "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version(), "driver": driver,
+        "name": p.name,
+        "memory_gib": round(p.total_memory / 2**30, 1),
+        "capability": f"{p.major}.{p.minor}",
+        "multiprocessors": p.multi_processor_count,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "driver": driver,
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
     }

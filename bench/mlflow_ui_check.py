@@ -117,11 +117,15 @@ def store_runs(url: str, experiment_id: str) -> list[dict]:
         page = http_json(f"{url}/api/2.0/mlflow/runs/search", body)
         for r in page.get("runs", []):
             data = r.get("data", {})
-            runs.append({
-                "run_id": r["info"]["run_id"], "run_name": r["info"].get("run_name"), "status": r["info"]["status"],
-                "tags": {t["key"]: t["value"] for t in data.get("tags", [])},
-                "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])},
-            })
+            runs.append(
+                {
+                    "run_id": r["info"]["run_id"],
+                    "run_name": r["info"].get("run_name"),
+                    "status": r["info"]["status"],
+                    "tags": {t["key"]: t["value"] for t in data.get("tags", [])},
+                    "metrics": {m["key"]: m["value"] for m in data.get("metrics", [])},
+                }
+            )
         token = page.get("next_page_token")
         if not token:
             return runs
@@ -138,7 +142,11 @@ def table_means(path: Path, benchmark: str) -> dict[str, dict]:
             for metric, (col, _) in METRICS.items():
                 v = row.get(f"{col}_mean", "")
                 means[metric] = float(v) if v not in ("", "nan", "NaN") else None
-            out[row["method"]] = {"seeds": row.get("seeds"), "missing": row.get("missing") or "", "means": means}
+            out[row["method"]] = {
+                "seeds": row.get("seeds"),
+                "missing": row.get("missing") or "",
+                "means": means,
+            }
     return out
 
 
@@ -183,13 +191,24 @@ def read_rows(page) -> dict:
         values = {m: parse_value(r["cells"].get(column_id(m))) for m in METRICS}
         g = GROUP_CELL.search(name_cell)
         if g:
-            groups.append({"row_id": r["row_id"], "group": g["name"], "count": int(g["count"]),
-                           "values": {m: v[0] for m, v in values.items()},
-                           "aggregates": {m: v[1] for m, v in values.items()},
-                           "cells": {m: v[2] for m, v in values.items()}})
+            groups.append(
+                {
+                    "row_id": r["row_id"],
+                    "group": g["name"],
+                    "count": int(g["count"]),
+                    "values": {m: v[0] for m, v in values.items()},
+                    "aggregates": {m: v[1] for m, v in values.items()},
+                    "cells": {m: v[2] for m, v in values.items()},
+                }
+            )
         else:
-            runs.append({"row_id": r["row_id"], "run_name": name_cell.strip(),
-                         "values": {m: v[0] for m, v in values.items()}})
+            runs.append(
+                {
+                    "row_id": r["row_id"],
+                    "run_name": name_cell.strip(),
+                    "values": {m: v[0] for m, v in values.items()},
+                }
+            )
     return {"headers": got["headers"], "matching": got["matching"], "groups": groups, "runs": runs}
 
 
@@ -222,8 +241,10 @@ def get_state(page, key: str, timeout_ms: int) -> dict:
 
 
 def set_state(page, key: str, state: dict) -> None:
-    page.evaluate("([k, v, a]) => { localStorage.setItem(k, v); localStorage.setItem(a, 'false'); }",
-                  [key, json.dumps(state), ASSISTANT_KEY])
+    page.evaluate(
+        "([k, v, a]) => { localStorage.setItem(k, v); localStorage.setItem(a, 'false'); }",
+        [key, json.dumps(state), ASSISTANT_KEY],
+    )
 
 
 def group_by_clicks(page, tag: str, key: str, timeout_ms: int) -> list[str]:
@@ -261,14 +282,21 @@ def fmt(v: float | None, digits: int) -> str | None:
     return None if v is None else f"{v:.{digits}f}"
 
 
-def compare(ui: dict, store: dict[str, list[dict]], table: dict[str, dict], decimals: int) -> tuple[dict, bool]:
+def compare(
+    ui: dict, store: dict[str, list[dict]], table: dict[str, dict], decimals: int
+) -> tuple[dict, bool]:
     methods = sorted(set(ui) | set(table) | set(store))
     out, ok = {}, True
     for method in methods:
         g, t, s = ui.get(method), table.get(method), store.get(method, [])
-        entry: dict = {"ui_group_count": g["count"] if g else None, "store_runs": len(s),
-                       "table_seeds": t["seeds"] if t else None, "table_missing_seeds": t["missing"] if t else None,
-                       "metrics": {}, "problems": []}
+        entry: dict = {
+            "ui_group_count": g["count"] if g else None,
+            "store_runs": len(s),
+            "table_seeds": t["seeds"] if t else None,
+            "table_missing_seeds": t["missing"] if t else None,
+            "metrics": {},
+            "problems": [],
+        }
         if g is None:
             entry["problems"].append("no group row in the UI")
         if t is None:
@@ -293,13 +321,19 @@ def compare(ui: dict, store: dict[str, list[dict]], table: dict[str, dict], deci
             if ui_t is None or m["table_mean"] is None:
                 m["agree"] = ui_t is None and m["table_mean"] is None
             else:  # equal to the table's decimals; a difference within the CSV's own rounding also agrees
-                m["agree"] = (m["ui_in_table_unit"] == m["table_rounded"]
-                              or abs(ui_t - m["table_mean"]) <= 0.5 * 10 ** -CSV_DECIMALS + 1e-9)
+                m["agree"] = (
+                    m["ui_in_table_unit"] == m["table_rounded"]
+                    or abs(ui_t - m["table_mean"]) <= 0.5 * 10**-CSV_DECIMALS + 1e-9
+                )
                 m["abs_difference"] = abs(ui_t - m["table_mean"])
             if g and (m["ui_aggregate"] or "").lower() != "average":
-                entry["problems"].append(f"{metric}: the group cell shows {m['ui_aggregate']!r}, not the average")
+                entry["problems"].append(
+                    f"{metric}: the group cell shows {m['ui_aggregate']!r}, not the average"
+                )
             if not m["agree"]:
-                entry["problems"].append(f"{metric}: UI {m['ui_in_table_unit']} != table {m['table_rounded']}")
+                entry["problems"].append(
+                    f"{metric}: UI {m['ui_in_table_unit']} != table {m['table_rounded']}"
+                )
             entry["metrics"][metric] = m
         entry["agree"] = not entry["problems"]
         ok &= entry["agree"]
@@ -308,9 +342,12 @@ def compare(ui: dict, store: dict[str, list[dict]], table: dict[str, dict], deci
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", help="the tracking store's URI (sqlite:////abs/mlflow.db); served with `mlflow ui`")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--store", help="the tracking store's URI (sqlite:////abs/mlflow.db); served with `mlflow ui`"
+    )
     ap.add_argument("--url", help="a running MLflow server instead of --store (http://127.0.0.1:5000)")
     ap.add_argument("--experiment", required=True, help="the MLflow experiment: a benchmark's name")
     ap.add_argument("--benchmark", help="the table's benchmark column (default: --experiment)")
@@ -318,8 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="folder for the screenshots and report.json")
     ap.add_argument("--tag", default="method", help="the tag to group by (default: method)")
     ap.add_argument("--decimals", type=int, default=2, help="decimals compared (the tables print 2)")
-    ap.add_argument("--via", choices=["clicks", "storage"], default="clicks",
-                    help="turn the grouping on with the UI's controls or by writing its local storage")
+    ap.add_argument(
+        "--via",
+        choices=["clicks", "storage"],
+        default="clicks",
+        help="turn the grouping on with the UI's controls or by writing its local storage",
+    )
     ap.add_argument("--port", type=int, default=5055)
     ap.add_argument("--mlflow", default=shutil.which("mlflow") or "mlflow", help="the mlflow executable")
     ap.add_argument("--chromium", default="/usr/bin/chromium", help="the browser (Debian's chromium)")
@@ -370,8 +411,10 @@ def main(argv: list[str] | None = None) -> int:
             ungrouped = read_rows(page)
             if args.via == "storage":
                 state = get_state(page, key, timeout_ms)
-                state["groupBy"] = {"aggregateFunction": "average",
-                                    "groupByKeys": [{"mode": "tag", "groupByData": args.tag}]}
+                state["groupBy"] = {
+                    "aggregateFunction": "average",
+                    "groupByKeys": [{"mode": "tag", "groupByData": args.tag}],
+                }
                 set_state(page, key, state)
                 page.reload(wait_until="load", timeout=timeout_ms)
                 steps = [f"wrote groupBy into local storage key {key} and reloaded"]
@@ -393,30 +436,71 @@ def main(argv: list[str] | None = None) -> int:
     methods, ok = compare(ui, by_tag, table, args.decimals)
     problems = []
     if len(ungrouped["runs"]) != len(runs):
-        problems.append(f"the ungrouped list shows {len(ungrouped['runs'])} rows, "
-                        f"the store has {len(runs)} active runs")
+        problems.append(
+            f"the ungrouped list shows {len(ungrouped['runs'])} rows, the store has {len(runs)} active runs"
+        )
     missing_cols = [m for m in METRICS if column_id(m) not in grouped["headers"]]
     if missing_cols:
         problems.append(f"metric columns not on the page: {missing_cols}")
     report = {
-        "mlflow_version": version, "chromium": chromium, "url": url, "experiment": args.experiment,
-        "experiment_id": exp_id, "table": str(args.table), "decimals": args.decimals, "via": args.via, "steps": steps,
-        "local_storage_key": key, "group_by_state": final_state.get("groupBy"),
+        "mlflow_version": version,
+        "chromium": chromium,
+        "url": url,
+        "experiment": args.experiment,
+        "experiment_id": exp_id,
+        "table": str(args.table),
+        "decimals": args.decimals,
+        "via": args.via,
+        "steps": steps,
+        "local_storage_key": key,
+        "group_by_state": final_state.get("groupBy"),
         "selected_columns": final_state.get("selectedColumns"),
-        "page_matching_runs": grouped["matching"], "store_active_runs": len(runs),
-        "screenshots": {"ungrouped": str(args.out / "ungrouped.png"), "grouped": str(args.out / "grouped.png")},
-        "methods": methods, "problems": problems, "agree": ok and not problems,
-        "grouped_rows": grouped["groups"], "ungrouped_rows": ungrouped["runs"],
+        "page_matching_runs": grouped["matching"],
+        "store_active_runs": len(runs),
+        "screenshots": {
+            "ungrouped": str(args.out / "ungrouped.png"),
+            "grouped": str(args.out / "grouped.png"),
+        },
+        "methods": methods,
+        "problems": problems,
+        "agree": ok and not problems,
+        "grouped_rows": grouped["groups"],
+        "ungrouped_rows": ungrouped["runs"],
     }
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    summary = {k: report[k] for k in ("mlflow_version", "experiment", "via", "local_storage_key", "group_by_state",
-                                      "page_matching_runs", "store_active_runs", "agree", "problems")}
+    summary = {
+        k: report[k]
+        for k in (
+            "mlflow_version",
+            "experiment",
+            "via",
+            "local_storage_key",
+            "group_by_state",
+            "page_matching_runs",
+            "store_active_runs",
+            "agree",
+            "problems",
+        )
+    }
     summary["methods"] = {
-        m: {"agree": e["agree"], "ui_group_count": e["ui_group_count"], "table_seeds": e["table_seeds"],
+        m: {
+            "agree": e["agree"],
+            "ui_group_count": e["ui_group_count"],
+            "table_seeds": e["table_seeds"],
             "problems": e["problems"],
-            **{k: {"ui": v["ui_cell"], "ui_in_table_unit": v["ui_in_table_unit"], "table": v["table_rounded"],
-                   "store_mean": v["store_mean"], "agree": v["agree"]} for k, v in e["metrics"].items()}}
-        for m, e in methods.items()}
+            **{
+                k: {
+                    "ui": v["ui_cell"],
+                    "ui_in_table_unit": v["ui_in_table_unit"],
+                    "table": v["table_rounded"],
+                    "store_mean": v["store_mean"],
+                    "agree": v["agree"],
+                }
+                for k, v in e["metrics"].items()
+            },
+        }
+        for m, e in methods.items()
+    }
     summary["report"] = str(args.out / "report.json")
     print(json.dumps(summary, indent=2))
     return 0 if report["agree"] else 1

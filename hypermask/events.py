@@ -88,8 +88,12 @@ class Console(Subscriber):
         if self.enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=n_iterations, desc=f"{self.name} task {t + 1}/{self.n_tasks}", leave=False,
-                            dynamic_ncols=True)
+            self.bar = tqdm(
+                total=n_iterations,
+                desc=f"{self.name} task {t + 1}/{self.n_tasks}",
+                leave=False,
+                dynamic_ncols=True,
+            )
 
     def iteration(self, t: int, i: int, step: int, loss: float | None) -> None:
         if self.bar is not None:
@@ -108,7 +112,9 @@ class Console(Subscriber):
     def task_saved(self, t: int, row) -> None:
         if not self.quiet:
             seen = sum(row[: t + 1]) / (t + 1)
-            print(f"{self.name} seed {self.seed}: after task {t}: mean accuracy on tasks 0..{t} = {seen:.2f}%")
+            print(
+                f"{self.name} seed {self.seed}: after task {t}: mean accuracy on tasks 0..{t} = {seen:.2f}%"
+            )
 
     def run_stopped(self, status: str) -> None:
         self._close()

@@ -67,7 +67,7 @@ class TargetNet(nn.Module):
         if task is None:
             raise ValueError("a multi-head target needs the task id")
         w = out.shape[1] // self.n_heads
-        return out[:, task * w:(task + 1) * w]
+        return out[:, task * w : (task + 1) * w]
 
     def head_names(self) -> list[str]:
         """The output layer's parameter names (weight, bias)."""
@@ -120,11 +120,22 @@ class ResNet20(TargetNet):
     conv, zero-padded identity shortcuts (option A), global average pooling, one FC layer.
     Feature maps: 16, then 16k, 32k, 64k in the three groups. Works for 32x32 and 64x64 inputs."""
 
-    def __init__(self, in_channels: int, n_out: int, n_tasks: int, width: int = 2, bn_mode: str = "batch_stats", n: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        n_out: int,
+        n_tasks: int,
+        width: int = 2,
+        bn_mode: str = "batch_stats",
+        n: int = 3,
+    ):
         super().__init__()
         self.n = n
         self.fs = [16, 16 * width, 32 * width, 64 * width]
-        convs, bns = [nn.Conv2d(in_channels, self.fs[0], 3, padding=1)], [TaskBatchNorm(self.fs[0], n_tasks, bn_mode)]
+        convs, bns = (
+            [nn.Conv2d(in_channels, self.fs[0], 3, padding=1)],
+            [TaskBatchNorm(self.fs[0], n_tasks, bn_mode)],
+        )
         for g in range(3):
             c_in = self.fs[g]
             for _ in range(2 * n):
@@ -201,7 +212,9 @@ class ZenkeNet(TargetNet):
         return self.fc2
 
 
-def build_target(cfg: TargetConfig, input_shape: tuple[int, ...], n_out: int, n_tasks: int, heads: int = 1) -> TargetNet:
+def build_target(
+    cfg: TargetConfig, input_shape: tuple[int, ...], n_out: int, n_tasks: int, heads: int = 1
+) -> TargetNet:
     """The target network; heads > 1: one output block of n_out per head (multi-head)."""
     net = _build_target(cfg, input_shape, n_out * heads, n_tasks)
     net.n_heads = heads

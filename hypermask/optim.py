@@ -44,7 +44,7 @@ def scale_lr(opt, factor: float) -> None:
 def plateau(opt):
     """The reference's ReduceLROnPlateau on validation accuracy: factor sqrt(0.1), patience 5,
     min_lr 5e-7, for whichever Adam adam() returned."""
-    kw = dict(factor=math.sqrt(0.1), patience=5, min_lr=5e-7, cooldown=0)
+    kw = {"factor": math.sqrt(0.1), "patience": 5, "min_lr": 5e-7, "cooldown": 0}
     opt = getattr(opt, "inner", opt)  # a method's wrapper around adam() (SI's path integral)
     if isinstance(opt, FusedAdam):
         return ReduceLROnPlateau(opt, **kw)
@@ -57,7 +57,13 @@ class FusedAdam:
     (device, dtype) group, parameters without a gradient skipped (their state stays at zero,
     as torch's lazily created state does)."""
 
-    def __init__(self, params: Iterable[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         self.params = [p for p in params if p.requires_grad]
         self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
@@ -100,8 +106,16 @@ class ReduceLROnPlateau:
     learning rate is multiplied by `factor` (not below min_lr), then `cooldown` validations pass
     before bad ones count again."""
 
-    def __init__(self, opt: FusedAdam, factor: float, patience: int, min_lr: float, threshold: float = 1e-4,
-                 cooldown: int = 0, eps: float = 1e-8):
+    def __init__(
+        self,
+        opt: FusedAdam,
+        factor: float,
+        patience: int,
+        min_lr: float,
+        threshold: float = 1e-4,
+        cooldown: int = 0,
+        eps: float = 1e-8,
+    ):
         self.opt, self.factor, self.patience, self.min_lr = opt, factor, patience, min_lr
         self.threshold, self.cooldown, self.eps = threshold, cooldown, eps
         self.best, self.bad, self.cooldown_left = float("-inf"), 0, 0

@@ -77,7 +77,8 @@ def storage_for(sweeps: SweepsConfig, directory: Path):
         heartbeat_interval=sweeps.heartbeat_interval,
         grace_period=sweeps.grace_period,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=2, inherit_intermediate_values=True),
+            max_retry=2, inherit_intermediate_values=True
+        ),
     )
 
 
@@ -126,8 +127,10 @@ def run_sweep(
     name = f"{benchmark}/{method}"
     sc: SweepConfig | None = params.sweeps.study(benchmark, method)
     if sc is None:
-        raise ConfigError(f"params.yaml: sweeps: no study of {name} (list {benchmark!r} under sweeps.benchmarks "
-                          f"and give sweeps.spaces.{method})")
+        raise ConfigError(
+            f"params.yaml: sweeps: no study of {name} (list {benchmark!r} under sweeps.benchmarks "
+            f"and give sweeps.spaces.{method})"
+        )
     from hypermask.pipeline.preflight import storage_problem
 
     problem = storage_problem(params.sweeps.storage)
@@ -140,7 +143,11 @@ def run_sweep(
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler_seed = int({**TPE_DEFAULTS, **sc.sampler}["seed"])
     sampler = optuna.samplers.TPESampler(**{**TPE_DEFAULTS, **sc.sampler})
-    pruner = optuna.pruners.NopPruner() if sc.pruner is None else optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
+    pruner = (
+        optuna.pruners.NopPruner()
+        if sc.pruner is None
+        else optuna.pruners.MedianPruner(**{**PRUNER_DEFAULTS, **sc.pruner})
+    )
     # One lock file shared by the study's workers (flock: one machine, or a filesystem with
     # working POSIX locks). Its release is a no-op when not held (see objective below).
     lock = FileLock(str(directory / ".study.lock"))
@@ -148,15 +155,25 @@ def run_sweep(
     with lock:  # one worker at a time creates the storage, the study and the parent run
         storage = storage_for(params.sweeps, directory)
         study = optuna.create_study(
-            study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
         )
         if sc.enqueue_reference and not study.trials:
             study.enqueue_trial(_reference_values(params, name, sc.space), skip_if_exists=True)
         tracker = Tracker(tracking_uri is not None, tracking_uri)
         parent = study.user_attrs.get("mlflow_parent_run_id")
         if tracker.enabled and parent is None:
-            tracker.start(f"sweep_{name}", f"study_{name}", {"experiment": name, "kind": "sweep"},
-                          {f"space.{k}": str(v.model_dump()) for k, v in sc.space.items()}, None)
+            tracker.start(
+                f"sweep_{name}",
+                f"study_{name}",
+                {"experiment": name, "kind": "sweep"},
+                {f"space.{k}": str(v.model_dump()) for k, v in sc.space.items()},
+                None,
+            )
             parent = tracker.run_id
             study.set_user_attr("mlflow_parent_run_id", parent)
 
@@ -166,8 +183,11 @@ def run_sweep(
         values = _suggest(trial, sc.space)
         # Scored on the validation splits; the task-id-free settings (test data) are not computed.
         # A trial keeps only its last checkpoint: what a retry of it resumes from.
-        cfg = experiment_config(params, name, overrides={**values, "evaluation.settings": ["til"],
-                                                          "train.keep_checkpoints": "last"})
+        cfg = experiment_config(
+            params,
+            name,
+            overrides={**values, "evaluation.settings": ["til"], "train.keep_checkpoints": "last"},
+        )
         child = Tracker(tracking_uri is not None, tracking_uri)
         child.parent_run_id = parent
 
@@ -179,9 +199,18 @@ def run_sweep(
 
         number = trial_directory_number(study, trial.number)
         out = run(
-            cfg, sc.seed, directory / "trials" / f"trial_{number:04d}", device, child,
-            quiet=quiet, on_task_end=report, data_cache=data_cache, restart_on_change=True,
-            mlflow_experiment=f"sweep_{name}", run_name=f"trial_{number}", score_split="val",
+            cfg,
+            sc.seed,
+            directory / "trials" / f"trial_{number:04d}",
+            device,
+            child,
+            quiet=quiet,
+            on_task_end=report,
+            data_cache=data_cache,
+            restart_on_change=True,
+            mlflow_experiment=f"sweep_{name}",
+            run_name=f"trial_{number}",
+            score_split="val",
         )
         return float(out["average_accuracy"])
 
@@ -203,16 +232,22 @@ def run_sweep(
             running = [t.number for t in trials if t.state == TrialState.RUNNING]
             if outputs and running and beating:
                 if running != waited_for:
-                    print(f"{name}: waiting for running trials {running} before writing the outputs (a "
-                          f"dead worker's trial is retried {params.sweeps.grace_period} s after its last "
-                          f"heartbeat)", file=sys.stderr)
+                    print(
+                        f"{name}: waiting for running trials {running} before writing the outputs (a "
+                        f"dead worker's trial is retried {params.sweeps.grace_period} s after its last "
+                        f"heartbeat)",
+                        file=sys.stderr,
+                    )
                     waited_for = running
                 time.sleep(params.sweeps.heartbeat_interval)
                 continue
             if outputs and running:
-                print(f"warning: {name}: trials {running} are RUNNING and a journal file keeps no heartbeat; "
-                      f"the outputs leave them out (if their workers are gone, they never finish: use a "
-                      f"database storage to have them retried)", file=sys.stderr)
+                print(
+                    f"warning: {name}: trials {running} are RUNNING and a journal file keeps no heartbeat; "
+                    f"the outputs leave them out (if their workers are gone, they never finish: use a "
+                    f"database storage to have them retried)",
+                    file=sys.stderr,
+                )
             break
         # The sampler's seed advances with the trial count: reproducible with one worker, and
         # workers never draw the same "random" startup point.

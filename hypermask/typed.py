@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False, strict=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False, strict=True
+    )
 
 
 NAME_PATTERN = r"^[A-Za-z0-9_]+$"  # experiment and suite names: path components and Snakemake wildcards

@@ -21,8 +21,17 @@ TINY = {
         }
     },
     "methods": {
-        "hypermask": {"settings": {"hypermask": {"hnet_hidden": [10], "embedding_dim": 8, "beta": 5e-3,
-                                                 "lambda": 1e-2, "sparsity": 20}}},
+        "hypermask": {
+            "settings": {
+                "hypermask": {
+                    "hnet_hidden": [10],
+                    "embedding_dim": 8,
+                    "beta": 5e-3,
+                    "lambda": 1e-2,
+                    "sparsity": 20,
+                }
+            }
+        },
         "finetune": {},
     },
 }

@@ -6,6 +6,7 @@ import re
 from importlib import metadata
 
 import yaml
+
 from conftest import ROOT
 
 LOCK = ROOT / "requirements.lock"
@@ -87,8 +88,23 @@ def test_a_run_records_the_lock_it_was_made_with(tiny_params, tmp_path):
 
     from hypermask.cli.main import main
 
-    assert main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path),
-                 "--no-tracking", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--params",
+                str(tiny_params),
+                "train",
+                "tiny",
+                "--seed",
+                "1",
+                "--results",
+                str(tmp_path),
+                "--no-tracking",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "runs/tiny/hypermask/seed_1/metrics.json").read_text())
     # the params file's folder is the repository root here: no lock there
     assert m["environment_lock"] == "none" and m["cpu"]
@@ -121,5 +137,7 @@ def test_a_run_from_changed_code_says_so_and_the_tables_count_it(tmp_path):
     run = {"cpu": "c", "device": "cpu", "torch_threads": 1, "git_commit": "abc"}
     clean = provenance({"e": [dict(run, uncommitted_code=[]), dict(run, uncommitted_code=None)]})
     assert "uncommitted" not in clean and clean.startswith("2 runs on c")
-    dirty = provenance({"e": [dict(run, uncommitted_code=[]), dict(run, uncommitted_code=["hypermask/a.py"])]})
+    dirty = provenance(
+        {"e": [dict(run, uncommitted_code=[]), dict(run, uncommitted_code=["hypermask/a.py"])]}
+    )
     assert "(1 of the runs with uncommitted changes to the code" in dirty

@@ -6,12 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT
 
 
 def test_tables_plan_and_run_layout_do_not_import_torch_or_mlflow():
-    code = ("import sys, hypermask.reporting.tables, hypermask.pipeline.plan, hypermask.records.runs, hypermask.reporting.readme, hypermask.config; "
-            "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))")
+    code = (
+        "import sys, hypermask.reporting.tables, hypermask.pipeline.plan, hypermask.records.runs, hypermask.reporting.readme, hypermask.config; "
+        "print(sorted(m for m in ('torch', 'mlflow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -52,17 +55,25 @@ def test_every_method_file_is_registered_and_implements_the_contract():
     from hypermask.methods import METHODS, Method, build_method
     from hypermask.nets import build_target
 
-    shared = {"__init__", "record"}  # the contract and registry, the record type (shared code: methods/shared/)
+    shared = {
+        "__init__",
+        "record",
+    }  # the contract and registry, the record type (shared code: methods/shared/)
     files = {p.stem for p in (ROOT / "hypermask/methods").glob("*.py")} - shared
     assert files == {r.implementation.split(":")[0] for r in METHODS.values()}
     specs = {p.stem for p in (ROOT / "hypermask/methods/specs").glob("*.py")} - {"__init__"}
     assert specs == set(METHODS)  # one record per method, named after it
     for name in METHODS:
-        cfg = ExperimentConfig.model_validate({
-            "name": "x", "seeds": [1], "method": name,
-            "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
-            "target": {"kind": "mlp", "hidden": [8]}, "train": {"iterations": 1},
-        })
+        cfg = ExperimentConfig.model_validate(
+            {
+                "name": "x",
+                "seeds": [1],
+                "method": name,
+                "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
+                "target": {"kind": "mlp", "hidden": [8]},
+                "train": {"iterations": 1},
+            }
+        )
         m = build_method(cfg, build_target(cfg.target, (64,), 10, 2))
         assert isinstance(m, Method), name
         assert hasattr(m, "all_task_outputs") == METHODS[name].task_inference, name
@@ -72,22 +83,27 @@ def test_docs_generated_blocks_are_their_sources():
     """The README's and the docs' generated blocks (the methods table from the registry, the
     speed and timing blocks from bench/results/*.json) are what `hypermask docs` renders now:
     never typed, never stale."""
-    out = subprocess.run([sys.executable, "-m", "hypermask.cli", "docs", "--check"], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "hypermask.cli", "docs", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 200
     from hypermask.methods import METHODS
 
-    methods = readme[readme.index("<!-- methods -->"):readme.index("<!-- end methods -->")]
+    methods = readme[readme.index("<!-- methods -->") : readme.index("<!-- end methods -->")]
     assert all(f"| `{m}` |" in methods for m in METHODS)
 
 
 def test_docs_site_builds_strict(tmp_path):
     """The MkDocs site builds with --strict: no broken link, no page missing from the nav."""
     mkdocs = Path(sys.executable).parent / "mkdocs"
-    out = subprocess.run([str(mkdocs), "build", "--strict", "-d", str(tmp_path / "site")], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [str(mkdocs), "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / "site" / "methods" / "index.html").is_file()
 
@@ -103,14 +119,23 @@ def test_every_method_settings_block_is_registered_and_only_its_own_enters_the_f
     from hypermask.methods import METHODS
 
     shared = {"data", "target", "train", "evaluation"}
-    blocks = {n for n, f in ExperimentConfig.model_fields.items()
-              if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)} - shared
+    blocks = {
+        n
+        for n, f in ExperimentConfig.model_fields.items()
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)
+    } - shared
     assert blocks == set(METHOD_BLOCKS) == {e.block for e in METHODS.values() if e.block}
     for name, entry in METHODS.items():
-        cfg = ExperimentConfig.model_validate({
-            "name": "x", "seeds": [1], "method": name,
-            "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
-            "target": {"kind": "mlp", "hidden": [8]}, "train": {"iterations": 1}})
+        cfg = ExperimentConfig.model_validate(
+            {
+                "name": "x",
+                "seeds": [1],
+                "method": name,
+                "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
+                "target": {"kind": "mlp", "hidden": [8]},
+                "train": {"iterations": 1},
+            }
+        )
         kept = set(json.loads(training_fingerprint(cfg))) & blocks
         assert kept == ({entry.block} if entry.block else set()), name
 
@@ -169,7 +194,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(u)
         for v in sorted(graph.get(u, ())):
             if state.get(v) == 1:
-                return path[path.index(v):] + [v]
+                return path[path.index(v) :] + [v]
             if not state.get(v) and (found := visit(v)):
                 return found
         path.pop()

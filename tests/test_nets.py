@@ -51,8 +51,18 @@ def test_resnet20_structure():
 def test_zenkenet_shapes_match_reference():
     cifar = ZenkeNet("cifar", 10).masked_shapes()
     assert [list(s) for s in cifar] == [
-        [32, 3, 3, 3], [32], [32, 32, 3, 3], [32], [64, 32, 3, 3], [64], [64, 64, 3, 3], [64],
-        [512, 2304], [512], [10, 512], [10],
+        [32, 3, 3, 3],
+        [32],
+        [32, 32, 3, 3],
+        [32],
+        [64, 32, 3, 3],
+        [64],
+        [64, 64, 3, 3],
+        [64],
+        [512, 2304],
+        [512],
+        [10, 512],
+        [10],
     ]
     tiny = ZenkeNet("tiny", 5).masked_shapes()
     assert list(tiny[-2]) == [5, 12544]
@@ -66,8 +76,9 @@ def test_batch_stats_bn_uses_the_batch_even_in_eval():
     # the batch's biased variance (n = 8 * 4 * 4), per channel, as batch normalisation defines it
     var = x.var(dim=(0, 2, 3), unbiased=False)
     assert torch.allclose(y.var(dim=(0, 2, 3), unbiased=False), var / (var + 1e-5), atol=1e-5)
-    assert torch.allclose(y, (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(var.view(1, 3, 1, 1) + 1e-5),
-                          atol=1e-5)
+    assert torch.allclose(
+        y, (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(var.view(1, 3, 1, 1) + 1e-5), atol=1e-5
+    )
 
 
 def test_per_task_bn_keeps_statistics_per_task():
@@ -77,7 +88,9 @@ def test_per_task_bn_keeps_statistics_per_task():
     assert torch.all(bn.running_mean[0] == 0) and torch.all(bn.running_mean[1] > 0.1)
     bn.eval()
     # evaluation uses task 1's stored statistics, not the batch's
-    expected = (x - bn.running_mean[1].view(1, 3, 1, 1)) / torch.sqrt(bn.running_var[1].view(1, 3, 1, 1) + 1e-5)
+    expected = (x - bn.running_mean[1].view(1, 3, 1, 1)) / torch.sqrt(
+        bn.running_var[1].view(1, 3, 1, 1) + 1e-5
+    )
     assert torch.allclose(bn(x, 1), expected, atol=1e-5)
 
 
@@ -85,7 +98,9 @@ def test_per_task_bn_under_functional_call_updates_task_statistics():
     torch.manual_seed(0)
     net = build_target(TargetConfig(kind="resnet20", width=1, batch_norm="per_task"), (3, 32, 32), 4, 3)
     hnet = HyperNetwork(net.masked_shapes(), 3, 4, [5])
-    masks = [m.abs() for m in torch.split(hnet(torch.tensor([2]))[0], [s.numel() for s in net.masked_shapes()])]
+    masks = [
+        m.abs() for m in torch.split(hnet(torch.tensor([2]))[0], [s.numel() for s in net.masked_shapes()])
+    ]
     masks = [m.view(s) for m, s in zip(masks, net.masked_shapes())]
     net.train()
     masked_forward(net, masks, torch.randn(4, 3, 32, 32), 2)

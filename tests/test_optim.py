@@ -37,14 +37,60 @@ def test_fused_adam_equals_torch_adam():
 
 
 def test_plateau_schedule_equals_torch():
-    metrics = [10, 11, 11, 11.0005, 10, 9, 9, 9, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
-               12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12]
+    metrics = [
+        10,
+        11,
+        11,
+        11.0005,
+        10,
+        9,
+        9,
+        9,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+        12,
+    ]
     for cooldown in (0, 2):
         ours_opt = FusedAdam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
         ours = ReduceLROnPlateau(ours_opt, factor=math.sqrt(0.1), patience=2, min_lr=5e-6, cooldown=cooldown)
         torch_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
         theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            torch_opt, mode="max", factor=math.sqrt(0.1), patience=2, min_lr=5e-6, cooldown=cooldown)
+            torch_opt, mode="max", factor=math.sqrt(0.1), patience=2, min_lr=5e-6, cooldown=cooldown
+        )
         lrs = []
         for m in metrics:
             ours.step(m)
@@ -62,7 +108,6 @@ def test_a_run_with_torch_optim_equals_the_default_bit_for_bit(tmp_path, monkeyp
     import json
 
     from conftest import TINY, write_params
-
     from hypermask.cli.main import main
 
     p = copy.deepcopy(TINY)
@@ -72,8 +117,25 @@ def test_a_run_with_torch_optim_equals_the_default_bit_for_bit(tmp_path, monkeyp
     for name, env in (("default", None), ("torch", "1")):
         if env:
             monkeypatch.setenv("HYPERMASK_TORCH_OPTIM", env)
-        assert main(["--params", str(params), "train", "tiny", "--seed", "1", "--results", str(tmp_path / name),
-                     "--no-tracking", "--quiet", "--threads", "1"]) == 0
+        assert (
+            main(
+                [
+                    "--params",
+                    str(params),
+                    "train",
+                    "tiny",
+                    "--seed",
+                    "1",
+                    "--results",
+                    str(tmp_path / name),
+                    "--no-tracking",
+                    "--quiet",
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
         out[name] = json.loads((tmp_path / name / "runs/tiny/hypermask/seed_1/metrics.json").read_text())
     assert out["torch"]["accuracy_matrix"] == out["default"]["accuracy_matrix"]
     assert out["torch"]["random_init_accuracy"] == out["default"]["random_init_accuracy"]

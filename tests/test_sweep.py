@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import tiny_suite, write_params
 
+from conftest import tiny_suite, write_params
 from hypermask.config import SweepsConfig, read_params
 from hypermask.sweep import run_sweep, storage_for, sweep_dir
 
@@ -34,14 +34,24 @@ def test_reference_first_reports_per_task_and_resumes(tmp_path):
     assert sorted(trials[0].intermediate_values) == [0, 1, 2]  # running mean after each of 3 tasks
     import json
 
-    scored = json.loads((sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_0/metrics.json").read_text())
-    assert scored["scored_on"] == "val" and trials[0].value == scored["average_accuracy"]  # never the test data
+    scored = json.loads(
+        (
+            sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_0/metrics.json"
+        ).read_text()
+    )
+    assert (
+        scored["scored_on"] == "val" and trials[0].value == scored["average_accuracy"]
+    )  # never the test data
     assert "entropy" not in scored
     run_sweep(params, "tiny", res, "cpu", None, n_trials=2)  # nothing missing: nothing added
     assert len(_study(res).get_trials()) == 2
     out = run_sweep(params, "tiny", res, "cpu", None, n_trials=3)  # only the missing trial
-    assert len(_study(res).get_trials()) == 3 and out["n_complete"] + sum(
-        t.state == optuna.trial.TrialState.PRUNED for t in _study(res).get_trials()) == 3
+    assert (
+        len(_study(res).get_trials()) == 3
+        and out["n_complete"]
+        + sum(t.state == optuna.trial.TrialState.PRUNED for t in _study(res).get_trials())
+        == 3
+    )
     best = yaml.safe_load((sweep_dir(res, "tiny/hypermask") / "best_params.yaml").read_text())
     assert best["hypermask.beta"] == _study(res).best_params["hypermask.beta"]
 
@@ -50,14 +60,26 @@ def test_four_workers_share_one_study_without_losing_or_duplicating_trials(tmp_p
     suite = tiny_suite()
     suite["sweeps"]["n_trials"] = 8
     p = write_params(tmp_path / "params.yaml", suite)
-    cmd = [str(BIN / "hypermask"), "--params", str(p), "sweep", "tiny", "--no-tracking",
-           "--results", str(tmp_path / "results")]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    cmd = [
+        str(BIN / "hypermask"),
+        "--params",
+        str(p),
+        "sweep",
+        "tiny",
+        "--no-tracking",
+        "--results",
+        str(tmp_path / "results"),
+    ]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
     trials = _study(tmp_path / "results").get_trials()
-    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    finished = [
+        t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     assert len(finished) == 8  # the budget, exactly
     assert len(trials) == 8  # no worker started a trial beyond the budget (none failed, none left)
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
@@ -79,7 +101,16 @@ def test_a_killed_workers_trial_is_retried_from_its_last_checkpoint(tmp_path):
     suite["sweeps"].update(n_trials=1, heartbeat_interval=1, grace_period=15)
     p = write_params(tmp_path / "params.yaml", suite)
     res = tmp_path / "results"
-    cmd = [str(BIN / "hypermask"), "--params", str(p), "sweep", "tiny", "--no-tracking", "--results", str(res)]
+    cmd = [
+        str(BIN / "hypermask"),
+        "--params",
+        str(p),
+        "sweep",
+        "tiny",
+        "--no-tracking",
+        "--results",
+        str(res),
+    ]
     ckpts = sweep_dir(res, "tiny/hypermask") / "trials/trial_0000/runs/tiny/hypermask/seed_0/checkpoints"
 
     worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -101,7 +132,9 @@ def test_a_killed_workers_trial_is_retried_from_its_last_checkpoint(tmp_path):
     killed, retry = _study(res).get_trials()
     assert killed.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
     assert RetryFailedTrialCallback.retried_trial_number(retry) == 0 and retry.params == killed.params
-    assert [d.name for d in (sweep_dir(res, "tiny/hypermask") / "trials").iterdir()] == ["trial_0000"]  # its directory
+    assert [d.name for d in (sweep_dir(res, "tiny/hypermask") / "trials").iterdir()] == [
+        "trial_0000"
+    ]  # its directory
     assert [c.name for c in ckpts.glob("task_*.pt")] == ["task_002.pt"]
 
     # The same trial uninterrupted, in another results folder (a process of its own, like the

@@ -66,8 +66,9 @@ def git_blob(path: Path) -> str:
     return out.stdout.strip()
 
 
-def check_checkout(path: str | Path, commit: str, blobs: dict[str, str] | None = None,
-                   allow_modified: bool = False) -> Path:
+def check_checkout(
+    path: str | Path, commit: str, blobs: dict[str, str] | None = None, allow_modified: bool = False
+) -> Path:
     """The checkout at `path` is the official code at `commit` (a prefix of its sha): its git HEAD,
     or, without .git, the blob ids of `blobs` (relative path -> blob sha). Exits 2 otherwise."""
     root = Path(path).expanduser().resolve()
@@ -84,7 +85,9 @@ def check_checkout(path: str | Path, commit: str, blobs: dict[str, str] | None =
             if not f.is_file():
                 fail(f"official checkout {root}: {rel} is missing")
             if git_blob(f) != sha:
-                fail(f"official checkout {root}: {rel} differs from {commit}'s (--allow-modified runs it anyway)")
+                fail(
+                    f"official checkout {root}: {rel} differs from {commit}'s (--allow-modified runs it anyway)"
+                )
     return root
 
 
@@ -126,15 +129,34 @@ def thread_env(threads: int) -> dict[str, str]:
     return env
 
 
-def run_ours(benchmark: str, method: str, seed: int, overrides: dict | None = None, threads: int = 1,
-             log: Path | None = None) -> dict:
+def run_ours(
+    benchmark: str,
+    method: str,
+    seed: int,
+    overrides: dict | None = None,
+    threads: int = 1,
+    log: Path | None = None,
+) -> dict:
     """`hypermask train BENCHMARK --method METHOD --seed SEED` with the overrides (dotted keys, e.g.
     {"hnet.beta": 0.05, "train.iterations": 200}) in an --override file, in a temporary results
     folder without tracking; the run's final figures."""
     hypermask = Path(sys.executable).parent / "hypermask"
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [str(hypermask), "train", benchmark, "--method", method, "--seed", str(seed), "--quiet",
-               "--threads", str(threads), "--results", tmp, "--no-tracking"]
+        cmd = [
+            str(hypermask),
+            "train",
+            benchmark,
+            "--method",
+            method,
+            "--seed",
+            str(seed),
+            "--quiet",
+            "--threads",
+            str(threads),
+            "--results",
+            tmp,
+            "--no-tracking",
+        ]
         if overrides:
             (Path(tmp) / "override.yaml").write_text(json.dumps(overrides))  # JSON is YAML
             cmd += ["--override", str(Path(tmp) / "override.yaml")]
@@ -146,9 +168,16 @@ def run_ours(benchmark: str, method: str, seed: int, overrides: dict | None = No
                 fh.write(f"$ {' '.join(cmd)}\n{out.stdout}\n{out.stderr}\n")
         if out.returncode != 0:
             raise SystemExit(f"hypermask train failed ({' '.join(cmd)}):\n{out.stderr[-3000:]}")
-        m = json.loads((Path(tmp) / "runs" / benchmark / method / f"seed_{seed}" / "metrics.json").read_text())
-    return {"seed": seed, "average_accuracy": m["average_accuracy"], "bwt": m["bwt"],
-            "accuracy_matrix": m["accuracy_matrix"], "wall_seconds": round(wall, 1)}
+        m = json.loads(
+            (Path(tmp) / "runs" / benchmark / method / f"seed_{seed}" / "metrics.json").read_text()
+        )
+    return {
+        "seed": seed,
+        "average_accuracy": m["average_accuracy"],
+        "bwt": m["bwt"],
+        "accuracy_matrix": m["accuracy_matrix"],
+        "wall_seconds": round(wall, 1),
+    }
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -183,8 +212,13 @@ def verdict(official: list[float], ours: list[float]) -> dict:
     else:
         p = float(stats.ttest_ind(official, ours, equal_var=False).pvalue)
     agree = bool(p >= ALPHA) if not math.isnan(p) else None
-    return {"test": "Welch's two-sided t-test over seeds (scipy.stats.ttest_ind, equal_var=False)",
-            "alpha": ALPHA, "difference": mu - mo, "p": p, "agree": agree}
+    return {
+        "test": "Welch's two-sided t-test over seeds (scipy.stats.ttest_ind, equal_var=False)",
+        "alpha": ALPHA,
+        "difference": mu - mo,
+        "p": p,
+        "agree": agree,
+    }
 
 
 def write_result(path: str | Path, record: dict) -> None:

@@ -99,7 +99,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    ROOT,
     Edit,
     check_checkout,
     copy_with_edits,
@@ -116,30 +115,50 @@ COMMIT = "e32567889f772f8de783a437ff0beb2d426bc7b6"
 REPO = "chrhenning/hypercl"
 PAPER = 'J. von Oswald, C. Henning, B. F. Grewe, J. Sacramento, "Continual learning with hypernetworks", ICLR 2020'
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-IDX = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+IDX = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
 
 EDITS = [
-    Edit("data/dataset.py", ", np.int,", ", int,",
-         "compatibility: NumPy >= 1.24 removed the alias np.int (the batch generators' index dtype; int is "
-         "what it meant)", count=3),
-    Edit("data/special/split_mnist.py", "dtype=np.bool)", "dtype=bool)",
-         "compatibility: NumPy >= 1.24 removed the alias np.bool (the label mask; bool is what it meant)"),
-    Edit("utils/misc.py",
-         "'text.latex.preamble': [r'\\usepackage[scaled]{helvet}',\n                                r'\\usepackage{sfmath}'],",
-         "'text.latex.preamble': r'\\usepackage[scaled]{helvet} \\usepackage{sfmath}',",
-         "compatibility: matplotlib >= 3.3 takes the LaTeX preamble as one string, not a list (toy_example "
-         "imports this at start-up; no figure is drawn in these runs)"),
-    Edit("mnist/train_utils.py",
-         "return PermutedMNISTList(permutations, config.data_dir,\n                padding=config.padding, show_perm_change_msg=False)",
-         "return PermutedMNISTList(permutations, config.data_dir, validation_size=5000,\n"
-         "                padding=config.padding, show_perm_change_msg=False)",
-         "configuration: the project's fmnist_permuted holds out the first 5000 training samples as "
-         "validation (hypercl's default: none, all 60,000 trained on)"),
-    Edit("mnist/train_utils.py",
-         "return get_split_MNIST_handlers(config.data_dir, steps = steps)",
-         "return get_split_MNIST_handlers(config.data_dir, steps = steps, validation_size=1000)",
-         "configuration: the project's fmnist_split holds out the first 1000 training samples of "
-         "each task as validation (hypercl's default: none)"),
+    Edit(
+        "data/dataset.py",
+        ", np.int,",
+        ", int,",
+        "compatibility: NumPy >= 1.24 removed the alias np.int (the batch generators' index dtype; int is "
+        "what it meant)",
+        count=3,
+    ),
+    Edit(
+        "data/special/split_mnist.py",
+        "dtype=np.bool)",
+        "dtype=bool)",
+        "compatibility: NumPy >= 1.24 removed the alias np.bool (the label mask; bool is what it meant)",
+    ),
+    Edit(
+        "utils/misc.py",
+        "'text.latex.preamble': [r'\\usepackage[scaled]{helvet}',\n                                r'\\usepackage{sfmath}'],",
+        "'text.latex.preamble': r'\\usepackage[scaled]{helvet} \\usepackage{sfmath}',",
+        "compatibility: matplotlib >= 3.3 takes the LaTeX preamble as one string, not a list (toy_example "
+        "imports this at start-up; no figure is drawn in these runs)",
+    ),
+    Edit(
+        "mnist/train_utils.py",
+        "return PermutedMNISTList(permutations, config.data_dir,\n                padding=config.padding, show_perm_change_msg=False)",
+        "return PermutedMNISTList(permutations, config.data_dir, validation_size=5000,\n"
+        "                padding=config.padding, show_perm_change_msg=False)",
+        "configuration: the project's fmnist_permuted holds out the first 5000 training samples as "
+        "validation (hypercl's default: none, all 60,000 trained on)",
+    ),
+    Edit(
+        "mnist/train_utils.py",
+        "return get_split_MNIST_handlers(config.data_dir, steps = steps)",
+        "return get_split_MNIST_handlers(config.data_dir, steps = steps, validation_size=1000)",
+        "configuration: the project's fmnist_split holds out the first 1000 training samples of "
+        "each task as validation (hypercl's default: none)",
+    ),
 ]
 TENSORBOARDX_STUB = '''"""A stand-in for tensorboardX (not installed here): hypercl's SummaryWriter calls log
 scalars and figures to TensorBoard only; nothing of the run's results goes through them."""
@@ -157,28 +176,71 @@ class SummaryWriter:
 SETTINGS = {
     "fmnist_permuted": {
         "script": "train_permutedMNIST.py",
-        "flags": ["--padding", "2", "--class_fc_arch", "100,100", "--class_hnet_arch", "100,75,50",
-                  "--class_hnet_act", "elu", "--class_temb_size", "64", "--class_emb_size", "12",
-                  "--class_hyper_chunks", "2000", "--class_beta", "0.184"],
+        "flags": [
+            "--padding",
+            "2",
+            "--class_fc_arch",
+            "100,100",
+            "--class_hnet_arch",
+            "100,75,50",
+            "--class_hnet_act",
+            "elu",
+            "--class_temb_size",
+            "64",
+            "--class_emb_size",
+            "12",
+            "--class_hyper_chunks",
+            "2000",
+            "--class_beta",
+            "0.184",
+        ],
         "configuration": "Permuted Fashion-MNIST, 5 tasks, 1024 inputs, target MLP 100-100 ReLU; chunked "
-                         "hypernetwork [100, 75, 50] ELU, task embedding 64, chunk embedding 12, chunk size 2000, "
-                         "beta 0.184 (params.yaml), look-ahead on, Adam lr 1e-3, {iters} iterations of 128 per task, "
-                         "validation = first 5000 training samples; CPU, 1 thread",
+        "hypernetwork [100, 75, 50] ELU, task embedding 64, chunk embedding 12, chunk size 2000, "
+        "beta 0.184 (params.yaml), look-ahead on, Adam lr 1e-3, {iters} iterations of 128 per task, "
+        "validation = first 5000 training samples; CPU, 1 thread",
     },
     "fmnist_split": {
         "script": "train_splitMNIST.py",
-        "flags": ["--padding", "0", "--class_fc_arch", "400,400", "--class_hnet_arch", "10,10",
-                  "--class_hnet_act", "relu", "--class_temb_size", "96", "--class_emb_size", "96",
-                  "--class_hyper_chunks", "42000", "--class_beta", "0.0448"],
+        "flags": [
+            "--padding",
+            "0",
+            "--class_fc_arch",
+            "400,400",
+            "--class_hnet_arch",
+            "10,10",
+            "--class_hnet_act",
+            "relu",
+            "--class_temb_size",
+            "96",
+            "--class_emb_size",
+            "96",
+            "--class_hyper_chunks",
+            "42000",
+            "--class_beta",
+            "0.0448",
+        ],
         "configuration": "Split Fashion-MNIST, 5 tasks of 2 classes, target MLP 400-400 ReLU; chunked hypernetwork "
-                         "[10, 10] ReLU, task embedding 96, chunk embedding 96, chunk size 42000, beta 0.0448 "
-                         "(params.yaml), look-ahead on, Adam lr 1e-3, {iters} iterations of 128 per task, "
-                         "validation = first 1000 training samples of each task; CPU, 1 thread",
+        "[10, 10] ReLU, task embedding 96, chunk embedding 96, chunk size 42000, beta 0.0448 "
+        "(params.yaml), look-ahead on, Adam lr 1e-3, {iters} iterations of 128 per task, "
+        "validation = first 1000 training samples of each task; CPU, 1 thread",
     },
 }
-COMMON_FLAGS = ["--dont_set_default", "--infer_task_id", "--cl_scenario", "1", "--train_class_embeddings",
-                "--num_tasks", "5", "--class_lr", "0.001", "--class_lr_emb", "0.001", "--batch_size", "128",
-                "--no_cuda"]
+COMMON_FLAGS = [
+    "--dont_set_default",
+    "--infer_task_id",
+    "--cl_scenario",
+    "1",
+    "--train_class_embeddings",
+    "--num_tasks",
+    "5",
+    "--class_lr",
+    "0.001",
+    "--class_lr_emb",
+    "0.001",
+    "--batch_size",
+    "128",
+    "--no_cuda",
+]
 
 # what the side-by-side review of hypercl found in ours (the record's "findings")
 FINDINGS = [
@@ -223,9 +285,13 @@ def prepare(official: Path, work: Path, fashion: Path) -> list[dict]:
     stub = work / "official" / "tensorboardX" / "__init__.py"
     stub.parent.mkdir(parents=True)
     stub.write_text(TENSORBOARDX_STUB)
-    edits.append({"file": "tensorboardX/__init__.py (added)",
-                  "why": "compatibility: hypercl imports tensorboardX for its TensorBoard logging, not installed "
-                         "here; a SummaryWriter whose methods do nothing (no result goes through it)"})
+    edits.append(
+        {
+            "file": "tensorboardX/__init__.py (added)",
+            "why": "compatibility: hypercl imports tensorboardX for its TensorBoard logging, not installed "
+            "here; a SummaryWriter whose methods do nothing (no result goes through it)",
+        }
+    )
     data = work / "datasets" / "MNIST"
     data.mkdir(parents=True, exist_ok=True)
     for name in IDX:
@@ -235,9 +301,13 @@ def prepare(official: Path, work: Path, fashion: Path) -> list[dict]:
         link = data / name
         if not link.exists():
             link.symlink_to(src)
-    edits.append({"file": "datasets/MNIST/*-ubyte.gz (links, outside the copy)",
-                  "why": "data: Fashion-MNIST's IDX files linked under the names hypercl's MNISTData reads "
-                         "(data/mnist_data.py downloads MNIST otherwise; no network here), passed as --data_dir"})
+    edits.append(
+        {
+            "file": "datasets/MNIST/*-ubyte.gz (links, outside the copy)",
+            "why": "data: Fashion-MNIST's IDX files linked under the names hypercl's MNISTData reads "
+            "(data/mnist_data.py downloads MNIST otherwise; no network here), passed as --data_dir",
+        }
+    )
     return edits
 
 
@@ -254,13 +324,32 @@ def parse_summary(path: Path) -> dict:
 def run_official(work: Path, benchmark: str, seed: int, iterations: int, log: Path, timeout: int) -> dict:
     s = SETTINGS[benchmark]
     out_dir = work / "out" / f"{benchmark}_seed{seed}_{time.strftime('%H%M%S')}"
-    cmd = [sys.executable, s["script"], *COMMON_FLAGS, *s["flags"],
-           "--n_iter", str(iterations), "--random_seed", str(seed),
-           *(["--data_random_seed", str(seed)] if benchmark == "fmnist_permuted" else []), "--data_dir", str(work / "datasets"), "--out_dir", str(out_dir)]
+    cmd = [
+        sys.executable,
+        s["script"],
+        *COMMON_FLAGS,
+        *s["flags"],
+        "--n_iter",
+        str(iterations),
+        "--random_seed",
+        str(seed),
+        *(["--data_random_seed", str(seed)] if benchmark == "fmnist_permuted" else []),
+        "--data_dir",
+        str(work / "datasets"),
+        "--out_dir",
+        str(out_dir),
+    ]
     t0 = time.perf_counter()
     try:
-        res = subprocess.run(cmd, cwd=work / "official" / "mnist", capture_output=True, text=True,
-                             env=thread_env(1), timeout=timeout, stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            cmd,
+            cwd=work / "official" / "mnist",
+            capture_output=True,
+            text=True,
+            env=thread_env(1),
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as e:
         raise SystemExit(f"official run timed out after {timeout} s: {' '.join(cmd)}") from e
     wall = time.perf_counter() - t0
@@ -272,25 +361,43 @@ def run_official(work: Path, benchmark: str, seed: int, iterations: int, log: Pa
     after, during = acc["acc_after_list"], acc["acc_during_list"]
     n = len(after)
     bwt = sum(after[j] - during[j] for j in range(n - 1)) / (n - 1)
-    return {"seed": seed, "average_accuracy": sum(after) / n, "bwt": bwt, "accuracy_after": after,
-            "accuracy_during": during, "wall_seconds": round(wall, 1)}
+    return {
+        "seed": seed,
+        "average_accuracy": sum(after) / n,
+        "bwt": bwt,
+        "accuracy_after": after,
+        "accuracy_during": during,
+        "wall_seconds": round(wall, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--official", required=True, help="a checkout of chrhenning/hypercl at e325678")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--benchmarks", nargs="+", default=["fmnist_permuted", "fmnist_split"], choices=list(SETTINGS))
-    ap.add_argument("--iterations", type=int, default=1000, help="iterations per task on both sides (1000: the benchmarks')")
+    ap.add_argument(
+        "--benchmarks", nargs="+", default=["fmnist_permuted", "fmnist_split"], choices=list(SETTINGS)
+    )
+    ap.add_argument(
+        "--iterations",
+        type=int,
+        default=1000,
+        help="iterations per task on both sides (1000: the benchmarks')",
+    )
     ap.add_argument("--workdir", default="/tmp/verify-hnet")
     ap.add_argument("--fashion-mnist", default=str(FASHION))
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per official run")
     ap.add_argument("--allow-modified", action="store_true")
-    ap.add_argument("--nice", type=int, default=10, help="niceness added for this process and both sides' runs")
+    ap.add_argument(
+        "--nice", type=int, default=10, help="niceness added for this process and both sides' runs"
+    )
     ap.add_argument("--out", help="the JSON (printed without it)")
-    ap.add_argument("--keep-rows", action="store_true",
-                    help="keep the rows of other benchmarks already in --out (a benchmark rerun on its own, e.g. "
-                         "with other --iterations); the record's command then lists both invocations")
+    ap.add_argument(
+        "--keep-rows",
+        action="store_true",
+        help="keep the rows of other benchmarks already in --out (a benchmark rerun on its own, e.g. "
+        "with other --iterations); the record's command then lists both invocations",
+    )
     args = ap.parse_args(argv)
 
     official = check_checkout(args.official, COMMIT, allow_modified=args.allow_modified)
@@ -315,25 +422,48 @@ def main(argv: list[str] | None = None) -> None:
         off, ours = [], []
         for seed in args.seeds:
             off.append(run_official(work, bench, seed, args.iterations, olog, args.timeout))
-            print(f"{bench} official seed {seed}: {off[-1]['average_accuracy']:.2f} ({off[-1]['wall_seconds']} s)", file=sys.stderr, flush=True)
+            print(
+                f"{bench} official seed {seed}: {off[-1]['average_accuracy']:.2f} ({off[-1]['wall_seconds']} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             ours.append(run_ours(bench, "hnet", seed, overrides or None, threads=1, log=hlog))
-            print(f"{bench} ours seed {seed}: {ours[-1]['average_accuracy']:.2f} ({ours[-1]['wall_seconds']} s)", file=sys.stderr, flush=True)
+            print(
+                f"{bench} ours seed {seed}: {ours[-1]['average_accuracy']:.2f} ({ours[-1]['wall_seconds']} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         diffs = list(DIFFERENCES[bench])
         if args.iterations != 1000:
-            diffs.insert(0, f"{args.iterations} iterations per task on both sides (the benchmark's 1000 cut for time)")
+            diffs.insert(
+                0, f"{args.iterations} iterations per task on both sides (the benchmark's 1000 cut for time)"
+            )
         o, u = summary_of(off), summary_of(ours)
         o["wall_seconds"] = [r["wall_seconds"] for r in off]
         o["accuracy_after"] = [r["accuracy_after"] for r in off]
         o["accuracy_during"] = [r["accuracy_during"] for r in off]
         u["wall_seconds"] = [r["wall_seconds"] for r in ours]
         u["overrides"] = overrides
-        rows.append({"benchmark": bench,
-                     "configuration": SETTINGS[bench]["configuration"].format(iters=args.iterations),
-                     "differences": diffs, "official": o, "ours": u,
-                     "verdict": verdict(o["average_accuracy"], u["average_accuracy"])})
-        record = {"method": "hnet", "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
-                  "status": "verified", "edits": edits, "rows": rows, "findings": FINDINGS, "machine": machine(),
-                  "command": command}
+        rows.append(
+            {
+                "benchmark": bench,
+                "configuration": SETTINGS[bench]["configuration"].format(iters=args.iterations),
+                "differences": diffs,
+                "official": o,
+                "ours": u,
+                "verdict": verdict(o["average_accuracy"], u["average_accuracy"]),
+            }
+        )
+        record = {
+            "method": "hnet",
+            "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
+            "status": "verified",
+            "edits": edits,
+            "rows": rows,
+            "findings": FINDINGS,
+            "machine": machine(),
+            "command": command,
+        }
         if args.out:  # after every row: a run cut short keeps the rows it finished
             write_result(args.out, record)
             print(f"wrote {args.out} ({bench})", file=sys.stderr)

@@ -40,8 +40,10 @@ from harness import ROOT, check_checkout, emit, fail, machine  # noqa: E402
 
 REPO = "arunmallya/packnet"
 COMMIT = "7b6032cd089084de4d5e0059819e84be65c5a203"
-PAPER = ('A. Mallya, S. Lazebnik, "PackNet: Adding Multiple Tasks to a Single Network by Iterative Pruning", '
-         "CVPR 2018")
+PAPER = (
+    'A. Mallya, S. Lazebnik, "PackNet: Adding Multiple Tasks to a Single Network by Iterative Pruning", '
+    "CVPR 2018"
+)
 BENCHMARK = "fmnist_permuted"
 # The files the findings read, with their blob ids at COMMIT (a checkout without .git is checked by them).
 BLOBS = {
@@ -77,12 +79,21 @@ def our_configuration() -> dict:
     cfg = experiment_config(read_params(ROOT / "params.yaml"), f"{BENCHMARK}/packnet", ROOT / "params.yaml")
     side = 28 + 2 * cfg.data.padding
     n_train = 60000 - cfg.data.validation_size
-    return {"tasks": cfg.data.n_tasks, "inputs": side * side, "hidden": list(cfg.target.hidden),
-            "iterations": cfg.train.iterations, "batch": cfg.train.batch_size, "n_train": n_train,
-            "epochs": cfg.train.iterations * cfg.train.batch_size / n_train, "prune": cfg.packnet.prune,
-            "description": (f"Permuted Fashion-MNIST, {cfg.data.n_tasks} tasks, MLP {side * side}-"
-                            + "-".join(map(str, cfg.target.hidden))
-                            + f", {cfg.train.iterations} iterations of {cfg.train.batch_size} per task")}
+    return {
+        "tasks": cfg.data.n_tasks,
+        "inputs": side * side,
+        "hidden": list(cfg.target.hidden),
+        "iterations": cfg.train.iterations,
+        "batch": cfg.train.batch_size,
+        "n_train": n_train,
+        "epochs": cfg.train.iterations * cfg.train.batch_size / n_train,
+        "prune": cfg.packnet.prune,
+        "description": (
+            f"Permuted Fashion-MNIST, {cfg.data.n_tasks} tasks, MLP {side * side}-"
+            + "-".join(map(str, cfg.target.hidden))
+            + f", {cfg.train.iterations} iterations of {cfg.train.batch_size} per task"
+        ),
+    }
 
 
 def networks_finding(root: Path) -> str:
@@ -95,22 +106,32 @@ def networks_finding(root: Path) -> str:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             f = node.func
             if isinstance(f.value, ast.Name) and f.value.id == "models":
-                pretrained = any(k.arg == "pretrained" and isinstance(k.value, ast.Constant) and k.value.value is True
-                                 for k in node.keywords)
+                pretrained = any(
+                    k.arg == "pretrained" and isinstance(k.value, ast.Constant) and k.value.value is True
+                    for k in node.keywords
+                )
                 if not pretrained:
                     raise Changed(f"{rel}: models.{f.attr}(...) without pretrained=True")
                 loaded.add(f.attr)
             if f.attr == "Linear" and node.args and isinstance(node.args[0], ast.Constant):
                 widths.add(node.args[0].value)
     mlp = [c for c in classes if "mlp" in c.lower() or "fc" == c.lower()]
-    if mlp or set(classes) - {"View", "ModifiedVGG16", "ModifiedVGG16BN", "ModifiedResNet", "ModifiedDenseNet"}:
+    if mlp or set(classes) - {
+        "View",
+        "ModifiedVGG16",
+        "ModifiedVGG16BN",
+        "ModifiedResNet",
+        "ModifiedDenseNet",
+    }:
         raise Changed(f"{rel} defines {', '.join(classes)}: a network class beyond the ImageNet ones")
     if loaded != {"vgg16", "vgg16_bn", "resnet50", "densenet121"}:
         raise Changed(f"{rel} loads torchvision models {sorted(loaded)}")
-    return (f"{rel} defines {', '.join(classes)} only: each make_model() loads a torchvision ImageNet model with "
-            f"pretrained=True ({', '.join(sorted(loaded))}) as the shared trunk, and add_dataset() appends a "
-            f"classifier nn.Linear({' | '.join(str(w) for w in sorted(widths, reverse=True))}, num_outputs) sized "
-            "for those trunks. There is no MLP and nothing to configure one with (no input size, no hidden widths).")
+    return (
+        f"{rel} defines {', '.join(classes)} only: each make_model() loads a torchvision ImageNet model with "
+        f"pretrained=True ({', '.join(sorted(loaded))}) as the shared trunk, and add_dataset() appends a "
+        f"classifier nn.Linear({' | '.join(str(w) for w in sorted(widths, reverse=True))}, num_outputs) sized "
+        "for those trunks. There is no MLP and nothing to configure one with (no input size, no hidden widths)."
+    )
 
 
 def arch_finding(root: Path) -> str:
@@ -119,27 +140,35 @@ def arch_finding(root: Path) -> str:
     text = _read(root, rel)
     choices = None
     for node in ast.walk(ast.parse(text)):
-        if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-                and node.args[0].value == "--arch"):
+        if (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value == "--arch"
+        ):
             for k in node.keywords:
                 if k.arg == "choices":
                     choices = ast.literal_eval(k.value)
     if choices != ["vgg16", "vgg16bn", "resnet50", "densenet121"]:
         raise Changed(f"{rel}: --arch choices are {choices}")
     _require(text, "raise ValueError('Architecture type not supported.')", rel)
-    return (f"{rel}: --arch accepts {', '.join(choices)} only, and init_dump() (the only way to create a "
-            "sequence's starting checkpoint) builds one of those four or raises 'Architecture type not supported.'")
+    return (
+        f"{rel}: --arch accepts {', '.join(choices)} only, and init_dump() (the only way to create a "
+        "sequence's starting checkpoint) builds one of those four or raises 'Architecture type not supported.'"
+    )
 
 
 def first_task_finding(root: Path) -> str:
     """src/main.py and the scripts: a sequence starts from a trained ImageNet checkpoint."""
     rel = "src/main.py"
     text = _read(root, rel)
-    branch = ("if 'finetune' in args.mode and not args.loadname:\n        model = net.ModifiedVGG16()\n"
-              "        previous_masks = []")
+    branch = (
+        "if 'finetune' in args.mode and not args.loadname:\n        model = net.ModifiedVGG16()\n"
+        "        previous_masks = []"
+    )
     _require(text, branch, rel)
     _require(text, "manager = Manager(args, model, previous_masks, dataset2idx, dataset2biases)", rel)
-    head = text[text.index(branch):text.index("    # Add and set the model dataset.")]
+    head = text[text.index(branch) : text.index("    # Add and set the model dataset.")]
     first_branch = head.split("    else:")[0]
     if "dataset2idx" in first_branch:
         raise Changed(f"{rel}: the finetune branch without --loadname now sets dataset2idx")
@@ -152,14 +181,16 @@ def first_task_finding(root: Path) -> str:
     imagenet = _read(root, "src/scripts/run_imagenet_pruning.sh")
     _require(imagenet, "--init_dump", "src/scripts/run_imagenet_pruning.sh")
     _require(imagenet, "--mode prune", "src/scripts/run_imagenet_pruning.sh")
-    return (f"{rel}: no path trains a sequence's first task from scratch. `--mode finetune` without --loadname "
-            "builds ModifiedVGG16() with previous_masks = [] and never sets dataset2idx (a NameError at "
-            "Manager(...); src/prune.py's SparsePruner would also index previous_masks.keys()). A sequence "
-            "(src/scripts/run_sequence.sh) starts from --loadname "
-            "../checkpoints/imagenet/imagenet_pruned_0.5_final.pt, made by src/scripts/run_imagenet_pruning.sh: "
-            "--init_dump of the pretrained model (all its weights owned by task 1, ImageNet), then --mode prune "
-            "on ImageNet. finetune mode (make_finetuning_mask) frees only weights that an earlier pruning set to 0: "
-            "from an unpruned random MLP no weight would be trainable for the first task.")
+    return (
+        f"{rel}: no path trains a sequence's first task from scratch. `--mode finetune` without --loadname "
+        "builds ModifiedVGG16() with previous_masks = [] and never sets dataset2idx (a NameError at "
+        "Manager(...); src/prune.py's SparsePruner would also index previous_masks.keys()). A sequence "
+        "(src/scripts/run_sequence.sh) starts from --loadname "
+        "../checkpoints/imagenet/imagenet_pruned_0.5_final.pt, made by src/scripts/run_imagenet_pruning.sh: "
+        "--init_dump of the pretrained model (all its weights owned by task 1, ImageNet), then --mode prune "
+        "on ImageNet. finetune mode (make_finetuning_mask) frees only weights that an earlier pruning set to 0: "
+        "from an unpruned random MLP no weight would be trainable for the first task."
+    )
 
 
 def data_finding(root: Path) -> str:
@@ -171,29 +202,39 @@ def data_finding(root: Path) -> str:
         raise Changed(f"{rel}: a loader that is not a torchvision ImageFolder")
     for snippet in ("transforms.RandomSizedCrop(224)", "mean=[0.485, 0.456, 0.406]"):
         _require(text, snippet, rel)
-    hits = [p.name for p in (root / "src").glob("*.py") if re.search(r"mnist|idx[13]|permut", p.read_text(), re.I)]
+    hits = [
+        p.name for p in (root / "src").glob("*.py") if re.search(r"mnist|idx[13]|permut", p.read_text(), re.I)
+    ]
     if hits:
         raise Changed(f"src/{', src/'.join(hits)} mention MNIST, IDX files or permutations")
-    return (f"{rel}: {', '.join(loaders)} all read torchvision ImageFolder directories (RGB images in one folder "
-            "per class, ../data/DATASET/train and /test) with ImageNet transforms (Scale(256) and "
-            "RandomSizedCrop(224) or Scale((224, 224)), ImageNet normalisation). Nothing in src/ reads IDX files or "
-            "permutes pixels; a 32x32 one-channel permuted image of ours would reach the network as a 3x224x224 "
-            "crop.")
+    return (
+        f"{rel}: {', '.join(loaders)} all read torchvision ImageFolder directories (RGB images in one folder "
+        "per class, ../data/DATASET/train and /test) with ImageNet transforms (Scale(256) and "
+        "RandomSizedCrop(224) or Scale((224, 224)), ImageNet normalisation). Nothing in src/ reads IDX files or "
+        "permutes pixels; a 32x32 one-channel permuted image of ours would reach the network as a 3x224x224 "
+        "crop."
+    )
 
 
 def budget_finding(root: Path, ours: dict) -> str:
     """src/main.py: the budget is whole epochs."""
     rel = "src/main.py"
     text = _read(root, rel)
-    for snippet in ("'--finetune_epochs'", "'--post_prune_epochs'", "for idx in range(epochs):",
-                    "for batch, label in tqdm(self.train_data_loader"):
+    for snippet in (
+        "'--finetune_epochs'",
+        "'--post_prune_epochs'",
+        "for idx in range(epochs):",
+        "for batch, label in tqdm(self.train_data_loader",
+    ):
         _require(text, snippet, rel)
     if re.search(r"iteration", text, re.I):
         raise Changed(f"{rel} mentions iterations")
-    return (f"{rel}: the budget is whole epochs over a shuffled DataLoader (--finetune_epochs, then "
-            f"--post_prune_epochs after pruning), no iteration count: our {ours['iterations']} iterations of "
-            f"{ours['batch']} per task are {ours['epochs']:.2f} epochs of the {ours['n_train']:,} training samples "
-            "(a 2/3 + 1/3 split of that budget between training and retraining is not expressible either).")
+    return (
+        f"{rel}: the budget is whole epochs over a shuffled DataLoader (--finetune_epochs, then "
+        f"--post_prune_epochs after pruning), no iteration count: our {ours['iterations']} iterations of "
+        f"{ours['batch']} per task are {ours['epochs']:.2f} epochs of the {ours['n_train']:,} training samples "
+        "(a 2/3 + 1/3 split of that budget between training and retraining is not expressible either)."
+    )
 
 
 def compatibility_finding(root: Path) -> str:
@@ -202,40 +243,65 @@ def compatibility_finding(root: Path) -> str:
     found = []
     checks = [
         (prune, "src/prune.py", ".cuda()", "unconditional .cuda() in pruning_mask, prune and apply_mask"),
-        (main, "src/main.py", "FLAGS.add_argument('--cuda', action='store_true', default=True,",
-         "--cuda is store_true with default True: no way to run on a CPU without an edit"),
+        (
+            main,
+            "src/main.py",
+            "FLAGS.add_argument('--cuda', action='store_true', default=True,",
+            "--cuda is store_true with default True: no way to run on a CPU without an edit",
+        ),
         (main, "src/main.py", "Variable(batch, volatile=True)", "Variable(..., volatile=True) (PyTorch 0.3)"),
         (prune, "src/prune.py", ".kthvalue(cutoff_rank)[0][0]", "kthvalue(...)[0][0] indexes a 0-dim tensor"),
-        (data, "src/dataset.py", "transforms.RandomSizedCrop(",
-         "transforms.Scale / RandomSizedCrop (removed from torchvision)"),
+        (
+            data,
+            "src/dataset.py",
+            "transforms.RandomSizedCrop(",
+            "transforms.Scale / RandomSizedCrop (removed from torchvision)",
+        ),
         (data, "src/dataset.py", "collections.Iterable", "collections.Iterable (removed in Python 3.10)"),
-        (main, "src/main.py", "import torchnet as tnt", "torchnet (tnt.meter.ClassErrorMeter), a 2018 package"),
-        (main, "src/main.py", "ckpt = torch.load(args.loadname)",
-         "torch.load of a pickled whole model (weights_only=True by default since PyTorch 2.6)"),
+        (
+            main,
+            "src/main.py",
+            "import torchnet as tnt",
+            "torchnet (tnt.meter.ClassErrorMeter), a 2018 package",
+        ),
+        (
+            main,
+            "src/main.py",
+            "ckpt = torch.load(args.loadname)",
+            "torch.load of a pickled whole model (weights_only=True by default since PyTorch 2.6)",
+        ),
     ]
     for text, rel, snippet, what in checks:
         if snippet in text:
             found.append(f"{rel}: {what}")
     readme = (root / "README.md").read_text() if (root / "README.md").is_file() else ""
     pinned = re.search(r"torch==(\S+)", readme)
-    return ("Compatibility edits it would need besides (each fixable alone; the README pins torch=="
-            f"{pinned.group(1) if pinned else '?'}): " + "; ".join(found) + ".")
+    return (
+        "Compatibility edits it would need besides (each fixable alone; the README pins torch=="
+        f"{pinned.group(1) if pinned else '?'}): " + "; ".join(found) + "."
+    )
 
 
 def port_finding() -> str:
-    return ("What would run: src/prune.py's SparsePruner (the per-layer magnitude rule, make_grads_zero, "
-            "make_pruned_zero, apply_mask) over any model exposing `.shared` (an nn.Sequential) and per-task "
-            "classifiers; driving it on fmnist_permuted takes an MLP class with that interface, an IDX/permuted "
-            "loader and a first-task training path, all new code: that would test a port of their loop (our own "
-            "rule is checked against a hand computation in tests/methods), not their code.")
+    return (
+        "What would run: src/prune.py's SparsePruner (the per-layer magnitude rule, make_grads_zero, "
+        "make_pruned_zero, apply_mask) over any model exposing `.shared` (an nn.Sequential) and per-task "
+        "classifiers; driving it on fmnist_permuted takes an MLP class with that interface, an IDX/permuted "
+        "loader and a first-task training path, all new code: that would test a port of their loop (our own "
+        "rule is checked against a hand computation in tests/methods), not their code."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--official", type=Path, required=True, help=f"a checkout of {REPO} at {COMMIT[:7]}")
-    ap.add_argument("--not-run", action="store_true",
-                    help="check the checkout for the reasons it cannot run our configuration and write them")
+    ap.add_argument(
+        "--not-run",
+        action="store_true",
+        help="check the checkout for the reasons it cannot run our configuration and write them",
+    )
     ap.add_argument("--allow-modified", action="store_true")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here (else print it)")
     args = ap.parse_args(argv)
@@ -243,27 +309,48 @@ def main(argv: list[str] | None = None) -> None:
     root = check_checkout(args.official, COMMIT, blobs=BLOBS, allow_modified=args.allow_modified)
     ours = our_configuration()
     try:
-        findings = [networks_finding(root), arch_finding(root), first_task_finding(root), data_finding(root),
-                    budget_finding(root, ours), compatibility_finding(root), port_finding()]
+        findings = [
+            networks_finding(root),
+            arch_finding(root),
+            first_task_finding(root),
+            data_finding(root),
+            budget_finding(root, ours),
+            compatibility_finding(root),
+            port_finding(),
+        ]
     except Changed as e:
-        fail(f"{root}: {e}; the reason this script records no longer holds: decide again whether the official "
-             "code runs our configuration")
-    why = ("their code has no MLP, no loader for IDX files or permuted pixels and no way to train a sequence's "
-           "first task from scratch: src/networks.py builds only ImageNet-pretrained VGG-16/ResNet-50/DenseNet-121 "
-           "trunks, src/dataset.py only ImageFolder loaders with 224-pixel ImageNet transforms, and src/main.py "
-           "starts every sequence from a trained, pruned ImageNet checkpoint; its budget is whole epochs. Running "
-           f"{BENCHMARK} would take a new network class, a new loader and a new first-task path in their code "
-           "(a port), not compatibility or configuration edits")
+        fail(
+            f"{root}: {e}; the reason this script records no longer holds: decide again whether the official "
+            "code runs our configuration"
+        )
+    why = (
+        "their code has no MLP, no loader for IDX files or permuted pixels and no way to train a sequence's "
+        "first task from scratch: src/networks.py builds only ImageNet-pretrained VGG-16/ResNet-50/DenseNet-121 "
+        "trunks, src/dataset.py only ImageFolder loaders with 224-pixel ImageNet transforms, and src/main.py "
+        "starts every sequence from a trained, pruned ImageNet checkpoint; its budget is whole epochs. Running "
+        f"{BENCHMARK} would take a new network class, a new loader and a new first-task path in their code "
+        "(a port), not compatibility or configuration edits"
+    )
     if not args.not_run:
         print(f"no run mode: {why}.\n\nThe findings (--not-run writes them):", file=sys.stderr)
         for f in findings:
             print(f"- {f}", file=sys.stderr)
         raise SystemExit(2)
-    record = {"method": "packnet", "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
-              "status": "not_run", "why": why, "benchmark": BENCHMARK, "configuration": ours["description"],
-              "edits": [], "rows": [], "findings": findings, "inspected_files": sorted(BLOBS),
-              "machine": machine(),
-              "command": "python bench/verify/verify_packnet.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+    record = {
+        "method": "packnet",
+        "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
+        "status": "not_run",
+        "why": why,
+        "benchmark": BENCHMARK,
+        "configuration": ours["description"],
+        "edits": [],
+        "rows": [],
+        "findings": findings,
+        "inspected_files": sorted(BLOBS),
+        "machine": machine(),
+        "command": "python bench/verify/verify_packnet.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+    }
     emit(record, args.out)
 
 

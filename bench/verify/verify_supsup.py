@@ -115,19 +115,24 @@ from harness import (  # noqa: E402
     Edit,
     check_checkout,
     copy_with_edits,
+    emit,
     machine,
     run_ours,
     summary_of,
     thread_env,
     verdict,
-    emit,
 )
 
 REPO = "RAIVNLab/supsup"
 COMMIT = "6a31878423c58ecf496712a23d418c7b1b05451e"
 PAPER = 'M. Wortsman, V. Ramanujan, R. Liu, A. Kembhavi, M. Rastegari, J. Yosinski, A. Farhadi, "Supermasks in Superposition", NeurIPS 2020'
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 N_TASKS = 5
 BATCH = 128
 ITERATIONS = 1000
@@ -136,79 +141,137 @@ LR = 1.0e-3
 KEEP = {"fmnist_permuted": 57.1, "fmnist_split": 16.4}
 
 COMMON_EDITS = [
-    Edit("main.py", "from torch.utils.tensorboard import SummaryWriter\n",
-         "class SummaryWriter:  # verify_supsup: tensorboard is not installed; the logged scalars are not read\n"
-         "    def __init__(self, *a, **k):\n        pass\n\n"
-         "    def add_scalar(self, *a, **k):\n        pass\n",
-         "compatibility: tensorboard is not installed here; main.py's SummaryWriter only logs scalars "
-         "(train loss, test accuracy), which this comparison reads from adapt_results.csv instead"),
-    Edit("main.py", "import seaborn as sns\n", "",
-         "compatibility: seaborn is not installed here; main.py imports it and never uses it"),
-    Edit("adaptors.py", "    alphas[task] = 1\n", "    with torch.no_grad():\n        alphas[task] = 1\n",
-         "compatibility: current torch refuses an in-place write into a leaf tensor that requires grad "
-         "(adaptor gt, the GG evaluation: alpha = 1 for the given task, 0 for the others; the same values)"),
+    Edit(
+        "main.py",
+        "from torch.utils.tensorboard import SummaryWriter\n",
+        "class SummaryWriter:  # verify_supsup: tensorboard is not installed; the logged scalars are not read\n"
+        "    def __init__(self, *a, **k):\n        pass\n\n"
+        "    def add_scalar(self, *a, **k):\n        pass\n",
+        "compatibility: tensorboard is not installed here; main.py's SummaryWriter only logs scalars "
+        "(train loss, test accuracy), which this comparison reads from adapt_results.csv instead",
+    ),
+    Edit(
+        "main.py",
+        "import seaborn as sns\n",
+        "",
+        "compatibility: seaborn is not installed here; main.py imports it and never uses it",
+    ),
+    Edit(
+        "adaptors.py",
+        "    alphas[task] = 1\n",
+        "    with torch.no_grad():\n        alphas[task] = 1\n",
+        "compatibility: current torch refuses an in-place write into a leaf tensor that requires grad "
+        "(adaptor gt, the GG evaluation: alpha = 1 for the given task, 0 for the others; the same values)",
+    ),
 ]
 
 PERMUTED_EDITS = [
-    Edit("data/mnist.py", "transforms.Normalize((0.1307,), (0.3081,)),\n", "transforms.Pad(2),\n",
-         "configuration: fmnist_permuted's inputs, pixels in [0, 1] zero-padded by 2 to 32x32 before the "
-         "permutation (hypermask/data/tasks.py; the permuted benchmarks are not normalised), in MNISTPerm's "
-         "train and test transforms", count=2),
-    Edit("data/mnist.py", "return out.view(1, 28, 28)", "return out.view(1, 32, 32)",
-         "configuration: the permuted image is 32x32 (Permute)"),
-    Edit("data/mnist.py", "np.random.permutation(784)", "np.random.permutation(1024)",
-         "configuration: permutations of the 1024 padded pixels (MNISTPerm.update_task; its seeding kept)"),
-    Edit("data/mnist.py",
-         "                    self.permuter,\n                ]\n            ),\n        )\n\n        # Data loading code\n",
-         "                    self.permuter,\n                ]\n            ),\n        )\n"
-         "        # verify_supsup: the first 5000 training samples are the validation split, not trained on\n"
-         "        train_dataset = torch.utils.data.Subset(train_dataset, range(5000, len(train_dataset)))\n\n"
-         "        # Data loading code\n",
-         "configuration: fmnist_permuted holds out the first 5000 training samples (validation); "
-         "MNISTPerm trains on all 60,000"),
-    Edit("models/small.py", "builder.conv1x1(28 * 28, int(args.width_mult * 1024), first_layer=True)",
-         "builder.conv1x1(32 * 32, int(args.width_mult * 1024), first_layer=True)",
-         "configuration: FC1024's first layer takes the 1024 padded pixels"),
-    Edit("models/small.py", "out = x.view(x.size(0), 28 * 28, 1, 1)", "out = x.view(x.size(0), -1, 1, 1)",
-         "configuration: the models flatten whatever image they get (32x32 here); the same for 28x28",
-         count=3),
+    Edit(
+        "data/mnist.py",
+        "transforms.Normalize((0.1307,), (0.3081,)),\n",
+        "transforms.Pad(2),\n",
+        "configuration: fmnist_permuted's inputs, pixels in [0, 1] zero-padded by 2 to 32x32 before the "
+        "permutation (hypermask/data/tasks.py; the permuted benchmarks are not normalised), in MNISTPerm's "
+        "train and test transforms",
+        count=2,
+    ),
+    Edit(
+        "data/mnist.py",
+        "return out.view(1, 28, 28)",
+        "return out.view(1, 32, 32)",
+        "configuration: the permuted image is 32x32 (Permute)",
+    ),
+    Edit(
+        "data/mnist.py",
+        "np.random.permutation(784)",
+        "np.random.permutation(1024)",
+        "configuration: permutations of the 1024 padded pixels (MNISTPerm.update_task; its seeding kept)",
+    ),
+    Edit(
+        "data/mnist.py",
+        "                    self.permuter,\n                ]\n            ),\n        )\n\n        # Data loading code\n",
+        "                    self.permuter,\n                ]\n            ),\n        )\n"
+        "        # verify_supsup: the first 5000 training samples are the validation split, not trained on\n"
+        "        train_dataset = torch.utils.data.Subset(train_dataset, range(5000, len(train_dataset)))\n\n"
+        "        # Data loading code\n",
+        "configuration: fmnist_permuted holds out the first 5000 training samples (validation); "
+        "MNISTPerm trains on all 60,000",
+    ),
+    Edit(
+        "models/small.py",
+        "builder.conv1x1(28 * 28, int(args.width_mult * 1024), first_layer=True)",
+        "builder.conv1x1(32 * 32, int(args.width_mult * 1024), first_layer=True)",
+        "configuration: FC1024's first layer takes the 1024 padded pixels",
+    ),
+    Edit(
+        "models/small.py",
+        "out = x.view(x.size(0), 28 * 28, 1, 1)",
+        "out = x.view(x.size(0), -1, 1, 1)",
+        "configuration: the models flatten whatever image they get (32x32 here); the same for 28x28",
+        count=3,
+    ),
 ]
 
 SPLIT_EDITS = [
-    Edit("data/partitionmnistv2.py", "def partition_dataset(dataset, i):",
-         "def partition_dataset(dataset, i, skip=0):",
-         "configuration: the task's first `skip` training samples are held out (below)"),
-    Edit("data/partitionmnistv2.py", "label #- torch.tensor(i)", "label - torch.tensor(i)",
-         "configuration: labels local to the task (0, 1) for a 2-output layer, as fmnist_split; the "
-         "authors' own commented-out alternative (their default keeps the global labels 0-9)"),
-    Edit("data/partitionmnistv2.py", "    ]\n    return newdataset\n",
-         "    ]\n    newdataset.data, newdataset.targets = newdataset.data[skip:], newdataset.targets[skip:]\n"
-         "    return newdataset\n",
-         "configuration: fmnist_split holds out the first 1000 training samples of each task (validation)"),
-    Edit("data/partitionmnistv2.py", "(partition_dataset(train_dataset, 2*i), partition_dataset(val_dataset, 2*i))",
-         "(partition_dataset(train_dataset, 2*i, skip=1000), partition_dataset(val_dataset, 2*i))",
-         "configuration: the 1000 held-out samples per task (training split only; the test split whole)"),
-    Edit("data/partitionmnistv2.py",
-         "            train=True,\n            download=True,\n            transform=transforms.Compose(\n"
-         "                [transforms.ToTensor(),",
-         "            train=True,\n            download=True,\n            transform=transforms.Compose(\n"
-         "                [transforms.RandomCrop(28, padding=4), transforms.ToTensor(),",
-         "configuration: fmnist_split's augmentation, a random 28x28 crop of the image zero-padded by 4, "
-         "before normalisation, training samples only (hypermask/data/tasks.py random_crop)"),
+    Edit(
+        "data/partitionmnistv2.py",
+        "def partition_dataset(dataset, i):",
+        "def partition_dataset(dataset, i, skip=0):",
+        "configuration: the task's first `skip` training samples are held out (below)",
+    ),
+    Edit(
+        "data/partitionmnistv2.py",
+        "label #- torch.tensor(i)",
+        "label - torch.tensor(i)",
+        "configuration: labels local to the task (0, 1) for a 2-output layer, as fmnist_split; the "
+        "authors' own commented-out alternative (their default keeps the global labels 0-9)",
+    ),
+    Edit(
+        "data/partitionmnistv2.py",
+        "    ]\n    return newdataset\n",
+        "    ]\n    newdataset.data, newdataset.targets = newdataset.data[skip:], newdataset.targets[skip:]\n"
+        "    return newdataset\n",
+        "configuration: fmnist_split holds out the first 1000 training samples of each task (validation)",
+    ),
+    Edit(
+        "data/partitionmnistv2.py",
+        "(partition_dataset(train_dataset, 2*i), partition_dataset(val_dataset, 2*i))",
+        "(partition_dataset(train_dataset, 2*i, skip=1000), partition_dataset(val_dataset, 2*i))",
+        "configuration: the 1000 held-out samples per task (training split only; the test split whole)",
+    ),
+    Edit(
+        "data/partitionmnistv2.py",
+        "            train=True,\n            download=True,\n            transform=transforms.Compose(\n"
+        "                [transforms.ToTensor(),",
+        "            train=True,\n            download=True,\n            transform=transforms.Compose(\n"
+        "                [transforms.RandomCrop(28, padding=4), transforms.ToTensor(),",
+        "configuration: fmnist_split's augmentation, a random 28x28 crop of the image zero-padded by 4, "
+        "before normalisation, training samples only (hypermask/data/tasks.py random_crop)",
+    ),
 ]
 
 BENCHMARKS = {
-    "fmnist_permuted": {"set": "MNISTPerm", "width_mult": 100 / 1024, "output_size": 10, "edits": PERMUTED_EDITS,
-                        "configuration": "Permuted Fashion-MNIST, 5 tasks, 32x32 padded inputs in [0,1], MLP "
-                                         "1024-100-100-10 without biases, one shared masked output layer, keep 57.1 %, "
-                                         "Adam lr 1e-3 on the task's scores, {iterations} iterations of 128 per task, "
-                                         "first 5000 training samples held out, task id given (GG)"},
-    "fmnist_split": {"set": "PartitionMNISTV2", "width_mult": 400 / 1024, "output_size": 2, "edits": SPLIT_EDITS,
-                     "configuration": "Split Fashion-MNIST, 5 tasks of 2 classes with local labels, MLP 784-400-400-2 "
-                                      "without biases, one shared masked output layer, keep 16.4 %, random crop "
-                                      "(padding 4) and MNIST normalisation, Adam lr 1e-3 on the task's scores, {iterations} "
-                                      "iterations of 128 per task, first 1000 training samples of each task held out, "
-                                      "task id given (GG)"},
+    "fmnist_permuted": {
+        "set": "MNISTPerm",
+        "width_mult": 100 / 1024,
+        "output_size": 10,
+        "edits": PERMUTED_EDITS,
+        "configuration": "Permuted Fashion-MNIST, 5 tasks, 32x32 padded inputs in [0,1], MLP "
+        "1024-100-100-10 without biases, one shared masked output layer, keep 57.1 %, "
+        "Adam lr 1e-3 on the task's scores, {iterations} iterations of 128 per task, "
+        "first 5000 training samples held out, task id given (GG)",
+    },
+    "fmnist_split": {
+        "set": "PartitionMNISTV2",
+        "width_mult": 400 / 1024,
+        "output_size": 2,
+        "edits": SPLIT_EDITS,
+        "configuration": "Split Fashion-MNIST, 5 tasks of 2 classes with local labels, MLP 784-400-400-2 "
+        "without biases, one shared masked output layer, keep 16.4 %, random crop "
+        "(padding 4) and MNIST normalisation, Adam lr 1e-3 on the task's scores, {iterations} "
+        "iterations of 128 per task, first 1000 training samples of each task held out, "
+        "task id given (GG)",
+    },
 }
 
 COMMON_DIFFERENCES = [
@@ -235,16 +298,59 @@ def prepare_data(workdir: Path) -> Path:
     return workdir / "data"
 
 
-def official_command(bench: str, seed: int, iterations: int, data: Path, logdir: Path, name: str) -> list[str]:
+def official_command(
+    bench: str, seed: int, iterations: int, data: Path, logdir: Path, name: str
+) -> list[str]:
     b = BENCHMARKS[bench]
-    return [sys.executable, "main.py", "--set", b["set"], "--model", "FC1024", "--width-mult", repr(b["width_mult"]),
-            "--conv_type", "MultitaskMaskConv", "--conv-init", "signed_constant",
-            "--output-size", str(b["output_size"]), "--num-tasks", str(N_TASKS),
-            "--sparsity", repr(round(KEEP[bench] / 100, 6)), "--optimizer", "adam", "--lr", repr(LR), "--wd", "0",
-            "--no-scheduler", "--batch-size", str(BATCH), "--test-batch-size", str(BATCH),
-            "--iter-lim", str(iterations), "--epochs", str(iterations), "--adaptor", "gt",
-            "--eval-ckpts", str(N_TASKS), "--seed", str(seed),
-            "--data", str(data), "--log-dir", str(logdir), "--name", name, "--log-interval", "100"]
+    return [
+        sys.executable,
+        "main.py",
+        "--set",
+        b["set"],
+        "--model",
+        "FC1024",
+        "--width-mult",
+        repr(b["width_mult"]),
+        "--conv_type",
+        "MultitaskMaskConv",
+        "--conv-init",
+        "signed_constant",
+        "--output-size",
+        str(b["output_size"]),
+        "--num-tasks",
+        str(N_TASKS),
+        "--sparsity",
+        repr(round(KEEP[bench] / 100, 6)),
+        "--optimizer",
+        "adam",
+        "--lr",
+        repr(LR),
+        "--wd",
+        "0",
+        "--no-scheduler",
+        "--batch-size",
+        str(BATCH),
+        "--test-batch-size",
+        str(BATCH),
+        "--iter-lim",
+        str(iterations),
+        "--epochs",
+        str(iterations),
+        "--adaptor",
+        "gt",
+        "--eval-ckpts",
+        str(N_TASKS),
+        "--seed",
+        str(seed),
+        "--data",
+        str(data),
+        "--log-dir",
+        str(logdir),
+        "--name",
+        name,
+        "--log-interval",
+        "100",
+    ]
 
 
 def read_official(run_dir: Path, seed: int) -> dict:
@@ -269,11 +375,17 @@ def read_official(run_dir: Path, seed: int) -> dict:
         matrix[i][i] = after[i]
         matrix[T - 1][i] = final[i]
     bwt = sum(final[i] - after[i] for i in range(T - 1)) / (T - 1)
-    return {"seed": seed, "average_accuracy": sum(final[i] for i in range(T)) / T, "bwt": bwt,
-            "accuracy_matrix": matrix}
+    return {
+        "seed": seed,
+        "average_accuracy": sum(final[i] for i in range(T)) / T,
+        "bwt": bwt,
+        "accuracy_matrix": matrix,
+    }
 
 
-def run_official(copy: Path, bench: str, seed: int, iterations: int, data: Path, workdir: Path, log: Path) -> dict:
+def run_official(
+    copy: Path, bench: str, seed: int, iterations: int, data: Path, workdir: Path, log: Path
+) -> dict:
     logdir = workdir / "runs" / bench
     name = f"supsup-seed{seed}-it{iterations}"
     for old in logdir.glob(f"{name}~try=*"):
@@ -303,11 +415,17 @@ def main() -> None:
     ap.add_argument("--official", required=True, type=Path, help="a checkout of RAIVNLab/supsup at 6a31878")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
-    ap.add_argument("--iterations", type=int, default=ITERATIONS, help="per task, both sides (a quick check: 20)")
+    ap.add_argument(
+        "--iterations", type=int, default=ITERATIONS, help="per task, both sides (a quick check: 20)"
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/verify-supsup"))
     ap.add_argument("--allow-modified", action="store_true", help="run a checkout at another commit")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="write the JSON here (atomically; rows of other benchmarks already there are kept); else print it")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the JSON here (atomically; rows of other benchmarks already there are kept); else print it",
+    )
     ap.add_argument("--fresh", action="store_true", help="with --out: drop the rows already there")
     args = ap.parse_args()
 
@@ -330,34 +448,58 @@ def main() -> None:
         off, ours = [], []
         for seed in args.seeds:
             print(f"[{time.strftime('%H:%M:%S')}] {bench} seed {seed}: official", flush=True)
-            off.append(run_official(copy, bench, seed, args.iterations, data, workdir, workdir / "official.log"))
+            off.append(
+                run_official(copy, bench, seed, args.iterations, data, workdir, workdir / "official.log")
+            )
             print(f"    {off[-1]['average_accuracy']:.2f} ({off[-1]['wall_seconds']} s)", flush=True)
             print(f"[{time.strftime('%H:%M:%S')}] {bench} seed {seed}: ours", flush=True)
             ours.append(run_ours(bench, "supsup", seed, overrides, threads=1, log=workdir / "hypermask.log"))
             print(f"    {ours[-1]['average_accuracy']:.2f} ({ours[-1]['wall_seconds']} s)", flush=True)
         diffs = list(COMMON_DIFFERENCES)
         if bench == "fmnist_permuted":
-            diffs.insert(0, "permutations: the official MNISTPerm seeds task i's permutation with np.random.seed(i + seed) "
-                            "(seeds 1, 2, 3 share four of their five permutations); ours draws the 5 from "
-                            "numpy.random.default_rng(seed)")
+            diffs.insert(
+                0,
+                "permutations: the official MNISTPerm seeds task i's permutation with np.random.seed(i + seed) "
+                "(seeds 1, 2, 3 share four of their five permutations); ours draws the 5 from "
+                "numpy.random.default_rng(seed)",
+            )
             diffs.append("the official epoch of 55,000 samples is 429 full batches and one of 88")
         else:
-            diffs.insert(0, "the official epoch of 11,000 samples per task is 85 full batches and one of 120; "
-                            "crop offsets drawn per sample by torchvision (official) or per batch on the tensor (ours)")
+            diffs.insert(
+                0,
+                "the official epoch of 11,000 samples per task is 85 full batches and one of 120; "
+                "crop offsets drawn per sample by torchvision (official) or per batch on the tensor (ours)",
+            )
         if args.iterations != ITERATIONS:
-            diffs.append(f"fewer iterations: {args.iterations} per task on both sides, not the benchmark's {ITERATIONS} "
-                         "(a quick check, or the time a run had)")
+            diffs.append(
+                f"fewer iterations: {args.iterations} per task on both sides, not the benchmark's {ITERATIONS} "
+                "(a quick check, or the time a run had)"
+            )
         o_side, u_side = side(off), side(ours)
         u_side["overrides"] = overrides
-        rows.append({"benchmark": bench, "configuration": b["configuration"].format(iterations=args.iterations), "differences": diffs,
-                     "official": o_side, "ours": u_side,
-                     "official_command": " ".join(official_command(bench, 0, args.iterations, Path("DATA"),
-                                                                   Path("LOGDIR"), "NAME")).replace(" --seed 0", " --seed S"),
-                     "verdict": verdict(o_side["average_accuracy"], u_side["average_accuracy"])})
-    record = {"method": "supsup", "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
-              "status": "verified", "edits": all_edits, "rows": rows, "machine": machine(),
-              "command": "python bench/verify/verify_supsup.py " + " ".join(
-                  a if " " not in a else json.dumps(a) for a in sys.argv[1:])}
+        rows.append(
+            {
+                "benchmark": bench,
+                "configuration": b["configuration"].format(iterations=args.iterations),
+                "differences": diffs,
+                "official": o_side,
+                "ours": u_side,
+                "official_command": " ".join(
+                    official_command(bench, 0, args.iterations, Path("DATA"), Path("LOGDIR"), "NAME")
+                ).replace(" --seed 0", " --seed S"),
+                "verdict": verdict(o_side["average_accuracy"], u_side["average_accuracy"]),
+            }
+        )
+    record = {
+        "method": "supsup",
+        "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
+        "status": "verified",
+        "edits": all_edits,
+        "rows": rows,
+        "machine": machine(),
+        "command": "python bench/verify/verify_supsup.py "
+        + " ".join(a if " " not in a else json.dumps(a) for a in sys.argv[1:]),
+    }
     if args.out is not None and args.out.exists() and not args.fresh:
         # rows of benchmarks not run now are kept from the existing file (one benchmark per invocation)
         old = json.loads(args.out.read_text())
@@ -371,8 +513,10 @@ def main() -> None:
     emit(record, args.out)
     for r in rows:
         v = r["verdict"]
-        print(f"{r['benchmark']}: official {r['official']['mean']:.2f} ± {r['official']['std']:.2f}, "
-              f"ours {r['ours']['mean']:.2f} ± {r['ours']['std']:.2f}, p = {v['p']:.3g}, agree = {v['agree']}")
+        print(
+            f"{r['benchmark']}: official {r['official']['mean']:.2f} ± {r['official']['std']:.2f}, "
+            f"ours {r['ours']['mean']:.2f} ± {r['ours']['std']:.2f}, p = {v['p']:.3g}, agree = {v['agree']}"
+        )
 
 
 if __name__ == "__main__":

@@ -117,8 +117,10 @@ from harness import (  # noqa: E402
 
 REPO = "ihaeyong/WSN"
 COMMIT = "f066982e6c4f89a765f2d54ef41536978a2fff0b"
-PAPER = ('H. Kang, R. J. L. Mina, S. R. H. Madjid, J. Yoon, M. Hasegawa-Johnson, S. J. Hwang, C. D. Yoo, '
-         '"Forget-free Continual Learning with Winning Subnetworks", ICML 2022')
+PAPER = (
+    "H. Kang, R. J. L. Mina, S. R. H. Madjid, J. Yoon, M. Hasegawa-Johnson, S. J. Hwang, C. D. Yoo, "
+    '"Forget-free Continual Learning with Winning Subnetworks", ICML 2022'
+)
 # git blob ids at f066982 of the files this run imports or edits
 OFFICIAL_BLOBS = {
     "main_wsn_pmnist.py": "7d0a2635a1caffff6d1abd8bf7cf20aad85b0cc8",
@@ -129,13 +131,32 @@ OFFICIAL_BLOBS = {
     "dataloader/pmnist.py": "a15373ce99b56a9d91ea001409695fdd5307d2e5",
     "utils.py": "2252d26079d4261fbdf9c9debf36d4ecc6d9a7fc",
 }
-IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 BATCH = 128
 N_TRAIN = {"fmnist_permuted": 60000 - 5000, "fmnist_split": None}  # split: per task, below
 # the authors' scripts/wsn/wsn_pmnist.sh (batch sizes replaced: 128 for training, 1000 for
 # testing, which only groups the test forward passes of a network without batch norm)
-OFFICIAL_ARGS = ["--optim", "adam", "--lr", "1e-3", "--lr_min", "1e-6", "--lr_patience", "6", "--lr_factor", "2",
-                 "--batch_size_train", str(BATCH), "--batch_size_test", "1000"]
+OFFICIAL_ARGS = [
+    "--optim",
+    "adam",
+    "--lr",
+    "1e-3",
+    "--lr_min",
+    "1e-6",
+    "--lr_patience",
+    "6",
+    "--lr_factor",
+    "2",
+    "--batch_size_train",
+    str(BATCH),
+    "--batch_size_test",
+    "1000",
+]
 
 # What the comparison found in ours against the official code (the JSON's "findings")
 FINDINGS = [
@@ -156,36 +177,57 @@ FINDINGS = [
 
 # ----------------------------------------------------------------------------- the edits
 COMMON = [
-    Edit("networks/conditional_task.py", "import ipdb\n", "",
-         "compatibility: ipdb is not installed here; the module (imported by networks/mlp.py) never calls it"),
-    Edit("main_wsn_pmnist.py", "import seaborn as sn\n", "",
-         "compatibility: seaborn is not installed here; main_wsn_pmnist.py never uses it"),
-    Edit("main_wsn_pmnist.py", "    args = parser.parse_args()\n",
-         "    parser.add_argument('--iterations', type=int, default=10**9)  # bench/verify/verify_wsn.py\n"
-         "    args = parser.parse_args()\n",
-         "configuration: --iterations, the per-task budget in batches (the official loop counts epochs)"),
-    Edit("main_wsn_pmnist.py", "        lr = args.lr\n        best_loss=np.inf\n",
-         "        lr = args.lr\n        best_loss=np.inf\n        args.iters_done = 0  # bench/verify/verify_wsn.py\n",
-         "configuration: the per-task batch count starts at 0 with each task"),
-    Edit("main_wsn_pmnist.py",
-         "    for i in range(0,len(r),args.batch_size_train):\n",
-         "    for i in range(0,len(r),args.batch_size_train):\n"
-         "        if args.iters_done >= args.iterations:  # bench/verify/verify_wsn.py: the budget\n"
-         "            break\n"
-         "        args.iters_done += 1\n",
-         "configuration: a task stops after --iterations batches (1000 of 128 as hypermask's benchmarks), "
-         "within the epoch loop (n_epochs = the epochs they take, the last one cut)"),
-    Edit("main_wsn_pmnist.py", "    model = MLPNet(taskcla, args.sparsity).to(device)\n",
-         "    model = MLPNet(taskcla, args.sparsity, n_hidden=args.n_hidden).to(device)\n",
-         "configuration: the MLP's width from --n_hidden (main_wsn_pmnist.py parses it but builds SubnetMLPNet's "
-         "default 100)"),
-    Edit("main_wsn_pmnist.py",
-         "            if jj < task_id:\n                acc_matrix[task_id, jj] = acc_matrix[task_id-1, jj]\n",
-         "            if False:  # bench/verify/verify_wsn.py: test every learned task again\n"
-         "                acc_matrix[task_id, jj] = acc_matrix[task_id-1, jj]\n",
-         "measurement: the official code copies an earlier task's accuracy forward instead of testing it again; "
-         "every learned task is tested again with its stored mask (training unchanged; the extra test passes "
-         "draw from numpy's global RNG, which shifts later batch orders)"),
+    Edit(
+        "networks/conditional_task.py",
+        "import ipdb\n",
+        "",
+        "compatibility: ipdb is not installed here; the module (imported by networks/mlp.py) never calls it",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "import seaborn as sn\n",
+        "",
+        "compatibility: seaborn is not installed here; main_wsn_pmnist.py never uses it",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "    args = parser.parse_args()\n",
+        "    parser.add_argument('--iterations', type=int, default=10**9)  # bench/verify/verify_wsn.py\n"
+        "    args = parser.parse_args()\n",
+        "configuration: --iterations, the per-task budget in batches (the official loop counts epochs)",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "        lr = args.lr\n        best_loss=np.inf\n",
+        "        lr = args.lr\n        best_loss=np.inf\n        args.iters_done = 0  # bench/verify/verify_wsn.py\n",
+        "configuration: the per-task batch count starts at 0 with each task",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "    for i in range(0,len(r),args.batch_size_train):\n",
+        "    for i in range(0,len(r),args.batch_size_train):\n"
+        "        if args.iters_done >= args.iterations:  # bench/verify/verify_wsn.py: the budget\n"
+        "            break\n"
+        "        args.iters_done += 1\n",
+        "configuration: a task stops after --iterations batches (1000 of 128 as hypermask's benchmarks), "
+        "within the epoch loop (n_epochs = the epochs they take, the last one cut)",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "    model = MLPNet(taskcla, args.sparsity).to(device)\n",
+        "    model = MLPNet(taskcla, args.sparsity, n_hidden=args.n_hidden).to(device)\n",
+        "configuration: the MLP's width from --n_hidden (main_wsn_pmnist.py parses it but builds SubnetMLPNet's "
+        "default 100)",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "            if jj < task_id:\n                acc_matrix[task_id, jj] = acc_matrix[task_id-1, jj]\n",
+        "            if False:  # bench/verify/verify_wsn.py: test every learned task again\n"
+        "                acc_matrix[task_id, jj] = acc_matrix[task_id-1, jj]\n",
+        "measurement: the official code copies an earlier task's accuracy forward instead of testing it again; "
+        "every learned task is tested again with its stored mask (training unchanged; the extra test passes "
+        "draw from numpy's global RNG, which shifts later batch orders)",
+    ),
 ]
 
 PERMUTED_OLD = """            for s in ['train', 'test']:
@@ -209,39 +251,60 @@ PERMUTED_NEW = """            for s in ['train', 'test']:
                 data[i][s] = {'x': list(img[:, perm].view(-1, *size)), 'xi': [], 'y': list(dat[s].targets.numpy())}
 """
 PERMUTED = [
-    Edit("dataloader/pmnist.py", PERMUTED_OLD, PERMUTED_NEW,
-         "data and speed (fmnist_permuted): images padded by 2 to 32x32 in [0, 1] without normalisation, as "
-         "hypermask's fmnist_permuted (and HyperMask's reference) feeds them, i.e. the official loop with "
-         "transforms [Pad(2), ToTensor()] instead of [ToTensor(), Normalize(MNIST)]; built for all images at once "
-         "with the official permutation (sklearn shuffle with random_state 100 r + i, one permutation per task): "
-         "the same tensors as the per-image DataLoader loop, which took 3 minutes a task on this shared machine; "
-         "the unpermuted copies (xi) are not kept (never used)"),
-    Edit("dataloader/pmnist.py", "    size = [1, 28, 28]\n", "    size = [1, 32, 32]\n",
-         "data (fmnist_permuted): the padded image's size"),
-    Edit("dataloader/pmnist.py",
-         "                torch.save(data[i][s]['x'],os.path.join(os.path.expanduser(pmnist_dir), 'data' + str(r) + s + 'x.bin'))\n"
-         "                torch.save(data[i][s]['xi'],os.path.join(os.path.expanduser(pmnist_dir), 'data' + str(r) + s + 'xi.bin'))\n"
-         "                torch.save(data[i][s]['y'],os.path.join(os.path.expanduser(pmnist_dir), 'data' + str(r) + s + 'y.bin'))\n",
-         "                pass  # bench/verify/verify_wsn.py: no cache (each run is a fresh copy; 290 MB a task)\n",
-         "speed (fmnist_permuted): the loader's cache files are not written (each run is a fresh copy that never "
-         "reads them)"),
-    Edit("networks/mlp.py", "self.fc1 = SubnetLinear(784, n_hidden,", "self.fc1 = SubnetLinear(1024, n_hidden,",
-         "configuration (fmnist_permuted): 1024 inputs (32x32)"),
+    Edit(
+        "dataloader/pmnist.py",
+        PERMUTED_OLD,
+        PERMUTED_NEW,
+        "data and speed (fmnist_permuted): images padded by 2 to 32x32 in [0, 1] without normalisation, as "
+        "hypermask's fmnist_permuted (and HyperMask's reference) feeds them, i.e. the official loop with "
+        "transforms [Pad(2), ToTensor()] instead of [ToTensor(), Normalize(MNIST)]; built for all images at once "
+        "with the official permutation (sklearn shuffle with random_state 100 r + i, one permutation per task): "
+        "the same tensors as the per-image DataLoader loop, which took 3 minutes a task on this shared machine; "
+        "the unpermuted copies (xi) are not kept (never used)",
+    ),
+    Edit(
+        "dataloader/pmnist.py",
+        "    size = [1, 28, 28]\n",
+        "    size = [1, 32, 32]\n",
+        "data (fmnist_permuted): the padded image's size",
+    ),
+    Edit(
+        "dataloader/pmnist.py",
+        "                torch.save(data[i][s]['x'],os.path.join(os.path.expanduser(pmnist_dir), 'data' + str(r) + s + 'x.bin'))\n"
+        "                torch.save(data[i][s]['xi'],os.path.join(os.path.expanduser(pmnist_dir), 'data' + str(r) + s + 'xi.bin'))\n"
+        "                torch.save(data[i][s]['y'],os.path.join(os.path.expanduser(pmnist_dir), 'data' + str(r) + s + 'y.bin'))\n",
+        "                pass  # bench/verify/verify_wsn.py: no cache (each run is a fresh copy; 290 MB a task)\n",
+        "speed (fmnist_permuted): the loader's cache files are not written (each run is a fresh copy that never "
+        "reads them)",
+    ),
+    Edit(
+        "networks/mlp.py",
+        "self.fc1 = SubnetLinear(784, n_hidden,",
+        "self.fc1 = SubnetLinear(1024, n_hidden,",
+        "configuration (fmnist_permuted): 1024 inputs (32x32)",
+    ),
 ]
 
 # A diagnostic (--bias-diagnostic), not the comparison: the official MLP with a bias in every layer
 # as ours has (SubnetLinear(bias=True) masks its bias with scores of its own, as ours does; the
 # heads' biases dense), to see whether the biases explain a difference between the two sides.
 BIASES = [
-    Edit("networks/mlp.py", "n_hidden, sparsity=sparsity, bias=False)", "n_hidden, sparsity=sparsity, bias=True)",
-         "diagnostic: the trunk's layers with biases (masked by SubnetLinear with scores of their own), as ours",
-         count=2),
-    Edit("networks/mlp.py", "self.last.append(nn.Linear(n_hidden, n, bias=False))",
-         "self.last.append(nn.Linear(n_hidden, n, bias=True))",
-         "diagnostic: the heads with biases (dense), as ours"),
+    Edit(
+        "networks/mlp.py",
+        "n_hidden, sparsity=sparsity, bias=False)",
+        "n_hidden, sparsity=sparsity, bias=True)",
+        "diagnostic: the trunk's layers with biases (masked by SubnetLinear with scores of their own), as ours",
+        count=2,
+    ),
+    Edit(
+        "networks/mlp.py",
+        "self.last.append(nn.Linear(n_hidden, n, bias=False))",
+        "self.last.append(nn.Linear(n_hidden, n, bias=True))",
+        "diagnostic: the heads with biases (dense), as ours",
+    ),
 ]
 
-SPLIT_LOADER = '''def get_split(seed=0, n_tasks=5, n_valid=1000):
+SPLIT_LOADER = """def get_split(seed=0, n_tasks=5, n_valid=1000):
     # bench/verify/verify_wsn.py: Split Fashion-MNIST as hypermask's fmnist_split builds it
     # (hypermask/data/tasks.py): classes (2t, 2t+1) with local labels 0/1, images in [0, 1]
     # normalised with MNIST's mean and std, validation = the first n_valid training samples of
@@ -265,9 +328,9 @@ SPLIT_LOADER = '''def get_split(seed=0, n_tasks=5, n_valid=1000):
     return data, taskcla, [1, 28, 28]
 
 def get(seed=0, fixed_order=False, pc_valid=0.1, nperm = 10):
-'''
+"""
 
-SPLIT_CROP = '''        data = x[b]
+SPLIT_CROP = """        data = x[b]
         # bench/verify/verify_wsn.py (fmnist_split): hypermask's augmentation, torchvision's
         # RandomCrop(28, padding=4) per image: zero padding of the [0, 1] image (its normalised value)
         pad_value = (0.0 - 0.1307) / 0.3081
@@ -276,37 +339,55 @@ SPLIT_CROP = '''        data = x[b]
         data = torch.stack([xp[n, :, off[n, 0]:off[n, 0] + 28, off[n, 1]:off[n, 1] + 28] for n in range(data.size(0))])
         data, target = data.to(device), y[b].to(device)
         optimizer.zero_grad()
-'''
+"""
 
 SPLIT = [
-    Edit("dataloader/pmnist.py", "def get(seed=0, fixed_order=False, pc_valid=0.1, nperm = 10):\n", SPLIT_LOADER,
-         "data (fmnist_split): the repository has no split MNIST-like loader; get_split builds Split Fashion-MNIST's "
-         "5 tasks as hypermask's fmnist_split (classes 2t, 2t+1; normalised; first 1000 training samples of a task "
-         "for validation) in the dict layout pmnist.get returns"),
-    Edit("main_wsn_pmnist.py",
-         "    data, taskcla, inputsize = pmnist.get(seed=args.seed,\n"
-         "                                          pc_valid=args.pc_valid,\n"
-         "                                          nperm=args.nperm)\n",
-         "    data, taskcla, inputsize = pmnist.get_split(seed=args.seed, n_tasks=args.nperm, n_valid=1000)\n",
-         "data (fmnist_split): main_wsn_pmnist.py's experiment on the split loader (--nperm is the task count)"),
-    Edit("main_wsn_pmnist.py",
-         "        data = x[b]\n        data, target = data.to(device), y[b].to(device)\n        optimizer.zero_grad()\n",
-         SPLIT_CROP,
-         "data (fmnist_split): hypermask's random-crop augmentation of training batches (zero padding 4, one offset "
-         "per image, then the normalised values); the official MLP experiments have no augmentation"),
+    Edit(
+        "dataloader/pmnist.py",
+        "def get(seed=0, fixed_order=False, pc_valid=0.1, nperm = 10):\n",
+        SPLIT_LOADER,
+        "data (fmnist_split): the repository has no split MNIST-like loader; get_split builds Split Fashion-MNIST's "
+        "5 tasks as hypermask's fmnist_split (classes 2t, 2t+1; normalised; first 1000 training samples of a task "
+        "for validation) in the dict layout pmnist.get returns",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "    data, taskcla, inputsize = pmnist.get(seed=args.seed,\n"
+        "                                          pc_valid=args.pc_valid,\n"
+        "                                          nperm=args.nperm)\n",
+        "    data, taskcla, inputsize = pmnist.get_split(seed=args.seed, n_tasks=args.nperm, n_valid=1000)\n",
+        "data (fmnist_split): main_wsn_pmnist.py's experiment on the split loader (--nperm is the task count)",
+    ),
+    Edit(
+        "main_wsn_pmnist.py",
+        "        data = x[b]\n        data, target = data.to(device), y[b].to(device)\n        optimizer.zero_grad()\n",
+        SPLIT_CROP,
+        "data (fmnist_split): hypermask's random-crop augmentation of training batches (zero padding 4, one offset "
+        "per image, then the normalised values); the official MLP experiments have no augmentation",
+    ),
 ]
 
 BENCH = {
-    "fmnist_permuted": {"edits": PERMUTED, "hidden": 100, "n_valid": 5000, "n_train": 55000,
-                        "configuration": "Permuted Fashion-MNIST, 5 tasks, 32x32 = 1024 inputs in [0, 1], MLP 1024-100-100 "
-                                         "with one 10-way head per task, capacity c = {c} % per layer (params.yaml), "
-                                         "Adam lr 1e-3, {it} iterations of batch 128 per task, validation = the first "
-                                         "5000 training samples"},
-    "fmnist_split": {"edits": SPLIT, "hidden": 400, "n_valid": 1000, "n_train": None,
-                     "configuration": "Split Fashion-MNIST, 5 tasks of 2 classes, 784 inputs normalised, random crop "
-                                      "(padding 4), MLP 784-400-400 with one 2-way head per task, capacity c = {c} % per "
-                                      "layer (params.yaml), Adam lr 1e-3, {it} iterations of batch 128 per task, "
-                                      "validation = the first 1000 training samples of each task"},
+    "fmnist_permuted": {
+        "edits": PERMUTED,
+        "hidden": 100,
+        "n_valid": 5000,
+        "n_train": 55000,
+        "configuration": "Permuted Fashion-MNIST, 5 tasks, 32x32 = 1024 inputs in [0, 1], MLP 1024-100-100 "
+        "with one 10-way head per task, capacity c = {c} % per layer (params.yaml), "
+        "Adam lr 1e-3, {it} iterations of batch 128 per task, validation = the first "
+        "5000 training samples",
+    },
+    "fmnist_split": {
+        "edits": SPLIT,
+        "hidden": 400,
+        "n_valid": 1000,
+        "n_train": None,
+        "configuration": "Split Fashion-MNIST, 5 tasks of 2 classes, 784 inputs normalised, random crop "
+        "(padding 4), MLP 784-400-400 with one 2-way head per task, capacity c = {c} % per "
+        "layer (params.yaml), Adam lr 1e-3, {it} iterations of batch 128 per task, "
+        "validation = the first 1000 training samples of each task",
+    },
 }
 
 
@@ -333,8 +414,16 @@ def split_train_sizes(idx: Path, n_valid: int) -> list[int]:
     return [int(((labels == 2 * t) | (labels == 2 * t + 1)).sum()) - n_valid for t in range(5)]
 
 
-def run_official(src: Path, work: Path, idx: Path, benchmark: str, seed: int, iterations: int,
-                 cap: float, extra: list[Edit] | None = None) -> tuple[dict, list[dict], list[str]]:
+def run_official(
+    src: Path,
+    work: Path,
+    idx: Path,
+    benchmark: str,
+    seed: int,
+    iterations: int,
+    cap: float,
+    extra: list[Edit] | None = None,
+) -> tuple[dict, list[dict], list[str]]:
     b = BENCH[benchmark]
     edits = COMMON + b["edits"] + (extra or [])
     done = copy_with_edits(src, work, edits)
@@ -345,23 +434,49 @@ def run_official(src: Path, work: Path, idx: Path, benchmark: str, seed: int, it
     n_train = b["n_train"] or min(split_train_sizes(idx, b["n_valid"]))
     per_epoch = math.ceil(n_train / BATCH)
     epochs = math.ceil(iterations / per_epoch)
-    cmd = [sys.executable, "main_wsn_pmnist.py", "--seed", str(seed), *OFFICIAL_ARGS,
-           "--n_hidden", str(b["hidden"]), "--pc_valid", repr(5000 / 60000), "--nperm", "5", "--n_tasks", "5",
-           "--sparsity", repr(cap / 100), "--n_epochs", str(epochs), "--iterations", str(iterations)]
+    cmd = [
+        sys.executable,
+        "main_wsn_pmnist.py",
+        "--seed",
+        str(seed),
+        *OFFICIAL_ARGS,
+        "--n_hidden",
+        str(b["hidden"]),
+        "--pc_valid",
+        repr(5000 / 60000),
+        "--nperm",
+        "5",
+        "--n_tasks",
+        "5",
+        "--sparsity",
+        repr(cap / 100),
+        "--n_epochs",
+        str(epochs),
+        "--iterations",
+        str(iterations),
+    ]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=thread_env(1))
     wall = time.perf_counter() - t0
     (work / "official.log").write_text(f"$ {shlex.join(cmd)}\n{out.stdout}\n{out.stderr}\n")
     if out.returncode != 0:
-        raise SystemExit(f"official run failed ({shlex.join(cmd)}), see {work / 'official.log'}:\n{out.stderr[-3000:]}")
+        raise SystemExit(
+            f"official run failed ({shlex.join(cmd)}), see {work / 'official.log'}:\n{out.stderr[-3000:]}"
+        )
     found = sorted((work / "results2" / "wsn_pmnist").glob("*.acc.npy"))
     if len(found) != 1:
-        raise SystemExit(f"official run: expected one accuracy matrix under {work / 'results2'}, found {found}")
+        raise SystemExit(
+            f"official run: expected one accuracy matrix under {work / 'results2'}, found {found}"
+        )
     acc = np.load(found[0])
     last = acc[-1]
-    run = {"seed": seed, "average_accuracy": float(last.mean()),
-           "bwt": float(np.mean((last - np.diag(acc))[:-1])),
-           "accuracy_matrix": acc.tolist(), "wall_seconds": round(wall, 1)}
+    run = {
+        "seed": seed,
+        "average_accuracy": float(last.mean()),
+        "bwt": float(np.mean((last - np.diag(acc))[:-1])),
+        "accuracy_matrix": acc.tolist(),
+        "wall_seconds": round(wall, 1),
+    }
     return run, done, [shlex.join(cmd[1:])]
 
 
@@ -387,13 +502,17 @@ def differences(benchmark: str, iterations: int, epochs: int, n_train: int) -> l
         "again after every task (BWT is 0 by construction on both sides)",
     ]
     if benchmark == "fmnist_permuted":
-        d.append("permutations: official sklearn.utils.shuffle with random_state 100 r + i (r from a seeded shuffle "
-                 "of 0..4) on the 1024 padded pixels; ours numpy default_rng(seed).permutation per task (task 0 "
-                 "permuted on both sides)")
+        d.append(
+            "permutations: official sklearn.utils.shuffle with random_state 100 r + i (r from a seeded shuffle "
+            "of 0..4) on the 1024 padded pixels; ours numpy default_rng(seed).permutation per task (task 0 "
+            "permuted on both sides)"
+        )
     else:
-        d.append("data: the official repository has no split MNIST-like experiment; its Permuted MNIST script and MLP "
-                 "run on a split loader and crop added by edits (the same tasks, labels, normalisation, validation "
-                 "and augmentation as ours)")
+        d.append(
+            "data: the official repository has no split MNIST-like experiment; its Permuted MNIST script and MLP "
+            "run on a split loader and crop added by edits (the same tasks, labels, normalisation, validation "
+            "and augmentation as ours)"
+        )
     if iterations != 1000:
         d.append(f"{iterations} iterations per task on both sides instead of the benchmark's 1000")
     return d
@@ -403,15 +522,22 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--official", required=True, help="a checkout of ihaeyong/WSN at f066982")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--benchmarks", nargs="+", default=["fmnist_permuted", "fmnist_split"], choices=list(BENCH))
-    ap.add_argument("--iterations", type=int, default=1000, help="per task, both sides (1000: the benchmarks')")
+    ap.add_argument(
+        "--benchmarks", nargs="+", default=["fmnist_permuted", "fmnist_split"], choices=list(BENCH)
+    )
+    ap.add_argument(
+        "--iterations", type=int, default=1000, help="per task, both sides (1000: the benchmarks')"
+    )
     ap.add_argument("--workdir", default="/tmp/verify-wsn")
     ap.add_argument("--fashion-mnist", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--allow-modified", action="store_true", help="run a checkout at another commit")
     ap.add_argument("--out", help="the JSON (without it: printed)")
-    ap.add_argument("--bias-diagnostic", action="store_true",
-                    help="add to --out's existing rows of --benchmarks a diagnostic: the official side again with "
-                         "biases in every layer (BIASES), tested against ours")
+    ap.add_argument(
+        "--bias-diagnostic",
+        action="store_true",
+        help="add to --out's existing rows of --benchmarks a diagnostic: the official side again with "
+        "biases in every layer (BIASES), tested against ours",
+    )
     args = ap.parse_args(argv)
     if args.bias_diagnostic:
         return bias_diagnostic(args, argv)
@@ -433,12 +559,22 @@ def main(argv: list[str] | None = None) -> None:
             overrides["train.iterations"] = args.iterations
         official, ours, commands = [], [], []
         for seed in args.seeds:
-            run, done, cmd = run_official(src, workdir / "official" / benchmark / f"seed_{seed}", idx, benchmark,
-                                          seed, args.iterations, cap)
+            run, done, cmd = run_official(
+                src,
+                workdir / "official" / benchmark / f"seed_{seed}",
+                idx,
+                benchmark,
+                seed,
+                args.iterations,
+                cap,
+            )
             official.append(run)
             commands += cmd
-            print(f"{benchmark} seed {seed} official: {run['average_accuracy']:.2f} ({run['wall_seconds']} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{benchmark} seed {seed} official: {run['average_accuracy']:.2f} ({run['wall_seconds']} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             for e in done:
                 key = (e["file"], e["old"])
                 if key not in seen:
@@ -450,8 +586,11 @@ def main(argv: list[str] | None = None) -> None:
                             rec["benchmarks"].append(benchmark)
             r = run_ours(benchmark, "wsn", seed, overrides, threads=1, log=log)
             ours.append(r)
-            print(f"{benchmark} seed {seed} ours: {r['average_accuracy']:.2f} ({r['wall_seconds']} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{benchmark} seed {seed} ours: {r['average_accuracy']:.2f} ({r['wall_seconds']} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         so, su = summary_of(official), summary_of(ours)
         so["accuracy_matrices"] = [r["accuracy_matrix"] for r in official]
         so["wall_seconds"] = [r["wall_seconds"] for r in official]
@@ -459,16 +598,28 @@ def main(argv: list[str] | None = None) -> None:
         su["accuracy_matrices"] = [r["accuracy_matrix"] for r in ours]
         su["wall_seconds"] = [r["wall_seconds"] for r in ours]
         su["overrides"] = overrides
-        rows.append({"benchmark": benchmark,
-                     "configuration": b["configuration"].format(c=cap, it=args.iterations),
-                     "differences": differences(benchmark, args.iterations, epochs, n_train),
-                     "official": so, "ours": su,
-                     "verdict": verdict(so["average_accuracy"], su["average_accuracy"])})
-        record = {"method": "wsn", "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
-                  "status": "verified", "edits": all_edits, "rows": rows, "findings": FINDINGS,
-                  "machine": machine(),
-                  "command": shlex.join(["python", "bench/verify/verify_wsn.py",
-                                         *(argv if argv is not None else sys.argv[1:])])}
+        rows.append(
+            {
+                "benchmark": benchmark,
+                "configuration": b["configuration"].format(c=cap, it=args.iterations),
+                "differences": differences(benchmark, args.iterations, epochs, n_train),
+                "official": so,
+                "ours": su,
+                "verdict": verdict(so["average_accuracy"], su["average_accuracy"]),
+            }
+        )
+        record = {
+            "method": "wsn",
+            "official": {"repo": REPO, "commit": COMMIT, "paper": PAPER},
+            "status": "verified",
+            "edits": all_edits,
+            "rows": rows,
+            "findings": FINDINGS,
+            "machine": machine(),
+            "command": shlex.join(
+                ["python", "bench/verify/verify_wsn.py", *(argv if argv is not None else sys.argv[1:])]
+            ),
+        }
         if args.out:  # after every benchmark: a run cut short keeps the rows it finished
             write_result(args.out, record)
             print(f"wrote {args.out} ({benchmark})", file=sys.stderr)
@@ -495,24 +646,40 @@ def bias_diagnostic(args, argv: list[str] | None) -> None:
         cap = capacity(benchmark)
         runs, commands, done = [], [], []
         for seed in args.seeds:
-            run, done, cmd = run_official(src, workdir / "official-biases" / benchmark / f"seed_{seed}", idx,
-                                          benchmark, seed, args.iterations, cap, extra=BIASES)
+            run, done, cmd = run_official(
+                src,
+                workdir / "official-biases" / benchmark / f"seed_{seed}",
+                idx,
+                benchmark,
+                seed,
+                args.iterations,
+                cap,
+                extra=BIASES,
+            )
             runs.append(run)
             commands += cmd
-            print(f"{benchmark} seed {seed} official with biases: {run['average_accuracy']:.2f} "
-                  f"({run['wall_seconds']} s)", file=sys.stderr, flush=True)
+            print(
+                f"{benchmark} seed {seed} official with biases: {run['average_accuracy']:.2f} "
+                f"({run['wall_seconds']} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         so = summary_of(runs)
         so["accuracy_matrices"] = [r["accuracy_matrix"] for r in runs]
         so["wall_seconds"] = [r["wall_seconds"] for r in runs]
         so["commands"] = commands
-        row["diagnostics"] = [{
-            "what": "the official code with a bias in every layer, as ours (the trunk's masked by SubnetLinear with "
-                    "scores of their own, the heads' dense); every other edit and setting as the row's official side",
-            "edits": [e for e in done if e["why"].startswith("diagnostic")],
-            "official": so,
-            "verdict": verdict(so["average_accuracy"], row["ours"]["average_accuracy"]),
-            "command": shlex.join(["python", "bench/verify/verify_wsn.py", *(argv if argv is not None else sys.argv[1:])]),
-        }]
+        row["diagnostics"] = [
+            {
+                "what": "the official code with a bias in every layer, as ours (the trunk's masked by SubnetLinear with "
+                "scores of their own, the heads' dense); every other edit and setting as the row's official side",
+                "edits": [e for e in done if e["why"].startswith("diagnostic")],
+                "official": so,
+                "verdict": verdict(so["average_accuracy"], row["ours"]["average_accuracy"]),
+                "command": shlex.join(
+                    ["python", "bench/verify/verify_wsn.py", *(argv if argv is not None else sys.argv[1:])]
+                ),
+            }
+        ]
     record["findings"] = FINDINGS
     record["machine"] = machine()
     write_result(args.out, record)

@@ -43,8 +43,9 @@ def _device(name: str | None):
     if not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine")
     if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                          f"numbered from 0")
+        raise ConfigError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+        )
     return name
 
 
@@ -55,8 +56,10 @@ def _tracking_uri(args: argparse.Namespace, params) -> str | None:
     if getattr(args, "no_tracking", False):
         return None
     uri = resolve_uri(args.tracking_uri, params.pipeline.tracking_uri, Path(args.params).resolve().parent)
-    print(f"hypermask: MLflow store {uri} (from {uri_source(args.tracking_uri, params.pipeline.tracking_uri)})",
-          file=sys.stderr)
+    print(
+        f"hypermask: MLflow store {uri} (from {uri_source(args.tracking_uri, params.pipeline.tracking_uri)})",
+        file=sys.stderr,
+    )
     return uri
 
 
@@ -96,8 +99,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         if cores and args.threads > cores:  # legal, and results do not change; only slower
-            print(f"hypermask: warning: --threads {args.threads} is more than the {cores} cores this process may "
-                  "use: the threads share them and each step waits on the slowest", file=sys.stderr)
+            print(
+                f"hypermask: warning: --threads {args.threads} is more than the {cores} cores this process may "
+                "use: the threads share them and each step waits on the slowest",
+                file=sys.stderr,
+            )
         torch.set_num_threads(args.threads)
 
     from hypermask.engine.run import run
@@ -147,8 +153,10 @@ def _staged_or_current(results: Path, cfg, seed: int, stage_current: bool) -> bo
         if metrics is not None and not stale_keys(metrics, cfg):
             if where == paths and stage_current:
                 stage_copy(paths.root)
-            print(f"{where.metrics}: finished with these settings; nothing to do"
-                  + (" (staged again for its job)" if where == paths and stage_current else ""))
+            print(
+                f"{where.metrics}: finished with these settings; nothing to do"
+                + (" (staged again for its job)" if where == paths and stage_current else "")
+            )
             return True
     if paths.staged().out.exists():
         shutil.rmtree(paths.staged().out)
@@ -162,14 +170,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     params = read_params(args.params)
     cfg = experiment_config(params, experiment_of(args), args.params)
     uri = _tracking_uri(args, params)
-    out = evaluate_run(cfg, args.seed, _results(args, params), _device(args.device), args.setting,
-                       Tracker(uri is not None, uri), Path(params.pipeline.data_cache))
+    out = evaluate_run(
+        cfg,
+        args.seed,
+        _results(args, params),
+        _device(args.device),
+        args.setting,
+        Tracker(uri is not None, uri),
+        Path(params.pipeline.data_cache),
+    )
     if args.setting == "til":
-        print(f"{cfg.name} seed {args.seed}: TIL rows after tasks {out['after_task']}; largest difference to "
-              f"metrics.json {out['max_abs_difference_to_metrics_json']:.4f}")
+        print(
+            f"{cfg.name} seed {args.seed}: TIL rows after tasks {out['after_task']}; largest difference to "
+            f"metrics.json {out['max_abs_difference_to_metrics_json']:.4f}"
+        )
     else:
         finals = {k: v for k, v in out.items() if k.startswith("final_")}
-        print(f"{cfg.name} seed {args.seed} {args.setting}: " + ", ".join(f"{k} {v:.2f}" for k, v in finals.items()))
+        print(
+            f"{cfg.name} seed {args.seed} {args.setting}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in finals.items())
+        )
     return 0
 
 
@@ -191,14 +211,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     params = read_params(args.params)
     res = run_sweep(
-        params, experiment_of(args), _results(args, params), _device(args.device), _tracking_uri(args, params),
-        n_trials=args.n_trials, quiet=True, data_cache=Path(params.pipeline.data_cache), outputs=not args.worker,
+        params,
+        experiment_of(args),
+        _results(args, params),
+        _device(args.device),
+        _tracking_uri(args, params),
+        n_trials=args.n_trials,
+        quiet=True,
+        data_cache=Path(params.pipeline.data_cache),
+        outputs=not args.worker,
     )
     if args.worker:
         print(f"{experiment_of(args)}: the study holds its budget of trials ({res['n_finished']} finished)")
         return 0
-    print(f"{experiment_of(args)}: best validation accuracy {res['best_value']:.2f}% with {res['best_params']} "
-          f"({res['n_complete']} complete trials)")
+    print(
+        f"{experiment_of(args)}: best validation accuracy {res['best_value']:.2f}% with {res['best_params']} "
+        f"({res['n_complete']} complete trials)"
+    )
     return 0
 
 
@@ -224,8 +253,12 @@ def cmd_claims(args: argparse.Namespace) -> int:
     try:
         df = read_suite_csv(_results(args, params), args.suite)
     except (OSError, ValueError):
-        raise ConfigError(f"{csv}: no table; run `hypermask tables {args.suite}` (or the pipeline) first") from None
-    permuted = {b for b, raw in params.benchmarks.items() if (raw.get("data") or {}).get("scenario") == "permuted"}
+        raise ConfigError(
+            f"{csv}: no table; run `hypermask tables {args.suite}` (or the pipeline) first"
+        ) from None
+    permuted = {
+        b for b, raw in params.benchmarks.items() if (raw.get("data") or {}).get("scenario") == "permuted"
+    }
     results = check(df, permuted)
     for ok, what in results:
         print(f"{'note' if ok is None else 'ok  ' if ok else 'FAIL'} {what}")
@@ -249,11 +282,16 @@ def cmd_readme(args: argparse.Namespace) -> int:
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
-        print(f"hypermask: error: the pages do not say what the {args.suite} suite produced here (tolerance "
-              f"{args.tolerance} points); if this machine is right, run `hypermask readme {args.suite}`", file=sys.stderr)
+        print(
+            f"hypermask: error: the pages do not say what the {args.suite} suite produced here (tolerance "
+            f"{args.tolerance} points); if this machine is right, run `hypermask readme {args.suite}`",
+            file=sys.stderr,
+        )
         return 1
-    print(f"{', '.join(str(p) for p, _ in readme.blocks(paths, args.suite))}: the {args.suite} blocks agree with "
-          f"{results / 'tables' / args.suite}.csv (within {args.tolerance} points)")
+    print(
+        f"{', '.join(str(p) for p, _ in readme.blocks(paths, args.suite))}: the {args.suite} blocks agree with "
+        f"{results / 'tables' / args.suite}.csv (within {args.tolerance} points)"
+    )
     return 0
 
 
@@ -328,8 +366,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             if args.experiment and cfg.benchmark not in args.experiment and cfg.name not in args.experiment:
                 continue
             check_source_available(cfg.data)
-    print(f"{args.params}: {len(params.benchmarks)} benchmarks, {len(params.methods)} methods, "
-          f"{len(configs)} experiments of {len(params.suites)} suites valid")
+    print(
+        f"{args.params}: {len(params.benchmarks)} benchmarks, {len(params.methods)} methods, "
+        f"{len(configs)} experiments of {len(params.suites)} suites valid"
+    )
     if args.connect:
         from hypermask.pipeline.preflight import storage_problem, tracking_problem
         from hypermask.tracking.store import resolve_uri
@@ -338,7 +378,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         found = [p for p in (tracking_problem(uri), storage_problem(params.sweeps.storage)) if p]
         if found:
             raise ConfigError("\n".join(found))
-        print(f"MLflow store {uri} and sweeps.storage {params.sweeps.storage or '(SQLite per study)'}: connected")
+        print(
+            f"MLflow store {uri} and sweeps.storage {params.sweeps.storage or '(SQLite per study)'}: connected"
+        )
     return 0
 
 
@@ -346,14 +388,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     params = read_params(args.params)
     for name in params.benchmarks:
         cfg = experiment_config(params, name, args.params)
-        print(f"benchmark {name:28s} {cfg.data.source}/{cfg.data.scenario} x{cfg.data.n_tasks} {cfg.target.kind}  "
-              f"seeds {cfg.seeds}")
+        print(
+            f"benchmark {name:28s} {cfg.data.source}/{cfg.data.scenario} x{cfg.data.n_tasks} {cfg.target.kind}  "
+            f"seeds {cfg.seeds}"
+        )
     for name, m in params.methods.items():
         print(f"method    {name:28s} {m.description}")
     for suite, s in params.suites.items():
-        print(f"suite     {suite:28s} {' '.join(s.benchmarks)} x {' '.join(s.methods)}"
-              + (f" (without {' '.join(s.exclude)})" if s.exclude else "")
-              + (f" (not implemented for their targets: {' '.join(params.unsupported(suite))})"
-                 if params.unsupported(suite) else ""))
+        print(
+            f"suite     {suite:28s} {' '.join(s.benchmarks)} x {' '.join(s.methods)}"
+            + (f" (without {' '.join(s.exclude)})" if s.exclude else "")
+            + (
+                f" (not implemented for their targets: {' '.join(params.unsupported(suite))})"
+                if params.unsupported(suite)
+                else ""
+            )
+        )
     return 0
-

@@ -10,14 +10,13 @@ import os
 import sys
 import time
 
-from hypermask.cli.commands import experiment_of, cmd_sweep, cmd_train
+from hypermask.cli.commands import cmd_sweep, cmd_train, experiment_of
 from hypermask.cli.main import main
 from hypermask.cli.parser import build_parser
 from hypermask.config import (
     read_params,
     split_name,
 )
-
 
 # What the `hypermask` command sets for itself before torch loads, unless the environment sets it
 # (entry()'s docstring says why).
@@ -63,8 +62,15 @@ def entry() -> None:
     for key, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(key, value)
     args = _parsed(sys.argv[1:])
-    os.environ.update(openmp_settings(os.environ, args is not None and args.func is cmd_train
-                                      and args.threads != 1 and os.environ.get("OMP_NUM_THREADS") != "1"))
+    os.environ.update(
+        openmp_settings(
+            os.environ,
+            args is not None
+            and args.func is cmd_train
+            and args.threads != 1
+            and os.environ.get("OMP_NUM_THREADS") != "1",
+        )
+    )
     _keep_freed_memory(args, sys.argv[1:])
     sys.exit(main())
 
@@ -73,7 +79,11 @@ def _parsed(argv: list[str]):
     """The command line as main() will read it, or None where it does not parse (main() parses
     again and prints help or errors once)."""
     try:
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        with (
+            open(os.devnull, "w") as quiet,
+            contextlib.redirect_stdout(quiet),
+            contextlib.redirect_stderr(quiet),
+        ):
             return build_parser().parse_args(argv)
     except (SystemExit, Exception):  # noqa: BLE001  (main() parses again and reports)
         return None
@@ -90,8 +100,10 @@ def openmp_settings(environ, look: bool) -> dict[str, str]:
     try:
         busy = float(environ[CPUS_BUSY_KEY]) if CPUS_BUSY_KEY in environ else None
     except ValueError:
-        raise SystemExit(f"hypermask: error: {CPUS_BUSY_KEY}={environ[CPUS_BUSY_KEY]!r} is not a number "
-                         "(CPUs busy; unset it to let the command look)") from None
+        raise SystemExit(
+            f"hypermask: error: {CPUS_BUSY_KEY}={environ[CPUS_BUSY_KEY]!r} is not a number "
+            "(CPUs busy; unset it to let the command look)"
+        ) from None
     if busy is None and look:
         busy = cpus_busy(SAMPLE_SECONDS)
         reading = {} if busy is None else {CPUS_BUSY_KEY: f"{busy:.2f}"}

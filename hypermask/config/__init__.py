@@ -40,4 +40,34 @@ from hypermask.config.params import (
 from hypermask.methods import METHOD_BLOCKS
 from hypermask.typed import MAX_SEED, NAME_PATTERN
 
-__all__ = ["ConfigError", "load_yaml", "read_overrides", "N_CLASSES", "DataConfig", "TargetConfig", "TrainConfig", "FeCAMConfig", "EvaluationConfig", "ExperimentConfig", "training_fingerprint", "PipelineConfig", "SearchDim", "SweepConfig", "SweepsConfig", "MethodEntry", "SuiteConfig", "ParamsFile", "experiment_name", "split_name", "refuse_passwords", "read_params", "parse_params", "apply_overrides", "experiment_config", "load_experiment", "METHOD_BLOCKS", "MAX_SEED", "NAME_PATTERN"]
+__all__ = [
+    "ConfigError",
+    "load_yaml",
+    "read_overrides",
+    "N_CLASSES",
+    "DataConfig",
+    "TargetConfig",
+    "TrainConfig",
+    "FeCAMConfig",
+    "EvaluationConfig",
+    "ExperimentConfig",
+    "training_fingerprint",
+    "PipelineConfig",
+    "SearchDim",
+    "SweepConfig",
+    "SweepsConfig",
+    "MethodEntry",
+    "SuiteConfig",
+    "ParamsFile",
+    "experiment_name",
+    "split_name",
+    "refuse_passwords",
+    "read_params",
+    "parse_params",
+    "apply_overrides",
+    "experiment_config",
+    "load_experiment",
+    "METHOD_BLOCKS",
+    "MAX_SEED",
+    "NAME_PATTERN",
+]

@@ -51,6 +51,8 @@ def embedded_password_problem(where: str, url: object) -> str | None:
     """A message naming `where` when `url` carries a password, else None."""
     if not password_in_url(url):
         return None
-    return (f"{where}: the URL carries a password ({masked(str(url))}); no URL the project reads may carry one "
-            "(params.yaml is committed to git and hashed by DVC, command lines show in ps and job logs, "
-            f"MLFLOW_TRACKING_URI is copied to every job): remove it from the URL; {WHERE_PASSWORDS_GO}")
+    return (
+        f"{where}: the URL carries a password ({masked(str(url))}); no URL the project reads may carry one "
+        "(params.yaml is committed to git and hashed by DVC, command lines show in ps and job logs, "
+        f"MLFLOW_TRACKING_URI is copied to every job): remove it from the URL; {WHERE_PASSWORDS_GO}"
+    )

@@ -46,9 +46,7 @@ class DataConfig(_Strict):
                 raise ValueError("classes_per_task: required by the split scenario")
             sizes = self.task_sizes()
             if len(sizes) != self.n_tasks:
-                raise ValueError(
-                    f"classes_per_task: {len(sizes)} entries but n_tasks is {self.n_tasks}"
-                )
+                raise ValueError(f"classes_per_task: {len(sizes)} entries but n_tasks is {self.n_tasks}")
             if sum(sizes) > n_cls:
                 raise ValueError(f"classes_per_task: {sum(sizes)} classes but {self.source} has {n_cls}")
             if isinstance(self.class_order, list):
@@ -57,7 +55,11 @@ class DataConfig(_Strict):
                     raise ValueError(f"class_order: must list distinct classes in 0..{n_cls - 1}")
                 if len(order) < sum(sizes):
                     raise ValueError(f"class_order: lists {len(order)} classes, the tasks need {sum(sizes)}")
-        if self.scenario == "permuted" and self.padding and self.source not in ("digits", "mnist", "fashion_mnist"):
+        if (
+            self.scenario == "permuted"
+            and self.padding
+            and self.source not in ("digits", "mnist", "fashion_mnist")
+        ):
             raise ValueError("padding: only for the grey-scale sources")
         return self
 
@@ -88,8 +90,12 @@ class TrainConfig(_Strict):
     val_every: Positive = 100
     lr_scheduler: bool = True  # ReduceLROnPlateau on val accuracy, epoch budgets only
     log_every: Positive = 100  # MLflow: training loss every N iterations
-    eval_batch_size: Positive | None = None  # None: whole split at once where batch norm uses batch statistics (reference), else 1024 rows
-    keep_checkpoints: Literal["all", "last"] = "all"  # "last": delete a task's checkpoint once the next is written
+    eval_batch_size: Positive | None = (
+        None  # None: whole split at once where batch norm uses batch statistics (reference), else 1024 rows
+    )
+    keep_checkpoints: Literal["all", "last"] = (
+        "all"  # "last": delete a task's checkpoint once the next is written
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -162,8 +168,11 @@ class _Experiment(_Strict):
 # One settings block per method that has settings, named after it, from its record
 # (hypermask/methods/specs/NAME.py): `cfg.hypermask.beta`, `cfg.wsn.capacity`, ...
 ExperimentConfig = create_model(
-    "ExperimentConfig", __base__=_Experiment, __module__=__name__,
-    **{r.block: (r.settings, Field(default_factory=r.settings)) for r in METHODS.values() if r.block})
+    "ExperimentConfig",
+    __base__=_Experiment,
+    __module__=__name__,
+    **{r.block: (r.settings, Field(default_factory=r.settings)) for r in METHODS.values() if r.block},
+)
 
 
 def training_fingerprint(cfg: ExperimentConfig) -> str:

@@ -23,8 +23,10 @@ def format_errors(err: ValidationError, prefix: str) -> str:
     for e in err.errors():
         if e["loc"] and e["loc"][-1] == "[key]" and e["type"] == "string_pattern_mismatch":  # a name
             where = ".".join(str(p) for p in e["loc"][:-2])
-            lines.append(f"{prefix}.{where}: name {e['loc'][-2]!r} is not allowed: use letters, digits and _ "
-                         "(it names folders under results/ and pipeline jobs)")
+            lines.append(
+                f"{prefix}.{where}: name {e['loc'][-2]!r} is not allowed: use letters, digits and _ "
+                "(it names folders under results/ and pipeline jobs)"
+            )
             continue
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         msg = e["msg"].removeprefix("Value error, ")
@@ -50,25 +52,34 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicated key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicated key {key!r} (first at line {seen[key].line + 1})",
+                    key_node.start_mark,
+                )
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep)
 
 
 # YAML 1.2's float (and PyYAML's own forms): 1e-3, -2.5E+4, .5, 1., .inf, .nan
-_UniqueKeyLoader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
-                                            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 _UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                 |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                 |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                 |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def load_yaml(path: str | Path) -> Any:

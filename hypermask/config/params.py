@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from hypermask.config.credentials import embedded_password_problem
 from hypermask.config.experiment import ExperimentConfig
-from hypermask.config.files import ConfigError, format_errors, load_yaml, parse_yaml
+from hypermask.config.files import ConfigError, format_errors, parse_yaml
 from hypermask.evaluation.settings import SETTINGS, supported
 from hypermask.methods import METHOD_BLOCKS, METHODS
 from hypermask.methods.record import TARGET_KINDS
@@ -108,9 +108,15 @@ class SweepsConfig(_Strict):
             return None
         space = self.spaces[method]
         budget = self.n_trials or max(self.min_trials, self.trials_per_dimension * len(space))
-        return SweepConfig(n_trials=budget, seed=self.seed, use_best=self.use_best,
-                           enqueue_reference=self.enqueue_reference, sampler=self.sampler, pruner=self.pruner,
-                           space=space)
+        return SweepConfig(
+            n_trials=budget,
+            seed=self.seed,
+            use_best=self.use_best,
+            enqueue_reference=self.enqueue_reference,
+            sampler=self.sampler,
+            pruner=self.pruner,
+            space=space,
+        )
 
 
 class MethodEntry(_Strict):
@@ -147,8 +153,12 @@ class ParamsFile(_Strict):
 
     def suite_experiments(self, suite: str) -> list[str]:
         s = self.suites[suite]
-        return [e for b in s.benchmarks for m in s.methods
-                if (e := experiment_name(b, m)) not in s.exclude and self.runs_on(m, b)]
+        return [
+            e
+            for b in s.benchmarks
+            for m in s.methods
+            if (e := experiment_name(b, m)) not in s.exclude and self.runs_on(m, b)
+        ]
 
     def unsupported(self, suite: str) -> list[str]:
         """The suite's pairs left out because the method is not implemented for the benchmark's target."""
@@ -200,14 +210,18 @@ def _check_optuna_arguments(sweeps: SweepsConfig, path: str) -> None:
 
     import optuna
 
-    for key, cls, args in (("sampler", optuna.samplers.TPESampler, sweeps.sampler),
-                           ("pruner", optuna.pruners.MedianPruner, sweeps.pruner or {})):
+    for key, cls, args in (
+        ("sampler", optuna.samplers.TPESampler, sweeps.sampler),
+        ("pruner", optuna.pruners.MedianPruner, sweeps.pruner or {}),
+    ):
         signature = inspect.signature(cls).parameters
         hints = _annotations(cls)
         for k, v in args.items():
             if k not in signature:
-                raise ConfigError(f"{path}.sweeps.{key}.{k}: not an argument of optuna's {cls.__name__} "
-                                  f"(it takes {', '.join(sorted(signature))})")
+                raise ConfigError(
+                    f"{path}.sweeps.{key}.{k}: not an argument of optuna's {cls.__name__} "
+                    f"(it takes {', '.join(sorted(signature))})"
+                )
             try:  # Optuna checks few values itself: its annotation decides (strictly, as params.yaml)
                 from pydantic import TypeAdapter
 
@@ -218,8 +232,10 @@ def _check_optuna_arguments(sweeps: SweepsConfig, path: str) -> None:
                 try:
                     adapter.validate_python(v, strict=True)
                 except ValidationError:
-                    raise ConfigError(f"{path}.sweeps.{key}.{k}: {v!r} is not what optuna's {cls.__name__} takes "
-                                      f"({hints[k]})") from None
+                    raise ConfigError(
+                        f"{path}.sweeps.{key}.{k}: {v!r} is not what optuna's {cls.__name__} takes "
+                        f"({hints[k]})"
+                    ) from None
             if k.startswith("n_") and isinstance(v, int) and v < (1 if k == "n_ei_candidates" else 0):
                 raise ConfigError(f"{path}.sweeps.{key}.{k}: {v} is not a count (optuna's {cls.__name__})")
         try:
@@ -255,11 +271,15 @@ def _check_storage(storage: str | None, path: str, root: Path) -> None:
         return
     file = storage.removeprefix("sqlite:///").split("?")[0]
     if file in ("", ":memory:"):
-        raise ConfigError(f"{path}.sweeps.storage: {storage} holds no file; the workers of a study share it through one")
+        raise ConfigError(
+            f"{path}.sweeps.storage: {storage} holds no file; the workers of a study share it through one"
+        )
     folder = (root / file).parent if not file.startswith("/") else Path(file).parent
     if not folder.is_dir():
-        raise ConfigError(f"{path}.sweeps.storage: the folder {folder} of {storage} does not exist; create it or "
-                          "change the URL")
+        raise ConfigError(
+            f"{path}.sweeps.storage: the folder {folder} of {storage} does not exist; create it or "
+            "change the URL"
+        )
 
 
 def refuse_passwords(raw: Any, prefix: str) -> None:
@@ -313,13 +333,23 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
         base = entry.variant_of
         if base is not None:
             if m in METHODS:
-                raise ConfigError(f"{path}.methods.{m}.variant_of: {m} is a method of its own; name the variant otherwise")
-            if base not in params.methods or params.methods[base].variant_of is not None or base not in METHODS:
-                raise ConfigError(f"{path}.methods.{m}.variant_of: {base!r} is not a method declared under methods "
-                                  "(a variant's base is a method, not another variant)")
+                raise ConfigError(
+                    f"{path}.methods.{m}.variant_of: {m} is a method of its own; name the variant otherwise"
+                )
+            if (
+                base not in params.methods
+                or params.methods[base].variant_of is not None
+                or base not in METHODS
+            ):
+                raise ConfigError(
+                    f"{path}.methods.{m}.variant_of: {base!r} is not a method declared under methods "
+                    "(a variant's base is a method, not another variant)"
+                )
         elif m not in METHODS:
-            raise ConfigError(f"{path}.methods.{m}: unknown method (known: {', '.join(METHODS)}; a variant of one "
-                              "names it in variant_of)")
+            raise ConfigError(
+                f"{path}.methods.{m}: unknown method (known: {', '.join(METHODS)}; a variant of one "
+                "names it in variant_of)"
+            )
         for b in params.methods[m].benchmarks:
             if b not in params.benchmarks:
                 raise ConfigError(f"{path}.methods.{m}.benchmarks.{b}: unknown benchmark {b!r}")
@@ -333,17 +363,26 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
                 raise ConfigError(f"{path}.suites.{suite}.benchmarks: unknown benchmark {b!r}")
         for m in s.methods:
             if m not in params.methods:
-                raise ConfigError(f"{path}.suites.{suite}.methods: unknown method {m!r} (declare it under methods)")
+                raise ConfigError(
+                    f"{path}.suites.{suite}.methods: unknown method {m!r} (declare it under methods)"
+                )
         for e in s.exclude:
             b, _, m = e.partition("/")
             if b not in s.benchmarks or m not in s.methods:
-                raise ConfigError(f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite")
+                raise ConfigError(
+                    f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite"
+                )
     for suite in params.suites:
         if not params.suite_experiments(suite):
             why = "exclude" if params.suites[suite].exclude else "methods"
-            raise ConfigError(f"{path}.suites.{suite}.{why}: leaves no (benchmark, method) pair to run"
-                              + (f" (not implemented for the benchmarks' targets: {', '.join(params.unsupported(suite))})"
-                                 if params.unsupported(suite) else ""))
+            raise ConfigError(
+                f"{path}.suites.{suite}.{why}: leaves no (benchmark, method) pair to run"
+                + (
+                    f" (not implemented for the benchmarks' targets: {', '.join(params.unsupported(suite))})"
+                    if params.unsupported(suite)
+                    else ""
+                )
+            )
     for key in ("keep_freed_memory", "seeds_in_one_job"):
         for n in getattr(params.pipeline, key):
             if n not in params.benchmarks:
@@ -351,8 +390,10 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
     if params.suite is not None and params.suite not in params.suites:
         raise ConfigError(f"{path}.suite: unknown suite {params.suite!r}")
     if params.sweeps.grace_period <= params.sweeps.heartbeat_interval:
-        raise ConfigError(f"{path}.sweeps.grace_period: {params.sweeps.grace_period} s must exceed "
-                          f"sweeps.heartbeat_interval ({params.sweeps.heartbeat_interval} s), or live trials are failed")
+        raise ConfigError(
+            f"{path}.sweeps.grace_period: {params.sweeps.grace_period} s must exceed "
+            f"sweeps.heartbeat_interval ({params.sweeps.heartbeat_interval} s), or live trials are failed"
+        )
     for b in params.sweeps.benchmarks:
         if b not in params.benchmarks:
             raise ConfigError(f"{path}.sweeps.benchmarks: unknown benchmark {b!r}")
@@ -362,8 +403,10 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
         own = METHODS[params.implementation(m)].block
         for k in space:  # a key of another method's block: every trial would score the same
             if k.split(".")[0] in METHOD_BLOCKS and k.split(".")[0] != own:
-                raise ConfigError(f"{path}.sweeps.spaces.{m}.{k}: {m} does not read {k.split('.')[0]}'s settings "
-                                  f"(its own block is {own or 'none'}); every trial would score the same")
+                raise ConfigError(
+                    f"{path}.sweeps.spaces.{m}.{k}: {m} does not read {k.split('.')[0]}'s settings "
+                    f"(its own block is {own or 'none'}); every trial would score the same"
+                )
     _check_optuna_arguments(params.sweeps, str(path))
     _check_storage(params.sweeps.storage, str(path), Path(path).resolve().parent)
     for suite in params.suites:  # one bad pair is found before any run
@@ -371,12 +414,20 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             experiment_config(params, name, path)
     for b in params.sweeps.benchmarks:
         for m, space in params.sweeps.spaces.items():
-            probe = {k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
-                     for k, d in space.items()}
-            cfg = experiment_config(params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}")
-            if params.sweeps.seed in cfg.seeds:  # a tuned value would be scored on an evaluation run's own stream
-                raise ConfigError(f"{path}.sweeps.seed: {params.sweeps.seed} is an evaluation seed of "
-                                  f"{experiment_name(b, m)} (seeds {list(cfg.seeds)}); studies tune on a seed of their own")
+            probe = {
+                k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
+                for k, d in space.items()
+            }
+            cfg = experiment_config(
+                params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}"
+            )
+            if (
+                params.sweeps.seed in cfg.seeds
+            ):  # a tuned value would be scored on an evaluation run's own stream
+                raise ConfigError(
+                    f"{path}.sweeps.seed: {params.sweeps.seed} is an evaluation seed of "
+                    f"{experiment_name(b, m)} (seeds {list(cfg.seeds)}); studies tune on a seed of their own"
+                )
     return params
 
 
@@ -395,7 +446,10 @@ def apply_overrides(experiment: dict[str, Any], overrides: dict[str, Any]) -> di
 
 
 def experiment_config(
-    params: ParamsFile, name: str, path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None,
+    params: ParamsFile,
+    name: str,
+    path: str | Path = "params.yaml",
+    overrides: dict[str, Any] | None = None,
     where: str | None = None,
 ) -> ExperimentConfig:
     """The settings of experiment BENCHMARK/METHOD: defaults <- benchmark <- method settings <-
@@ -406,16 +460,24 @@ def experiment_config(
     if benchmark not in params.benchmarks:
         raise ConfigError(f"{path}: unknown benchmark {benchmark!r} (known: {', '.join(params.benchmarks)})")
     if method not in params.methods:
-        raise ConfigError(f"{path}: unknown method {method!r} (declared under methods: {', '.join(params.methods)})")
+        raise ConfigError(
+            f"{path}: unknown method {method!r} (declared under methods: {', '.join(params.methods)})"
+        )
     entry = params.methods[method]
     implementation = params.implementation(method)
     merged = _deep_merge(params.defaults, params.benchmarks[benchmark] or {})
-    for e in ([params.methods[implementation]] if entry.variant_of else []) + [entry]:  # a variant: its base's first
+    for e in ([params.methods[implementation]] if entry.variant_of else []) + [
+        entry
+    ]:  # a variant: its base's first
         merged = _deep_merge(merged, e.settings)
         merged = _deep_merge(merged, e.benchmarks.get(benchmark, {}))
     if overrides:
         merged = apply_overrides(merged, overrides)
-    merged["name"], merged["benchmark"], merged["method"] = experiment_name(benchmark, method), benchmark, implementation
+    merged["name"], merged["benchmark"], merged["method"] = (
+        experiment_name(benchmark, method),
+        benchmark,
+        implementation,
+    )
     if entry.variant_of:
         merged["variant"] = method
     settings = (merged.get("evaluation") or {}).get("settings")

@@ -72,5 +72,10 @@ class Progress:
 
     @classmethod
     def from_checkpoint(cls, state: dict) -> Progress:
-        return cls(state["random_init"].numpy().astype(float), list(state["acc_rows"].numpy().astype(float)),
-                   json.loads(state["per_task"]), json.loads(state["settings"]), float(state["wall_seconds"]))
+        return cls(
+            state["random_init"].numpy().astype(float),
+            list(state["acc_rows"].numpy().astype(float)),
+            json.loads(state["per_task"]),
+            json.loads(state["settings"]),
+            float(state["wall_seconds"]),
+        )

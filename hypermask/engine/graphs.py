@@ -54,8 +54,10 @@ class GraphedSteps:
         if not self.enabled:
             return None
         k = self.learner.graph_key(self.task.index, i)
-        if k is None or any(m.training and isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d))
-                            for m in self.learner.modules()):
+        if k is None or any(
+            m.training and isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d))
+            for m in self.learner.modules()
+        ):
             return None
         return (k, self.opt.lr)
 
@@ -78,8 +80,10 @@ class GraphedSteps:
             try:
                 self._capture(x, y, i)
             except RuntimeError as e:  # an op that cannot be captured: this step and the rest eager
-                print(f"warning: CUDA graph capture failed ({str(e).splitlines()[0]}); training eagerly",
-                      file=sys.stderr)
+                print(
+                    f"warning: CUDA graph capture failed ({str(e).splitlines()[0]}); training eagerly",
+                    file=sys.stderr,
+                )
                 torch.cuda.synchronize()
                 self.enabled, self.graph, self.key = False, None, None
                 return step_on(self.learner, self.opt, x, y, self.task.index, i)

@@ -149,8 +149,13 @@ def train_task(learner, task: Task, cfg: ExperimentConfig, seed: int, events: Ev
     }
 
 
-def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache: Path | None = None,
-              tasks: list[Task] | None = None):
+def build_run(
+    cfg: ExperimentConfig,
+    seed: int,
+    device: torch.device,
+    data_cache: Path | None = None,
+    tasks: list[Task] | None = None,
+):
     """The task stream and the freshly initialised learner of one (experiment, seed); `tasks`
     given (the benches' stand-ins where the data is absent) replaces the data's."""
     set_determinism(device)
@@ -159,8 +164,11 @@ def build_run(cfg: ExperimentConfig, seed: int, device: torch.device, data_cache
         tasks = build_tasks(cfg.data, seed, device, raw=load_prepared(cfg.data, data_cache))
     smallest = min(len(task.train.y) for task in tasks)
     if cfg.train.batch_size > smallest:  # legal (a batch then repeats samples), almost surely a mistake
-        print(f"warning: {cfg.name}: train.batch_size {cfg.train.batch_size} exceeds the {smallest} training "
-              "samples of its smallest task; each batch repeats samples of the task", file=sys.stderr)
+        print(
+            f"warning: {cfg.name}: train.batch_size {cfg.train.batch_size} exceeds the {smallest} training "
+            "samples of its smallest task; each batch repeats samples of the task",
+            file=sys.stderr,
+        )
     input_shape = tuple(tasks[0].inputs(tasks[0].train.x[:1]).shape[1:])
     n_out = max(t.n_classes for t in tasks)
     torch.manual_seed(seed)

@@ -31,7 +31,12 @@ from hypermask.tracking.tracker import Tracker, run_identity
 
 
 def evaluate_run(
-    cfg: ExperimentConfig, seed: int, results: Path, device: str, setting: str, tracker: Tracker,
+    cfg: ExperimentConfig,
+    seed: int,
+    results: Path,
+    device: str,
+    setting: str,
+    tracker: Tracker,
     data_cache: Path | None = None,
 ) -> dict:
     paths = run_dir(results, cfg.name, seed)
@@ -40,9 +45,11 @@ def evaluate_run(
         raise ConfigError(f"{paths.metrics}: no finished run to evaluate ({why}; train it first)")
     keys = stale_keys(metrics, cfg)
     if keys:  # an evaluation under other settings would be counted under neither
-        raise ConfigError(f"{paths.metrics}: the run was trained under other settings than params.yaml gives now "
-                          f"({', '.join(keys[:4])}); evaluate it under its own (restore params.yaml) or retrain it "
-                          f"(snakemake --forcerun {paths.metrics})")
+        raise ConfigError(
+            f"{paths.metrics}: the run was trained under other settings than params.yaml gives now "
+            f"({', '.join(keys[:4])}); evaluate it under its own (restore params.yaml) or retrain it "
+            f"(snakemake --forcerun {paths.metrics})"
+        )
     digest = settings_digest(cfg)
     ckpts = sorted(paths.checkpoints.glob("task_*.pt"))
     if not ckpts:
@@ -56,8 +63,10 @@ def evaluate_run(
         try:
             state = read_checkpoint(ckpt)
         except UnreadableFile as e:
-            raise ConfigError(f"{e}; retrain the run (hypermask train {cfg.benchmark} --method {cfg.row} "
-                              f"--seed {seed} --force) to evaluate it") from None
+            raise ConfigError(
+                f"{e}; retrain the run (hypermask train {cfg.benchmark} --method {cfg.row} "
+                f"--seed {seed} --force) to evaluate it"
+            ) from None
         learner.load_state_dict(state["learner"])
         t = int(state["completed_tasks"]) - 1
         after.append(t)
@@ -65,8 +74,13 @@ def evaluate_run(
             til_rows.append(evaluate_tasks(learner, tasks, cfg.train.eval_batch_size))
         else:
             setting_rows.append(evaluate_settings(learner, tasks, t, cfg))
-    out: dict = {"experiment": cfg.name, "seed": seed, "setting": setting, "after_task": after,
-                 "settings_sha256": digest}
+    out: dict = {
+        "experiment": cfg.name,
+        "seed": seed,
+        "setting": setting,
+        "after_task": after,
+        "settings_sha256": digest,
+    }
     if setting == "til":
         stored = np.array(metrics["accuracy_matrix"])
         rows = np.stack(til_rows)
@@ -75,7 +89,9 @@ def evaluate_run(
     else:
         out.update(summarize_settings(setting_rows)[setting])
     atomic_write_json(paths.root / f"eval_{setting}.json", out)
-    experiment, run_name, _ = run_identity(cfg.benchmark, cfg.row, seed, variant_of=cfg.method if cfg.variant else None)
+    experiment, run_name, _ = run_identity(
+        cfg.benchmark, cfg.row, seed, variant_of=cfg.method if cfg.variant else None
+    )
     tracker.start(experiment, run_name, {}, {}, metrics.get("mlflow_run_id"))
     if setting != "til":
         for key in SETTING_METRICS[setting]:

@@ -102,12 +102,26 @@ def run(
             for p in (paths.metrics, paths.finished, paths.mlflow_state):
                 p.unlink(missing_ok=True)
         identity = run_identity(cfg.benchmark, cfg.row, seed, variant_of=cfg.method if cfg.variant else None)
-        subscribers = [Console(cfg.name, seed, cfg.data.n_tasks, quiet),
-                       MLflowSink(tracker, mlflow_experiment or identity[0], run_name or identity[1])]
+        subscribers = [
+            Console(cfg.name, seed, cfg.data.n_tasks, quiet),
+            MLflowSink(tracker, mlflow_experiment or identity[0], run_name or identity[1]),
+        ]
         if on_task_end is not None:
             subscribers.append(TaskCallback(on_task_end))
-        return _run_locked(cfg, seed, paths, device, Events(subscribers), stop_after_task, repo_root or Path.cwd(),
-                           data_cache, restart_on_change, regenerate, score_split, suites)
+        return _run_locked(
+            cfg,
+            seed,
+            paths,
+            device,
+            Events(subscribers),
+            stop_after_task,
+            repo_root or Path.cwd(),
+            data_cache,
+            restart_on_change,
+            regenerate,
+            score_split,
+            suites,
+        )
 
 
 def _set_aside(paths: RunPaths, why: str) -> None:
@@ -120,8 +134,18 @@ def _set_aside(paths: RunPaths, why: str) -> None:
 
 
 def _run_locked(
-    cfg, seed, paths: RunPaths, device, events: Events, stop_after_task, repo_root,
-    data_cache, restart_on_change, regenerate=False, score_split="test", suites=(),
+    cfg,
+    seed,
+    paths: RunPaths,
+    device,
+    events: Events,
+    stop_after_task,
+    repo_root,
+    data_cache,
+    restart_on_change,
+    regenerate=False,
+    score_split="test",
+    suites=(),
 ) -> dict | None:
     wall0 = time.perf_counter()
     config_json = training_fingerprint(cfg) + ("" if score_split == "test" else f"|scored on {score_split}")
@@ -143,7 +167,9 @@ def _run_locked(
             _set_aside(paths, "complete but metrics.json was removed (a forced rerun)")
             state = None
         else:  # stopped after its last checkpoint, before its end: write the outputs, train nothing
-            print(f"{paths.metrics}: missing after the last task's checkpoint; rebuilding it", file=sys.stderr)
+            print(
+                f"{paths.metrics}: missing after the last task's checkpoint; rebuilding it", file=sys.stderr
+            )
     if state is None:
         paths.finished.unlink(missing_ok=True)
         progress = Progress(evaluate_tasks(learner, tasks, eval_bs, score_split))
@@ -151,14 +177,30 @@ def _run_locked(
         learner.load_state_dict(state["learner"])
         progress = Progress.from_checkpoint(state)
         torch.set_rng_state(state["rng_torch"])
-        print(f"resuming {cfg.name} seed {seed} after task {progress.done - 1} from "
-              f"{paths.checkpoint(progress.done - 1)}", file=sys.stderr)
+        print(
+            f"resuming {cfg.name} seed {seed} after task {progress.done - 1} from "
+            f"{paths.checkpoint(progress.done - 1)}",
+            file=sys.stderr,
+        )
 
     commit = git_commit(repo_root)
-    events.emit("run_started", RunStart(
-        cfg.name, seed, paths.root, cfg.as_dict(),
-        {**run_identity(cfg.benchmark, cfg.row, seed, suites, cfg.method if cfg.variant else None)[2], "git_commit": commit, RUN_ID_TAG: str(paths.root.resolve())},
-        progress.done, list(progress.rows), list(progress.settings)))
+    events.emit(
+        "run_started",
+        RunStart(
+            cfg.name,
+            seed,
+            paths.root,
+            cfg.as_dict(),
+            {
+                **run_identity(cfg.benchmark, cfg.row, seed, suites, cfg.method if cfg.variant else None)[2],
+                "git_commit": commit,
+                RUN_ID_TAG: str(paths.root.resolve()),
+            },
+            progress.done,
+            list(progress.rows),
+            list(progress.settings),
+        ),
+    )
     try:
         step0 = sum(p["iterations"] for p in progress.per_task)
         for t in range(progress.done, T):
@@ -169,9 +211,15 @@ def _run_locked(
             row = evaluate_tasks(learner, tasks, eval_bs, score_split)
             settings = evaluate_settings(learner, tasks, t, cfg)
             info["eval_seconds"] = time.perf_counter() - e0
-            bad = [k for k, v in learner.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            bad = [
+                k
+                for k, v in learner.state_dict().items()
+                if v.is_floating_point() and not torch.isfinite(v).all()
+            ]
             if bad:
-                raise TrainingError(f"task {t}: non-finite weights in {bad[:3]}; the last good checkpoint is kept")
+                raise TrainingError(
+                    f"task {t}: non-finite weights in {bad[:3]}; the last good checkpoint is kept"
+                )
             progress.rows.append(row)
             progress.settings.append(settings)
             progress.per_task.append(info)
@@ -188,14 +236,18 @@ def _run_locked(
         events.emit("run_stopped", "FAILED")
         raise
 
-    out = run_record(cfg, seed, device, progress, progress.wall_before + time.perf_counter() - wall0, commit, repo_root)
+    out = run_record(
+        cfg, seed, device, progress, progress.wall_before + time.perf_counter() - wall0, commit, repo_root
+    )
     out["memory"] = learner.memory()
     if score_split != "test":
         out["scored_on"] = score_split
     events.emit("run_summary", out)
     A = np.array(out["accuracy_matrix"])
     atomic_write_text(paths.matrix_csv, matrix_csv(np.stack(progress.rows)))
-    write_heatmap(paths.heatmap, A, f"{cfg.name} seed {seed}: avg {out['average_accuracy']:.2f}%, BWT {out['bwt']:.2f}")
+    write_heatmap(
+        paths.heatmap, A, f"{cfg.name} seed {seed}: avg {out['average_accuracy']:.2f}%, BWT {out['bwt']:.2f}"
+    )
     atomic_write_json(paths.metrics, out)
     events.emit("run_finished", out, [paths.metrics, paths.heatmap, paths.matrix_csv])
     # The marker comes last: a process stopped anywhere before it (Ctrl-C during MLflow's

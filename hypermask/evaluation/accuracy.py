@@ -85,8 +85,13 @@ def infer_tasks(learner, tasks: list[Task], seen: int, batch_size: int, select) 
 
 def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
     """Per sample, the task whose output has the lowest entropy (entropy_select)."""
-    return infer_tasks(learner, tasks, seen, batch_size,
-                          lambda ctx, ids, x: entropy_select(learner.all_task_outputs(ctx, ids, x)))
+    return infer_tasks(
+        learner,
+        tasks,
+        seen,
+        batch_size,
+        lambda ctx, ids, x: entropy_select(learner.all_task_outputs(ctx, ids, x)),
+    )
 
 
 # --------------------------------------------------------------------------- SupSup one-shot

@@ -75,8 +75,10 @@ def mahalanobis(features: Tensor, stats: ClassStats, normalize: bool) -> Tensor:
 @torch.no_grad()
 def task_features(learner, ctx: dict, task: Task, x_raw: Tensor, batch_size: int) -> Tensor:
     """Penultimate features of raw samples of `task` under the task's own mask."""
-    out = [learner.logits(ctx, task.inputs(x_raw[i : i + batch_size]), task.index, features=True)
-           for i in range(0, len(x_raw), batch_size)]
+    out = [
+        learner.logits(ctx, task.inputs(x_raw[i : i + batch_size]), task.index, features=True)
+        for i in range(0, len(x_raw), batch_size)
+    ]
     return torch.cat(out)
 
 
@@ -89,8 +91,12 @@ def fecam_inference(learner, tasks: list[Task], seen: int, cfg: FeCAMConfig, bat
     ids = list(range(seen))
     ctx = learner.eval_context(ids)
     stats = [
-        fit_task(task_features(learner, ctx, tasks[k], tasks[k].train.x, batch_size), tasks[k].train.y,
-                 tasks[k].n_classes, cfg)
+        fit_task(
+            task_features(learner, ctx, tasks[k], tasks[k].train.x, batch_size),
+            tasks[k].train.y,
+            tasks[k].n_classes,
+            cfg,
+        )
         for k in ids
     ]
     hits, n_total, per_task = 0, 0, []

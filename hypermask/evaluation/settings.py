@@ -19,7 +19,9 @@ from typing import Any
 @dataclass(frozen=True)
 class Setting:
     name: str
-    needs: str | None  # the method capability it needs (a methods.Entry field): None, "task_inference", "one_shot"
+    needs: (
+        str | None
+    )  # the method capability it needs (a methods.Entry field): None, "task_inference", "one_shot"
     metrics: tuple[str, ...]  # its per-task results in metrics.json, eval_SETTING.json and MLflow
     columns: tuple[tuple[str, str, str], ...]  # (final result key, table column, table title)
     compute: str | None  # "module:function" (learner, tasks, seen, evaluation config) -> results after a task
@@ -29,22 +31,47 @@ class Setting:
         return getattr(import_module(f"hypermask.{module}"), fn)(learner, tasks, seen, ev)
 
 
-SETTINGS: dict[str, Setting] = {s.name: s for s in (
-    Setting("til", None, (), (), None),
-    Setting("entropy", "task_inference", ("task_accuracy", "class_accuracy"),
-            (("final_task_accuracy", "entropy_task", "Task inferred by entropy: task accuracy (%)"),
-             ("final_class_accuracy", "entropy_class", "Task inferred by entropy: class accuracy (%)")),
-            "evaluation.accuracy:entropy_setting"),
-    Setting("fecam", "task_inference", ("accuracy",),
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting("til", None, (), (), None),
+        Setting(
+            "entropy",
+            "task_inference",
+            ("task_accuracy", "class_accuracy"),
+            (
+                ("final_task_accuracy", "entropy_task", "Task inferred by entropy: task accuracy (%)"),
+                ("final_class_accuracy", "entropy_class", "Task inferred by entropy: class accuracy (%)"),
+            ),
+            "evaluation.accuracy:entropy_setting",
+        ),
+        Setting(
+            "fecam",
+            "task_inference",
+            ("accuracy",),
             (("final_accuracy", "fecam", "Class-incremental, FeCAM (%)"),),
-            "evaluation.fecam:fecam_setting"),
-    Setting("oneshot", "one_shot", ("task_accuracy", "class_accuracy"),
-            (("final_task_accuracy", "oneshot_task",
-              "Task inferred one-shot (SupSup, per batch of one task): task accuracy (%)"),
-             ("final_class_accuracy", "oneshot_class",
-              "Task inferred one-shot (SupSup, per batch of one task): class accuracy (%)")),
-            "evaluation.accuracy:oneshot_setting"),
-)}
+            "evaluation.fecam:fecam_setting",
+        ),
+        Setting(
+            "oneshot",
+            "one_shot",
+            ("task_accuracy", "class_accuracy"),
+            (
+                (
+                    "final_task_accuracy",
+                    "oneshot_task",
+                    "Task inferred one-shot (SupSup, per batch of one task): task accuracy (%)",
+                ),
+                (
+                    "final_class_accuracy",
+                    "oneshot_class",
+                    "Task inferred one-shot (SupSup, per batch of one task): class accuracy (%)",
+                ),
+            ),
+            "evaluation.accuracy:oneshot_setting",
+        ),
+    )
+}
 WITHOUT_TASK_ID = tuple(n for n, s in SETTINGS.items() if s.compute)  # computed after each task when listed
 
 
@@ -56,6 +83,8 @@ def supported(name: str, entry) -> bool:
 
 def why_not(name: str, method: str) -> str:
     """Why `method` cannot be evaluated in setting `name`, in words."""
-    return {"task_inference": f"{method} cannot evaluate without the task id (entropy and fecam need one model "
-                              "per task)",
-            "one_shot": f"oneshot is SupSup's task inference, not {method}'s"}[SETTINGS[name].needs]
+    return {
+        "task_inference": f"{method} cannot evaluate without the task id (entropy and fecam need one model "
+        "per task)",
+        "one_shot": f"oneshot is SupSup's task inference, not {method}'s",
+    }[SETTINGS[name].needs]

@@ -72,8 +72,10 @@ def _records() -> dict[str, MethodRecord]:
     for info in pkgutil.iter_modules(specs.__path__):
         record = getattr(importlib.import_module(f"{specs.__name__}.{info.name}"), "RECORD", None)
         if not isinstance(record, MethodRecord) or record.name != info.name:
-            raise ImportError(f"hypermask/methods/specs/{info.name}.py must define RECORD = MethodRecord(name="
-                              f"{info.name!r}, ...)")
+            raise ImportError(
+                f"hypermask/methods/specs/{info.name}.py must define RECORD = MethodRecord(name="
+                f"{info.name!r}, ...)"
+            )
         found[record.name] = record
     return dict(sorted(found.items()))
 
@@ -89,7 +91,9 @@ def of_family(family: str) -> tuple[str, ...]:
 def heads_of(cfg: ExperimentConfig) -> int:
     """Output heads of the target: one per task for the methods whose own code has them."""
     per_task = METHODS[cfg.method].per_task_head
-    return cfg.data.n_tasks if per_task is True or (per_task == "split" and cfg.data.scenario == "split") else 1
+    return (
+        cfg.data.n_tasks if per_task is True or (per_task == "split" and cfg.data.scenario == "split") else 1
+    )
 
 
 def build_method(cfg: ExperimentConfig, target: TargetNet) -> Method:

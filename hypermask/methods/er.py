@@ -56,8 +56,12 @@ class ER(MethodBase):
         self.tasks = list(tasks)
         x, y = tasks[0].train.x, tasks[0].train.y
         self.slots = self.m * max(t.n_classes for t in tasks)
-        self.register_buffer("memory_x", torch.zeros(self.n_tasks, self.slots, *x.shape[1:], dtype=x.dtype, device=x.device))
-        self.register_buffer("memory_y", torch.zeros(self.n_tasks, self.slots, dtype=y.dtype, device=y.device))
+        self.register_buffer(
+            "memory_x", torch.zeros(self.n_tasks, self.slots, *x.shape[1:], dtype=x.dtype, device=x.device)
+        )
+        self.register_buffer(
+            "memory_y", torch.zeros(self.n_tasks, self.slots, dtype=y.dtype, device=y.device)
+        )
         self.register_buffer("filled", torch.zeros(self.n_tasks, dtype=torch.long, device=y.device))
         self.sizes = [0] * self.n_tasks
 
@@ -103,7 +107,9 @@ class ER(MethodBase):
             for k, j in enumerate(earlier):
                 sel = offset[which == k].to(y.device)
                 if len(sel):
-                    xs.append(self.tasks[j].inputs(self.memory_x[j].index_select(0, sel), train=True, gen=gen))
+                    xs.append(
+                        self.tasks[j].inputs(self.memory_x[j].index_select(0, sel), train=True, gen=gen)
+                    )
                     ys.append(self.memory_y[j].index_select(0, sel))
                     rows.append(torch.full((len(sel),), j, dtype=torch.long, device=y.device))
             x, y = torch.cat(xs), torch.cat(ys)

@@ -45,8 +45,10 @@ class EWC(MethodBase):
 
     def _pairs(self) -> list[tuple[Tensor, Tensor, Tensor]]:
         """(theta_k, F_k, theta*_k) for every target tensor."""
-        return [(p, getattr(self, f"fisher_{i}"), getattr(self, f"anchor_{i}"))
-                for i, p in enumerate(self.target.parameters())]
+        return [
+            (p, getattr(self, f"fisher_{i}"), getattr(self, f"anchor_{i}"))
+            for i, p in enumerate(self.target.parameters())
+        ]
 
     def penalty(self) -> Tensor:
         """sum_k F_k (theta_k - theta*_k)^2 (without lambda / 2)."""

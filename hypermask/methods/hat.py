@@ -82,7 +82,9 @@ class HAT(MethodBase):
         """a_t^l = sigmoid(s e_t^l), one tensor per hidden layer."""
         return list(torch.sigmoid(s * self.embeddings[t]).split(self.units))
 
-    def forward_gated(self, x: Tensor, t: int, s: float, features: bool = False) -> tuple[Tensor, list[Tensor]]:
+    def forward_gated(
+        self, x: Tensor, t: int, s: float, features: bool = False
+    ) -> tuple[Tensor, list[Tensor]]:
         gates = self.gates(t, s)
         h = x.flatten(1)
         for layer, a in zip(self.hidden, gates):
@@ -156,7 +158,9 @@ class HAT(MethodBase):
     @torch.no_grad()
     def end_task(self, t: int, task) -> None:
         """a_<=t = max(a_<t, a_t at s_max)."""
-        self.cumulative.copy_(torch.maximum(self.cumulative, torch.sigmoid(self.hp.s_max * self.embeddings[t])))
+        self.cumulative.copy_(
+            torch.maximum(self.cumulative, torch.sigmoid(self.hp.s_max * self.embeddings[t]))
+        )
 
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return self.forward_gated(x, t, self.hp.s_max, features)[0]

@@ -70,8 +70,16 @@ class ChunkedHyperNetwork(nn.Module):
     """[task embedding; chunk embedding] -> MLP -> one chunk of `chunk_size` target weights,
     for every chunk embedding at once; the chunks concatenated and cut to `total`."""
 
-    def __init__(self, total: int, n_tasks: int, emb_dim: int, chunk_emb_dim: int, chunk_size: int,
-                 hidden: list[int], activation: str = "elu"):
+    def __init__(
+        self,
+        total: int,
+        n_tasks: int,
+        emb_dim: int,
+        chunk_emb_dim: int,
+        chunk_size: int,
+        hidden: list[int],
+        activation: str = "elu",
+    ):
         super().__init__()
         self.total, self.chunk_size = total, chunk_size
         self.n_chunks = math.ceil(total / chunk_size)
@@ -94,8 +102,9 @@ class ChunkedHyperNetwork(nn.Module):
         nn.init.normal_(self.chunk_embeddings, 0.0, 1.0)
 
     @staticmethod
-    def n_parameters(total: int, n_tasks: int, emb_dim: int, chunk_emb_dim: int, chunk_size: int,
-                     hidden: list[int]) -> int:
+    def n_parameters(
+        total: int, n_tasks: int, emb_dim: int, chunk_emb_dim: int, chunk_size: int, hidden: list[int]
+    ) -> int:
         """Its parameter count for these sizes (the formula the tests check the module against)."""
         sizes = [emb_dim + chunk_emb_dim, *hidden, chunk_size]
         layers = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -105,7 +114,9 @@ class ChunkedHyperNetwork(nn.Module):
         """Flat generated weights for the given tasks, shape (len(tasks), total)."""
         e = self.embeddings[tasks]
         k, c = e.shape[0], self.n_chunks
-        h = torch.cat([e.unsqueeze(1).expand(k, c, -1), self.chunk_embeddings.unsqueeze(0).expand(k, c, -1)], -1)
+        h = torch.cat(
+            [e.unsqueeze(1).expand(k, c, -1), self.chunk_embeddings.unsqueeze(0).expand(k, c, -1)], -1
+        )
         for layer in self.hidden:
             h = self.act(layer(h))
         return self.out(h).reshape(k, c * self.chunk_size)[:, : self.total]
@@ -119,7 +130,6 @@ class ChunkedHyperNetwork(nn.Module):
 class HNETFull(MethodBase):
     """hnet_full behind the method contract (hypermask.methods.Method); HNET (below) differs
     only in its hypernetwork and in training the current task's embedding alone."""
-
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
@@ -142,9 +152,14 @@ class HNETFull(MethodBase):
     def generated(self, h: Tensor) -> dict[str, Tensor]:
         """Flat hypernetwork outputs (..., total) -> the target's tensors (with h's leading dims)."""
         lead = h.shape[:-1]
-        return {n: c.view(*lead, *s) for n, c, s in zip(self.target.masked_names, h.split(self.sizes, -1), self.shapes)}
+        return {
+            n: c.view(*lead, *s)
+            for n, c, s in zip(self.target.masked_names, h.split(self.sizes, -1), self.shapes)
+        }
 
-    def forward_with(self, weights: dict[str, Tensor], x: Tensor, t: int | None, features: bool = False) -> Tensor:
+    def forward_with(
+        self, weights: dict[str, Tensor], x: Tensor, t: int | None, features: bool = False
+    ) -> Tensor:
         return functional_call(self.target, weights, (x,), {"task": t, "features": features})
 
     @torch.no_grad()
@@ -189,8 +204,15 @@ class HNET(HNETFull):
 
     def build_hypernetwork(self, cfg: ExperimentConfig) -> nn.Module:
         hp = self.hp
-        hnet = ChunkedHyperNetwork(sum(self.sizes), cfg.data.n_tasks, hp.embedding_dim, hp.chunk_embedding_dim,
-                                   hp.chunk_size, list(hp.hnet_hidden), hp.activation)
+        hnet = ChunkedHyperNetwork(
+            sum(self.sizes),
+            cfg.data.n_tasks,
+            hp.embedding_dim,
+            hp.chunk_embedding_dim,
+            hp.chunk_size,
+            list(hp.hnet_hidden),
+            hp.activation,
+        )
         # only the current task's embedding is trained (rebuilt at each task's start; not in checkpoints)
         self.register_buffer("current_row", torch.zeros(cfg.data.n_tasks, 1), persistent=False)
         hnet.embeddings.register_hook(lambda g: g * self.current_row)

@@ -86,7 +86,6 @@ class HyperMask(MethodBase):
     (MethodBase) covers hypernetwork (embeddings included) and target together, as the
     reference's does."""
 
-
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
         self.hp = hm = cfg.hypermask
@@ -129,7 +128,6 @@ class HyperMask(MethodBase):
         r_target = target_regularizer(self._theta(), self.theta_star, masks if hm.masked_l1 else None)
         beta = hnet_reg_weight(hm.beta, t, hm.hnet_reg_normalisation)
         return ce + beta * r_hnet + hm.lambda_ * r_target, ce
-
 
     @torch.no_grad()
     def eval_context(self, tasks: list[int]) -> dict:

@@ -67,14 +67,19 @@ def release_mask(w: Tensor, trainable: Tensor, prune: float) -> Tensor:
 class PackNet(TaskTensors, MethodBase):
     """PackNet behind the method contract (hypermask.methods.Method)."""
 
-
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
         pc = cfg.packnet
-        self.prune, self.retrain_fraction, self.retrain_lr = pc.prune / 100, pc.retrain_fraction, pc.retrain_lr
+        self.prune, self.retrain_fraction, self.retrain_lr = (
+            pc.prune / 100,
+            pc.retrain_fraction,
+            pc.retrain_lr,
+        )
         params = dict(target.named_parameters())
         head = target.head_names()  # one classifier per task, trained only with its task
-        self.names = [n for n in target.masked_names if params[n].dim() > 1 and n not in head]  # trunk weights
+        self.names = [
+            n for n in target.masked_names if params[n].dim() > 1 and n not in head
+        ]  # trunk weights
         self.biases = [n for n in target.masked_names if params[n].dim() == 1 and n not in head]
         freeze_batch_norm(target)
         self.register_buffer("learned", torch.zeros(cfg.data.n_tasks, dtype=torch.bool))
@@ -138,7 +143,10 @@ class PackNet(TaskTensors, MethodBase):
         if not self.pruned and iteration >= self.prune_at:
             self.prune_task()
         if self.pruned:
-            params = {n: w * getattr(self, f"active_{i}") for i, (n, w) in enumerate(zip(self.names, self._weights()))}
+            params = {
+                n: w * getattr(self, f"active_{i}")
+                for i, (n, w) in enumerate(zip(self.names, self._weights()))
+            }
             out = functional_call(self.target, params, (x,), {"task": t})
         else:  # before pruning the task's network is every weight
             out = self.target(x, t)

@@ -41,8 +41,12 @@ class MethodRecord:
     # protocol): True on every benchmark, permuted ones too; "split": on split benchmarks only
     # (a method whose official code shares one head on permuted benchmarks; none does now).
     per_task_head: bool | str = False
-    task_inference: bool = False  # every task's model is at hand: evaluation without the task id (entropy, FeCAM)
-    one_shot: bool = False  # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
+    task_inference: bool = (
+        False  # every task's model is at hand: evaluation without the task id (entropy, FeCAM)
+    )
+    one_shot: bool = (
+        False  # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
+    )
     targets: tuple[str, ...] = TARGET_KINDS  # the target networks it is implemented for
     targets_why: str = ""  # why not the others, in words (the checks and the suites' skips say it)
 

@@ -85,8 +85,10 @@ class SI(MethodBase):
 
     def triples(self) -> list[tuple[Tensor, Tensor, Tensor]]:
         """(theta_k, Omega_k, theta~_k) for every target tensor."""
-        return [(p, getattr(self, f"importance_{i}"), getattr(self, f"anchor_{i}"))
-                for i, p in enumerate(self.target.parameters())]
+        return [
+            (p, getattr(self, f"importance_{i}"), getattr(self, f"anchor_{i}"))
+            for i, p in enumerate(self.target.parameters())
+        ]
 
     @torch.no_grad()
     def start_task(self, t: int, n_iterations: int) -> None:

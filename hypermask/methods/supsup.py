@@ -75,6 +75,10 @@ class SupSup(SupermaskMethod):
         """f(x; W * sum_i alpha_i M_i) over the given tasks' masks (ctx from eval_context holds
         each W * M_i): the superposition one-shot inference differentiates with respect to alpha."""
         if self.target.per_task_bn:
-            raise ValueError("one-shot inference superposes tasks: it needs batch norm without per-task statistics")
-        params = {n: torch.einsum("k,k...->...", alpha, torch.stack([ctx[t][n] for t in tasks])) for n in self.names}
+            raise ValueError(
+                "one-shot inference superposes tasks: it needs batch norm without per-task statistics"
+            )
+        params = {
+            n: torch.einsum("k,k...->...", alpha, torch.stack([ctx[t][n] for t in tasks])) for n in self.names
+        }
         return functional_call(self.target, params, (x,), {"task": None})

@@ -54,8 +54,13 @@ class Plan:
     _configs: dict = field(default_factory=dict, repr=False)  # experiment -> its validated config
 
     @classmethod
-    def from_file(cls, path: str | Path = "params.yaml", suite: str | None = None, raw: Any = None,
-                  jobs_dir: str | Path = ".") -> Plan:
+    def from_file(
+        cls,
+        path: str | Path = "params.yaml",
+        suite: str | None = None,
+        raw: Any = None,
+        jobs_dir: str | Path = ".",
+    ) -> Plan:
         """The plan of a params file; `raw`: its content when the caller has read it already;
         `jobs_dir`: where the jobs run (Snakemake's working directory, dvc.yaml's folder)."""
         if raw is None:
@@ -189,8 +194,14 @@ class Plan:
     def sweep_settings(self, exp: str) -> str:
         """What a sweep's results depend on: the experiment's settings and its sweep block."""
         sweep = self.study(exp).model_dump(mode="json")
-        return json.dumps({"experiment": json.loads(self.train_settings(exp)), "sweep": sweep,
-                           "storage": self.params.sweeps.storage}, sort_keys=True)
+        return json.dumps(
+            {
+                "experiment": json.loads(self.train_settings(exp)),
+                "sweep": sweep,
+                "storage": self.params.sweeps.storage,
+            },
+            sort_keys=True,
+        )
 
     # ------------------------------------------------------------------ commands
     @property
@@ -237,8 +248,10 @@ class Plan:
         return self._train(exp, " ".join(str(s) for s in self.config(exp).seeds)) + " --stage"
 
     def _train(self, exp: str, seeds: str) -> str:
-        cmd = (f"{self._env(exp)}{self._hypermask} train {self._which(exp)} --seed {seeds} --quiet --restart-on-change "
-               f"--threads {self.params.pipeline.threads}")
+        cmd = (
+            f"{self._env(exp)}{self._hypermask} train {self._which(exp)} --seed {seeds} --quiet --restart-on-change "
+            f"--threads {self.params.pipeline.threads}"
+        )
         if self.uses_best(exp):
             cmd += f" --override {self.sweep_files(exp)[0]}"
         return cmd
@@ -252,9 +265,15 @@ class Plan:
         a variant's base method's first."""
         benchmark, method = split_name(exp)
         base = self.params.implementation(method)
-        return ["defaults", f"benchmarks.{benchmark}",
-                *(f"methods.{m}.{k}" for m in dict.fromkeys([base, method])
-                  for k in ("settings", f"benchmarks.{benchmark}"))]
+        return [
+            "defaults",
+            f"benchmarks.{benchmark}",
+            *(
+                f"methods.{m}.{k}"
+                for m in dict.fromkeys([base, method])
+                for k in ("settings", f"benchmarks.{benchmark}")
+            ),
+        ]
 
     def dvc_stages(self) -> dict[str, Any]:
         stages: dict[str, Any] = {}
@@ -288,7 +307,10 @@ class Plan:
             "cmd": self.tables_cmd(),
             "deps": [CODE, *[self.run_files(e, s)[0] for e, s in self.runs()]],
             "params": self._keys(f"suites.{self.suite}"),  # DVC's params are dotted keys of params.yaml
-            "outs": [*[{f: {"cache": False}} for f in self.table_files()], {self.figures_dir(): {"cache": False}}],
+            "outs": [
+                *[{f: {"cache": False}} for f in self.table_files()],
+                {self.figures_dir(): {"cache": False}},
+            ],
         }
         return stages
 

@@ -22,9 +22,11 @@ from hypermask.config.credentials import (
 
 def executor_problem(executor: str) -> str | None:
     if executor == "slurm" and shutil.which("sbatch") is None:
-        return ("sbatch: not found on PATH, and the SLURM executor (profiles/slurm) submits every job with it: "
-                "run snakemake on a login node of the cluster (or `module load slurm`), or run locally with "
-                "`snakemake --cores N`")
+        return (
+            "sbatch: not found on PATH, and the SLURM executor (profiles/slurm) submits every job with it: "
+            "run snakemake on a login node of the cluster (or `module load slurm`), or run locally with "
+            "`snakemake --cores N`"
+        )
     return None
 
 
@@ -48,11 +50,16 @@ def client_credentials() -> tuple[dict[str, str], str]:
     user, password = read_mlflow_creds()
     if user and password:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        where = ("MLFLOW_TRACKING_PASSWORD" if os.environ.get("MLFLOW_TRACKING_PASSWORD")
-                 else "~/.mlflow/credentials")
+        where = (
+            "MLFLOW_TRACKING_PASSWORD"
+            if os.environ.get("MLFLOW_TRACKING_PASSWORD")
+            else "~/.mlflow/credentials"
+        )
         return {"Authorization": f"Basic {token}"}, f"user {user!r}, password (***) from {where}"
     if os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        return {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}, "the token in MLFLOW_TRACKING_TOKEN"
+        return {
+            "Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+        }, "the token in MLFLOW_TRACKING_TOKEN"
     return {}, "no credentials: neither MLFLOW_TRACKING_USERNAME/PASSWORD nor ~/.mlflow/credentials"
 
 
@@ -68,19 +75,25 @@ def tracking_problem(uri: str, timeout: float = 10.0) -> str | None:
     base = uri.rstrip("/")
     status, why = _get(base + "/health", timeout)
     if status != 200:
-        return (f"MLflow tracking server {uri}: unreachable ({why}); start it (`mlflow server ...`, "
-                "docs/clusters.md) or change pipeline.tracking_uri in params.yaml (or MLFLOW_TRACKING_URI)")
+        return (
+            f"MLflow tracking server {uri}: unreachable ({why}); start it (`mlflow server ...`, "
+            "docs/clusters.md) or change pipeline.tracking_uri in params.yaml (or MLFLOW_TRACKING_URI)"
+        )
     headers, source = client_credentials()
     status, why = _get(base + "/api/2.0/mlflow/experiments/search?max_results=1", timeout, headers)
     if status == 200:
         return None
     if status in (401, 403):
         what = "refused the credentials" if headers else "asks for credentials"
-        return (f"MLflow tracking server {uri}: {what} ({why}; {source}); give a user of the server "
-                "(with permission to create experiments) to every job: MLFLOW_TRACKING_USERNAME and "
-                "MLFLOW_TRACKING_PASSWORD in the environment that starts the jobs, or ~/.mlflow/credentials "
-                "(mode 600), never params.yaml")
-    return f"MLflow tracking server {uri}: answers /health but not MLflow's API ({why}); is it an MLflow server?"
+        return (
+            f"MLflow tracking server {uri}: {what} ({why}; {source}); give a user of the server "
+            "(with permission to create experiments) to every job: MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD in the environment that starts the jobs, or ~/.mlflow/credentials "
+            "(mode 600), never params.yaml"
+        )
+    return (
+        f"MLflow tracking server {uri}: answers /health but not MLflow's API ({why}); is it an MLflow server?"
+    )
 
 
 def storage_problem(storage: str | None, timeout: int = 10) -> str | None:
@@ -100,13 +113,19 @@ def storage_problem(storage: str | None, timeout: int = 10) -> str | None:
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if "password" in first.lower():  # libpq: "password authentication failed", "no password supplied"
-            return (f"sweeps.storage in params.yaml: {masked(storage)} refused the login ({first[:300]}); "
-                    f"give the database user's password where its client reads it, never in the URL: "
-                    f"{WHERE_PASSWORDS_GO}")
-        return (f"sweeps.storage in params.yaml: cannot connect to {masked(storage)} ({first[:300]}); "
-                "check the URL, that the database exists and the server is reachable from this node, and that "
-                "its driver is installed (PostgreSQL: pip install -e '.[cluster]')")
+            return (
+                f"sweeps.storage in params.yaml: {masked(storage)} refused the login ({first[:300]}); "
+                f"give the database user's password where its client reads it, never in the URL: "
+                f"{WHERE_PASSWORDS_GO}"
+            )
+        return (
+            f"sweeps.storage in params.yaml: cannot connect to {masked(storage)} ({first[:300]}); "
+            "check the URL, that the database exists and the server is reachable from this node, and that "
+            "its driver is installed (PostgreSQL: pip install -e '.[cluster]')"
+        )
 
 
 def problems(executor: str, tracking_uri: str, storage: str | None) -> list[str]:
-    return [p for p in (executor_problem(executor), tracking_problem(tracking_uri), storage_problem(storage)) if p]
+    return [
+        p for p in (executor_problem(executor), tracking_problem(tracking_uri), storage_problem(storage)) if p
+    ]

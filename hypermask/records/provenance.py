@@ -10,7 +10,9 @@ from pathlib import Path
 
 def git_commit(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -24,8 +26,13 @@ def uncommitted_code(root: Path) -> list[str] | None:
     commit's: its numbers cannot be reproduced from git_commit alone); None outside a git
     checkout."""
     try:
-        out = subprocess.run(["git", "diff", "--name-only", "HEAD", "--", CODE], cwd=root,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "diff", "--name-only", "HEAD", "--", CODE],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.split() if out.returncode == 0 else None

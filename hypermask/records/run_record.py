@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +25,15 @@ if TYPE_CHECKING:
 # what a run's speed depends on beyond its config, recorded in metrics.json: the OpenMP wait
 # policy (and the CPUs found busy when choosing it) and glibc's large-block settings the `hypermask`
 # command sets (hypermask/cli/process.py)
-PROCESS_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "HYPERMASK_CPUS_BUSY", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
-                    "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+PROCESS_SETTINGS = (
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "HYPERMASK_CPUS_BUSY",
+    "OMP_NUM_THREADS",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -44,7 +51,9 @@ def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:
             out[setting] = {k: [r[setting][k] for r in rows] for k in keys}
             out[setting].update({f"final_{k}": rows[-1][setting][k] for k in keys})
             last = rows[-1][setting]
-            out[setting]["per_task_after_last"] = last.get("task_accuracy_per_task", last.get("accuracy_per_task"))
+            out[setting]["per_task_after_last"] = last.get(
+                "task_accuracy_per_task", last.get("accuracy_per_task")
+            )
     return out
 
 
@@ -80,6 +89,6 @@ def run_record(cfg, seed, device, progress: Progress, wall: float, commit: str, 
         "environment_lock": environment_lock(repo_root),
         "cpu": cpu_model(),
         "host": socket.gethostname(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.as_dict(),
     }

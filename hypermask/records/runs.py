@@ -122,11 +122,15 @@ class RunMetrics(BaseModel):
         A, R = np.array(self.accuracy_matrix), np.array(self.random_init_accuracy)
         for key, value in M.summary(A, R).items():
             if not math.isclose(getattr(self, key), value, abs_tol=1e-2):  # the matrix is stored rounded
-                raise ValueError(f"{key}: {getattr(self, key)} does not follow from accuracy_matrix ({value:.4f})")
+                raise ValueError(
+                    f"{key}: {getattr(self, key)} does not follow from accuracy_matrix ({value:.4f})"
+                )
         return self
 
 
-def read_metrics(paths: RunPaths, experiment: str | None = None, seed: int | None = None) -> tuple[dict | None, str]:
+def read_metrics(
+    paths: RunPaths, experiment: str | None = None, seed: int | None = None
+) -> tuple[dict | None, str]:
     """(metrics.json's dict, "") for a valid finished run of this experiment and seed, else
     (None, why): missing, unreadable, unfinished, of the wrong shape or of another run."""
     try:
@@ -242,6 +246,9 @@ def read_evaluation(path: Path, cfg) -> tuple[dict | None, str]:
     if not isinstance(ev, dict):
         return None, "not an evaluation (no JSON object)"
     if ev.get("settings_sha256") != settings_digest(cfg):
-        return None, ("evaluated under other settings than params.yaml gives now" if "settings_sha256" in ev
-                      else "written without the settings it was computed under (an older version)")
+        return None, (
+            "evaluated under other settings than params.yaml gives now"
+            if "settings_sha256" in ev
+            else "written without the settings it was computed under (an older version)"
+        )
     return ev, ""

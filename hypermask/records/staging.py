@@ -76,8 +76,10 @@ def drop_copies_of_current(root: str | Path) -> bool:
     if not (staged / "metrics.json").is_file():
         return False
     pairs = [(staged / name, Path(root) / name) for name in OUTPUTS if (staged / name).exists()]
-    if not all(cur.exists() and (os.path.samefile(st, cur) or filecmp.cmp(st, cur, shallow=False))
-               for st, cur in pairs):
+    if not all(
+        cur.exists() and (os.path.samefile(st, cur) or filecmp.cmp(st, cur, shallow=False))
+        for st, cur in pairs
+    ):
         return False
     for st, _ in reversed(pairs):  # metrics.json first: an adopter stops seeing it at once
         st.unlink()

@@ -19,7 +19,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         _atomic_write(path, data)
     except OSError as e:
-        raise StorageError(f"{path}: write failed ({e.strerror or e}); the previous file, if any, is untouched") from e
+        raise StorageError(
+            f"{path}: write failed ({e.strerror or e}); the previous file, if any, is untouched"
+        ) from e
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -81,8 +83,10 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         raise UnreadableFile(f"{path}: no such checkpoint") from None
     except Exception as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise UnreadableFile(f"{path}: not a readable checkpoint ({type(e).__name__}: {why}); it is truncated, "
-                             "damaged or not a hypermask checkpoint") from None
+        raise UnreadableFile(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {why}); it is truncated, "
+            "damaged or not a hypermask checkpoint"
+        ) from None
     if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
         raise UnreadableFile(f"{path}: not a hypermask checkpoint (it lacks {', '.join(CHECKPOINT_KEYS)})")
     return state
@@ -110,7 +114,9 @@ class FileSet:
         data = data.encode() if isinstance(data, str) else data
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            for stale in path.parent.glob(f".{path.name}.*.set.tmp"):  # staged by a writer killed before its journal
+            for stale in path.parent.glob(
+                f".{path.name}.*.set.tmp"
+            ):  # staged by a writer killed before its journal
                 stale.unlink(missing_ok=True)
             tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.set.tmp"
             with open(tmp, "xb") as f:
@@ -119,7 +125,9 @@ class FileSet:
                 os.fsync(f.fileno())
         except OSError as e:
             self.abort()
-            raise StorageError(f"{path}: write failed ({e.strerror or e}); the previous files are untouched") from e
+            raise StorageError(
+                f"{path}: write failed ({e.strerror or e}); the previous files are untouched"
+            ) from e
         self.staged.append((tmp, path))
 
     def abort(self) -> None:

@@ -57,15 +57,24 @@ def check(df: pd.DataFrame, permuted: set[str] = frozenset()) -> list[tuple[bool
         for m in FORGET_FREE:
             if m in by:
                 bwt, fg = by[m]["bwt_mean"], by[m]["forgetting_mean"]
-                out.append((bwt == 0.0 and fg == 0.0, f"{benchmark}: {m} BWT {bwt:.2f} and forgetting {fg:.2f} are exactly 0"))
+                out.append(
+                    (
+                        bwt == 0.0 and fg == 0.0,
+                        f"{benchmark}: {m} BWT {bwt:.2f} and forgetting {fg:.2f} are exactly 0",
+                    )
+                )
         if "finetune" in by:
             for m in REGULARISED:
                 if m in by:
                     a, b = by[m]["bwt_mean"], by["finetune"]["bwt_mean"]
-                    out.append((a > b, f"{benchmark}: {m} forgets less than fine-tuning (BWT {a:.2f} > {b:.2f})"))
+                    out.append(
+                        (a > b, f"{benchmark}: {m} forgets less than fine-tuning (BWT {a:.2f} > {b:.2f})")
+                    )
         if "hat" in by:
             bwt = by["hat"]["bwt_mean"]
-            out.append((abs(bwt) <= HAT_BWT, f"{benchmark}: hat BWT {bwt:.2f} is within {HAT_BWT:.0f} point of 0"))
+            out.append(
+                (abs(bwt) <= HAT_BWT, f"{benchmark}: hat BWT {bwt:.2f} is within {HAT_BWT:.0f} point of 0")
+            )
         if "joint" in by:
             j = by["joint"]
             for m, r in by.items():
@@ -73,23 +82,43 @@ def check(df: pd.DataFrame, permuted: set[str] = frozenset()) -> list[tuple[bool
                     continue
                 below, p = below_beyond_noise(j, r)
                 if m in SHARED_NETWORK:
-                    out.append((not below, f"{benchmark}: joint ({j['average_accuracy_mean']:.2f}) is not below {m} "
-                                f"({r['average_accuracy_mean']:.2f}) beyond noise (paired t-test p = {p:.3g})"))
+                    out.append(
+                        (
+                            not below,
+                            f"{benchmark}: joint ({j['average_accuracy_mean']:.2f}) is not below {m} "
+                            f"({r['average_accuracy_mean']:.2f}) beyond noise (paired t-test p = {p:.3g})",
+                        )
+                    )
                 else:
-                    out.append((None, f"{benchmark}: {m} ({r['average_accuracy_mean']:.2f}) vs joint "
-                                f"({j['average_accuracy_mean']:.2f}): joint is "
-                                + ("below it beyond noise" if below else "not below it beyond noise")
-                                + f" (paired t-test p = {p:.3g})"))
+                    out.append(
+                        (
+                            None,
+                            f"{benchmark}: {m} ({r['average_accuracy_mean']:.2f}) vs joint "
+                            f"({j['average_accuracy_mean']:.2f}): joint is "
+                            + ("below it beyond noise" if below else "not below it beyond noise")
+                            + f" (paired t-test p = {p:.3g})",
+                        )
+                    )
             if "independent" in by and benchmark in permuted:
                 below, p = below_beyond_noise(by["independent"], j)
-                out.append((not below, f"{benchmark}: independent ({by['independent']['average_accuracy_mean']:.2f}) is "
-                            f"not below joint ({j['average_accuracy_mean']:.2f}) beyond noise (paired t-test p = {p:.3g})"))
+                out.append(
+                    (
+                        not below,
+                        f"{benchmark}: independent ({by['independent']['average_accuracy_mean']:.2f}) is "
+                        f"not below joint ({j['average_accuracy_mean']:.2f}) beyond noise (paired t-test p = {p:.3g})",
+                    )
+                )
         if "finetune" in by:
             ft = by["finetune"]
             for m in HYPERNETWORKS:
                 if m in by:
                     p = paired_p(_seeds(by[m], "bwt"), _seeds(ft, "bwt"))
                     holds = by[m]["bwt_mean"] > ft["bwt_mean"] and p < ALPHA
-                    out.append((holds, f"{benchmark}: {m} forgets less than fine-tuning beyond noise (BWT "
-                                f"{by[m]['bwt_mean']:.2f} > {ft['bwt_mean']:.2f}, paired t-test p = {p:.3g})"))
+                    out.append(
+                        (
+                            holds,
+                            f"{benchmark}: {m} forgets less than fine-tuning beyond noise (BWT "
+                            f"{by[m]['bwt_mean']:.2f} > {ft['bwt_mean']:.2f}, paired t-test p = {p:.3g})",
+                        )
+                    )
     return out

@@ -36,7 +36,9 @@ def write_heatmap(path: Path, A: np.ndarray, title: str, sink=None) -> None:
     im = ax.imshow(A, vmin=0, vmax=100, cmap="viridis", aspect="auto")
     if A.size <= 400:
         for (r, c), v in np.ndenumerate(A):
-            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+            ax.text(
+                c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black"
+            )
     ax.set_xlabel("tested task")
     ax.set_ylabel("after learning task")
     ax.set_title(title, fontsize=9)
@@ -59,8 +61,9 @@ def write_method_curves(path: Path, curves: dict[str, np.ndarray], title: str, s
     _save(fig, path, sink)
 
 
-def write_memory_figure(path: Path, points: dict[str, tuple[float, float, float, float]], title: str,
-                        sink=None) -> None:
+def write_memory_figure(
+    path: Path, points: dict[str, tuple[float, float, float, float]], title: str, sink=None
+) -> None:
     """One point per method: x the bytes it stores for all tasks (log scale), y its average
     accuracy with its 95% confidence interval (points: method -> (bytes, mean, low, high))."""
     plt = _plt()

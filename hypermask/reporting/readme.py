@@ -37,8 +37,10 @@ def blocks(paths: list[Path], suite: str) -> list[tuple[Path, str]]:
     """(page, kind) of every block of `suite`; ConfigError when there is none."""
     found = [(p, k) for p in paths for k in KINDS if _find(p.read_text(), suite, k)]
     if not found:
-        raise ConfigError(f"{', '.join(map(str, paths))}: no block `<!-- results: {suite} -->` ... "
-                          f"`<!-- end results: {suite} -->` (or `headline:`) to hold the {suite} tables")
+        raise ConfigError(
+            f"{', '.join(map(str, paths))}: no block `<!-- results: {suite} -->` ... "
+            f"`<!-- end results: {suite} -->` (or `headline:`) to hold the {suite} tables"
+        )
     return found
 
 
@@ -49,7 +51,9 @@ def headline(table: str) -> str:
     keep = {t.title for t in TABLES if t.column in CHECKED}
     parts = re.split(r"(?m)^(?=\*\*[^\n]*\*\*\s*$)", table.strip())
     first = parts[0].strip().split("\n\n")[0]  # "Produced by ..." (the caption stays on the results page)
-    return "\n\n".join([first] + [p.strip() for p in parts[1:] if p.strip().split("\n")[0].strip("* ") in keep])
+    return "\n\n".join(
+        [first] + [p.strip() for p in parts[1:] if p.strip().split("\n")[0].strip("* ") in keep]
+    )
 
 
 def update(paths: list[Path], suite: str, results: Path) -> list[Path]:
@@ -70,7 +74,7 @@ def update(paths: list[Path], suite: str, results: Path) -> list[Path]:
             span = _find(text, suite, kind)
             if span:
                 body = table.strip() if kind == "results" else headline(table)
-                text = text[: span[0]] + "\n" + body + "\n" + text[span[1]:]
+                text = text[: span[0]] + "\n" + body + "\n" + text[span[1] :]
         atomic_write_text(page, text)
     return list(dict.fromkeys(p for p, _ in found))
 
@@ -114,7 +118,9 @@ def check(paths: list[Path], suite: str, results: Path, tolerance: float) -> lis
     try:
         df = read_suite_csv(results, suite)
     except (OSError, ValueError):
-        raise ConfigError(f"{csv}: no table; run `hypermask tables {suite}` (or the pipeline) first") from None
+        raise ConfigError(
+            f"{csv}: no table; run `hypermask tables {suite}` (or the pipeline) first"
+        ) from None
     problems = []
     for page, kind in blocks(paths, suite):
         text = page.read_text()
@@ -132,11 +138,15 @@ def check(paths: list[Path], suite: str, results: Path, tolerance: float) -> lis
                     problems.append(f"{where}: {r['experiment']} not in '{table.title}'")
                     continue
                 if _seeds(cell, r["seeds"]) != r["seeds"]:
-                    problems.append(f"{where}: {r['experiment']}: seeds {_seeds(cell, r['seeds'])} said, "
-                                    f"{r['seeds']} produced")
+                    problems.append(
+                        f"{where}: {r['experiment']}: seeds {_seeds(cell, r['seeds'])} said, "
+                        f"{r['seeds']} produced"
+                    )
                 got = float(r[f"{table.column}_mean"])
                 if not abs(_mean(cell) - got) <= tolerance:
-                    problems.append(f"{where}: {r['experiment']}: {table.column} {cell} said, {got:.2f} produced here")
+                    problems.append(
+                        f"{where}: {r['experiment']}: {table.column} {cell} said, {got:.2f} produced here"
+                    )
             pairs = {(m, b) for m, cells in said.items() for b in cells}
             for m, b in pairs - set(zip(df["method"].astype(str), df["benchmark"].astype(str))):
                 problems.append(f"{where}: {b}/{m} in '{table.title}' but not in the suite")
@@ -150,10 +160,15 @@ def render_methods(params) -> str:
     from hypermask.methods import METHODS
     from hypermask.methods.record import TARGET_KINDS
 
-    rows = ["| method | what it is | family | output heads (task-incremental) | without the task id | target networks |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| method | what it is | family | output heads (task-incremental) | without the task id | target networks |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in [*params.methods, *(m for m in METHODS if m not in params.methods)]:
-        e, desc = METHODS[params.implementation(name)], params.methods[name].description if name in params.methods else ""
+        e, desc = (
+            METHODS[params.implementation(name)],
+            params.methods[name].description if name in params.methods else "",
+        )
         if name in params.methods and params.methods[name].variant_of:
             desc = f"variant of `{params.methods[name].variant_of}`: {desc}"
         free = ", ".join(["entropy, FeCAM"] * e.task_inference + ["one-shot"] * e.one_shot) or "n/a"
@@ -166,9 +181,13 @@ def static_blocks(params) -> dict[tuple[str, str], Any]:
     """(begin, end) marker -> the function rendering that block."""
     from hypermask.reporting import speed_blocks, verification
 
-    return {("<!-- methods -->", "<!-- end methods -->"): lambda: render_methods(params), **speed_blocks.BLOCKS,
-            ("<!-- verification -->", "<!-- end verification -->"):
-                lambda: verification.render(order=list(params.methods))}
+    return {
+        ("<!-- methods -->", "<!-- end methods -->"): lambda: render_methods(params),
+        **speed_blocks.BLOCKS,
+        ("<!-- verification -->", "<!-- end verification -->"): lambda: verification.render(
+            order=list(params.methods)
+        ),
+    }
 
 
 def render_pages(paths: list[Path], params) -> dict[Path, str]:

@@ -61,7 +61,13 @@ TABLES = [
     Table("forgetting", "Forgetting (%)", "min"),
     *[Table(col, title, "max") for _, _, col, title in SETTING_COLUMNS],
     Table("trained_parameters", "Parameters trained over all tasks (thousands)", None, 1, spread=False),
-    Table("memory_kib", "Memory kept to serve all tasks (KiB, from the checkpoint's tensors)", None, 1, spread=False),
+    Table(
+        "memory_kib",
+        "Memory kept to serve all tasks (KiB, from the checkpoint's tensors)",
+        None,
+        1,
+        spread=False,
+    ),
     Table("ms_per_iteration", "Training step (ms per iteration, validation excluded)", None, 2),
 ]
 
@@ -82,8 +88,13 @@ def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
         paths = run_dir(results, name, seed)
         m, why = read_metrics(paths, name, seed)
         if m is not None and (keys := stale_keys(m, cfg)):
-            m, why = None, (f"trained with other settings than params.yaml gives now ({', '.join(keys[:4])}); "
-                            f"rerun it: snakemake --forcerun {paths.metrics}")
+            m, why = (
+                None,
+                (
+                    f"trained with other settings than params.yaml gives now ({', '.join(keys[:4])}); "
+                    f"rerun it: snakemake --forcerun {paths.metrics}"
+                ),
+            )
         if m is None:
             if why != "missing":
                 print(f"warning: {paths.metrics}: {why}; counted as a missing seed", file=sys.stderr)
@@ -96,9 +107,11 @@ def _runs(results: Path, cfg: ExperimentConfig) -> tuple[list[dict], list[int]]:
             if ev is not None:
                 m["_posthoc"][setting] = ev
             elif why != "missing":
-                print(f"warning: {paths.root / f'eval_{setting}.json'}: {why}; not in the tables "
-                      f"(hypermask evaluate {cfg.benchmark} --method {cfg.row} --seed {seed} --setting {setting})",
-                      file=sys.stderr)
+                print(
+                    f"warning: {paths.root / f'eval_{setting}.json'}: {why}; not in the tables "
+                    f"(hypermask evaluate {cfg.benchmark} --method {cfg.row} --seed {seed} --setting {setting})",
+                    file=sys.stderr,
+                )
         found.append(m)
     return found, missing
 
@@ -121,18 +134,36 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
         cfg = experiment_config(params, name)
         found, missing = _runs(results, cfg)
         runs[name] = found
-        row = {"experiment": name, "benchmark": cfg.benchmark, "method": cfg.row,
-               "seeds": f"{len(found)}/{len(cfg.seeds)}", "missing": " ".join(str(s) for s in missing),
-               "heads": METHODS[cfg.method].head}
+        row = {
+            "experiment": name,
+            "benchmark": cfg.benchmark,
+            "method": cfg.row,
+            "seeds": f"{len(found)}/{len(cfg.seeds)}",
+            "missing": " ".join(str(s) for s in missing),
+            "heads": METHODS[cfg.method].head,
+        }
         for key, _ in METRICS:
             _stat(row, key, {m["_seed"]: m[key] for m in found})
         for setting, key, col, _ in SETTING_COLUMNS:
-            if setting in cfg.evaluation.settings or any(setting_value(m, setting, key) is not None for m in found):
-                _stat(row, col, {m["_seed"]: v for m in found if (v := setting_value(m, setting, key)) is not None})
+            if setting in cfg.evaluation.settings or any(
+                setting_value(m, setting, key) is not None for m in found
+            ):
+                _stat(
+                    row,
+                    col,
+                    {m["_seed"]: v for m in found if (v := setting_value(m, setting, key)) is not None},
+                )
             else:  # the method cannot (or this suite did not) evaluate without the task id
                 _stat(row, col, {})
-        _stat(row, "trained_parameters", {m["_seed"]: m["memory"]["trained_parameters"] / 1000 for m in found
-                                          if "trained_parameters" in m.get("memory", {})})
+        _stat(
+            row,
+            "trained_parameters",
+            {
+                m["_seed"]: m["memory"]["trained_parameters"] / 1000
+                for m in found
+                if "trained_parameters" in m.get("memory", {})
+            },
+        )
         _stat(row, "memory_kib", {m["_seed"]: m["memory"]["bytes"] / 1024 for m in found if "memory" in m})
         _stat(row, "ms_per_iteration", {m["_seed"]: 1000 * m["seconds_per_iteration"] for m in found})
         ref = cfg.reference.get("average_accuracy")
@@ -155,18 +186,24 @@ def _tests(df: pd.DataFrame) -> None:
         p_ref = pd.Series(np.nan, index=df.index)
         p_holm = pd.Series(np.nan, index=df.index)
         best = pd.Series(False, index=df.index)
-        for _, sub in (df.groupby("benchmark", sort=False) if len(df) else []):
+        for _, sub in df.groupby("benchmark", sort=False) if len(df) else []:
             if t.best:
                 ref = sub[sub["method"] == REFERENCE]
-                raw = [paired_p(r[f"_{col}_seeds"], ref.iloc[0][f"_{col}_seeds"])
-                       if len(ref) and r["method"] != REFERENCE else np.nan for _, r in sub.iterrows()]
+                raw = [
+                    paired_p(r[f"_{col}_seeds"], ref.iloc[0][f"_{col}_seeds"])
+                    if len(ref) and r["method"] != REFERENCE
+                    else np.nan
+                    for _, r in sub.iterrows()
+                ]
                 p_ref[sub.index] = raw
                 p_holm[sub.index] = holm(raw)
             best[sub.index] = _best_of_column(sub, t)
         if t.best:
             df[f"{col}_p_vs_{REFERENCE}"] = p_ref
             df[f"{col}_p_holm_vs_{REFERENCE}"] = p_holm
-            df[f"{col}_by_seed"] = [json.dumps({str(k): round(v, 4) for k, v in r.items()}) for r in df[f"_{col}_seeds"]]
+            df[f"{col}_by_seed"] = [
+                json.dumps({str(k): round(v, 4) for k, v in r.items()}) for r in df[f"_{col}_seeds"]
+            ]
         df[f"{col}_best"] = best
 
 
@@ -184,17 +221,26 @@ def _best_of_column(sub: pd.DataFrame, t: Table) -> list[bool]:
         return marks
     sign = 1 if t.best == "max" else -1
     top = cands.loc[(sign * cands[f"{col}_mean"]).idxmax()]
-    tied = [bool(r["method"] == top["method"] or round(r[f"{col}_mean"], t.digits) == round(top[f"{col}_mean"], t.digits))
-            for _, r in sub.iterrows()]
-    raw = [paired_p(r[f"_{col}_seeds"], top[f"_{col}_seeds"]) if ok and not tie else np.nan
-           for (_, r), ok, tie in zip(sub.iterrows(), learner, tied)]
+    tied = [
+        bool(
+            r["method"] == top["method"]
+            or round(r[f"{col}_mean"], t.digits) == round(top[f"{col}_mean"], t.digits)
+        )
+        for _, r in sub.iterrows()
+    ]
+    raw = [
+        paired_p(r[f"_{col}_seeds"], top[f"_{col}_seeds"]) if ok and not tie else np.nan
+        for (_, r), ok, tie in zip(sub.iterrows(), learner, tied)
+    ]
     adjusted = holm(raw)
-    return [bool(ok and (tie or (not np.isnan(p) and p >= ALPHA)))
-            for ok, tie, p in zip(learner, tied, adjusted)]
+    return [
+        bool(ok and (tie or (not np.isnan(p) and p >= ALPHA))) for ok, tie, p in zip(learner, tied, adjusted)
+    ]
 
 
-def _cell(mean: float, std: float, digits: int, seeds: str, bold: bool, tex: bool, with_std: bool,
-          mark: str = "") -> str:
+def _cell(
+    mean: float, std: float, digits: int, seeds: str, bold: bool, tex: bool, with_std: bool, mark: str = ""
+) -> str:
     if seeds.startswith("0/"):
         return f"missing ({seeds})"
     if np.isnan(mean):
@@ -219,8 +265,15 @@ def pivot(df: pd.DataFrame, table: Table, tex: bool = False) -> pd.DataFrame:
     for _, r in df.iterrows():
         p = r[pcol] if pcol in r else np.nan
         out.loc[r["method"], r["benchmark"]] = _cell(
-            r[f"{table.column}_mean"], r[f"{table.column}_std"], table.digits, r["seeds"], bool(r[f"{table.column}_best"]),
-            tex, table.spread, "†" if (not np.isnan(p) and p < ALPHA) else "")
+            r[f"{table.column}_mean"],
+            r[f"{table.column}_std"],
+            table.digits,
+            r["seeds"],
+            bool(r[f"{table.column}_best"]),
+            tex,
+            table.spread,
+            "†" if (not np.isnan(p) and p < ALPHA) else "",
+        )
     out.index.name = "method"
     return out
 
@@ -233,14 +286,19 @@ def tuning_sentence(params: ParamsFile) -> str:
     """The caption's account of the hyperparameter studies, from params.yaml's `sweeps`."""
     sw = params.sweeps
     tuned = sorted(m for m, space in sw.spaces.items() if space)
-    budget = (f"{sw.n_trials} trials per study" if sw.n_trials else
-              f"{sw.trials_per_dimension} trials per searched dimension, at least {sw.min_trials}")
-    return (f" Tuning: one Optuna study per (benchmark, method) for {', '.join(tuned)}; {budget}, scored on the "
-            f"validation split's average accuracy after the last task, trained on tuning seed {sw.seed} (not an "
-            "evaluation seed); the others have nothing to tune. The values these runs used are params.yaml's; the "
-            "comment beside each names its study: under this rule for the methods whose code the verification "
-            "round changed (GPM, SI, ER and HNET, on the digits benchmarks), else under the earlier rule (8 trials "
-            "per searched dimension, at least 16, on training seed 1).")
+    budget = (
+        f"{sw.n_trials} trials per study"
+        if sw.n_trials
+        else f"{sw.trials_per_dimension} trials per searched dimension, at least {sw.min_trials}"
+    )
+    return (
+        f" Tuning: one Optuna study per (benchmark, method) for {', '.join(tuned)}; {budget}, scored on the "
+        f"validation split's average accuracy after the last task, trained on tuning seed {sw.seed} (not an "
+        "evaluation seed); the others have nothing to tune. The values these runs used are params.yaml's; the "
+        "comment beside each names its study: under this rule for the methods whose code the verification "
+        "round changed (GPM, SI, ER and HNET, on the digits benchmarks), else under the earlier rule (8 trials "
+        "per searched dimension, at least 16, on training seed 1)."
+    )
 
 
 def caption(df: pd.DataFrame, params: ParamsFile | None = None) -> str:
@@ -249,21 +307,30 @@ def caption(df: pd.DataFrame, params: ParamsFile | None = None) -> str:
     params) the tuning budget."""
     n = sorted({str(s).split("/")[1] for s in df["seeds"]})
     heads = "; ".join(f"{m}: {h}" for m, h in dict(zip(df["method"], df["heads"])).items())
-    text = ("Task-incremental protocol: every method is told the task id at test time (it selects the head, mask "
-            "or generated weights); the same target network, data, seeds, per-task budget and evaluation for every "
-            f"method of a benchmark. Heads: {heads}.")
+    text = (
+        "Task-incremental protocol: every method is told the task id at test time (it selects the head, mask "
+        "or generated weights); the same target network, data, seeds, per-task budget and evaluation for every "
+        f"method of a benchmark. Heads: {heads}."
+    )
     bounds = [m for m in dict.fromkeys(df["method"]) if m in BOUNDS]
     if bounds:
-        text += (f" Bounds, not continual learners: {', '.join(bounds)} (joint trains on every task's data from the "
-                 "start, independent trains one network per task); their BWT and forgetting are not a continual "
-                 "learner's and they are never marked.")
-    return text + (f" Cells: mean ± sample std (ddof 1) over {' or '.join(n)} seeds (found/expected where fewer); the "
-                   "CSV adds the 95% confidence interval (Student t) and the raw and corrected p-values. †: differs "
-                   "from hypermask, paired t-test over the shared seeds, p < "
-                   f"{ALPHA} after Holm's correction over the column's tests against hypermask. Bold: the column's "
-                   "best continual learner and every one not significantly worse than it (paired t-test against "
-                   f"the best, Holm-corrected over the column's tests, p >= {ALPHA}).") + (
-                       tuning_sentence(params) if params is not None else "")
+        text += (
+            f" Bounds, not continual learners: {', '.join(bounds)} (joint trains on every task's data from the "
+            "start, independent trains one network per task); their BWT and forgetting are not a continual "
+            "learner's and they are never marked."
+        )
+    return (
+        text
+        + (
+            f" Cells: mean ± sample std (ddof 1) over {' or '.join(n)} seeds (found/expected where fewer); the "
+            "CSV adds the 95% confidence interval (Student t) and the raw and corrected p-values. †: differs "
+            "from hypermask, paired t-test over the shared seeds, p < "
+            f"{ALPHA} after Holm's correction over the column's tests against hypermask. Bold: the column's "
+            "best continual learner and every one not significantly worse than it (paired t-test against "
+            f"the best, Holm-corrected over the column's tests, p >= {ALPHA})."
+        )
+        + (tuning_sentence(params) if params is not None else "")
+    )
 
 
 def provenance(runs: dict[str, list[dict]]) -> str:
@@ -279,11 +346,16 @@ def provenance(runs: dict[str, list[dict]]) -> str:
 
     threads = values("torch_threads")
     modified = sum(1 for m in found if m.get("uncommitted_code"))
-    return (f"{len(found)} runs on {values('cpu')} ({values('device')}, {threads} thread{'' if threads == '1' else 's'}), "
-            f"torch {values('torch_version')}, Python {values('python_version')}, commit {values('git_commit', 10)}"
-            + (f" ({modified} of the runs with uncommitted changes to the code: metrics.json `uncommitted_code`)"
-               if modified else "")
-            + f", lock {values('environment_lock', 12)}")
+    return (
+        f"{len(found)} runs on {values('cpu')} ({values('device')}, {threads} thread{'' if threads == '1' else 's'}), "
+        f"torch {values('torch_version')}, Python {values('python_version')}, commit {values('git_commit', 10)}"
+        + (
+            f" ({modified} of the runs with uncommitted changes to the code: metrics.json `uncommitted_code`)"
+            if modified
+            else ""
+        )
+        + f", lock {values('environment_lock', 12)}"
+    )
 
 
 def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
@@ -292,8 +364,11 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
     public = df[[c for c in df.columns if not c.startswith("_")]]
     files = FileSet(set_journal(results, suite))  # the csv, md, tex and figures are replaced together
     files.add(tables / f"{suite}.csv", public.to_csv(index=False, float_format="%.4f"))
-    md = [f"# Suite `{suite}`: mean ± sample std over seeds\n",
-          f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n", caption(df, params) + "\n"]
+    md = [
+        f"# Suite `{suite}`: mean ± sample std over seeds\n",
+        f"Produced by `hypermask tables {suite}` from {provenance(runs)}.\n",
+        caption(df, params) + "\n",
+    ]
     tex = [f"% Suite {suite}: produced by `hypermask tables {suite}`. {caption(df, params)}"]
     for t in _present(df):
         md += [f"**{t.title}**\n", pivot(df, t).to_markdown() + "\n"]
@@ -309,18 +384,36 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
             if found and split_name(name)[0] == benchmark:
                 A = np.mean([np.array(m["accuracy_matrix"]) for m in found], axis=0)
                 curves[split_name(name)[1]] = np.array([A[t, : t + 1].mean() for t in range(len(A))])
-                write_heatmap(figures / f"{benchmark}_{split_name(name)[1]}_accuracy_matrix.png", A,
-                              f"{name}: mean over {len(found)} seeds", files.add)
+                write_heatmap(
+                    figures / f"{benchmark}_{split_name(name)[1]}_accuracy_matrix.png",
+                    A,
+                    f"{name}: mean over {len(found)} seeds",
+                    files.add,
+                )
         if curves:
-            write_method_curves(figures / f"{benchmark}_methods.png", curves, f"{benchmark}: mean over seeds",
-                                files.add)
-        sub = df[(df["benchmark"] == benchmark) & df["memory_kib_mean"].notna() & df["average_accuracy_mean"].notna()]
+            write_method_curves(
+                figures / f"{benchmark}_methods.png", curves, f"{benchmark}: mean over seeds", files.add
+            )
+        sub = df[
+            (df["benchmark"] == benchmark)
+            & df["memory_kib_mean"].notna()
+            & df["average_accuracy_mean"].notna()
+        ]
         if len(sub):
-            write_memory_figure(figures / f"{benchmark}_memory.png",
-                                {r["method"]: (1024 * r["memory_kib_mean"], r["average_accuracy_mean"],
-                                               r["average_accuracy_ci_low"], r["average_accuracy_ci_high"])
-                                 for _, r in sub.iterrows()},
-                                f"{benchmark}: average accuracy (mean, 95% CI) against memory", files.add)
+            write_memory_figure(
+                figures / f"{benchmark}_memory.png",
+                {
+                    r["method"]: (
+                        1024 * r["memory_kib_mean"],
+                        r["average_accuracy_mean"],
+                        r["average_accuracy_ci_low"],
+                        r["average_accuracy_ci_high"],
+                    )
+                    for _, r in sub.iterrows()
+                },
+                f"{benchmark}: average accuracy (mean, 95% CI) against memory",
+                files.add,
+            )
     files.commit()
     return public
 

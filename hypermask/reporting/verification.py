@@ -28,7 +28,9 @@ from hypermask.config import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 ALPHA = 0.05  # bench/verify/harness.py's ALPHA
-TEST = "Welch's two-sided t-test over seeds (scipy.stats.ttest_ind, equal_var=False)"  # harness.verdict's test
+TEST = (
+    "Welch's two-sided t-test over seeds (scipy.stats.ttest_ind, equal_var=False)"  # harness.verdict's test
+)
 REFERENCE = "speed_reference.json"  # HyperMask's side-by-side (bench/bench_reference.py)
 LONG = 300  # characters: a row's differences longer than this go to the list below the table
 
@@ -79,7 +81,11 @@ def _code(official: dict) -> str:
     if not repo:
         return "—"
     short = commit[:7]
-    link = f"[{repo}](https://github.com/{repo}/tree/{commit})" if commit else f"[{repo}](https://github.com/{repo})"
+    link = (
+        f"[{repo}](https://github.com/{repo}/tree/{commit})"
+        if commit
+        else f"[{repo}](https://github.com/{repo})"
+    )
     return f"{link} @ `{short}`" if short else link
 
 
@@ -96,10 +102,22 @@ def _cell(text: str) -> str:
 class Row:
     """One table row: a method's side-by-side on one configuration (or its not-run reason)."""
 
-    def __init__(self, method: str, source: str, official: dict, benchmark: str, configuration: str,
-                 theirs: list[float] | None, ours: list[float] | None, edits: list[dict],
-                 differences: list[str], why: str | None = None, stored_p: float | None = None,
-                 test: str = TEST, notes: list[str] | None = None):
+    def __init__(
+        self,
+        method: str,
+        source: str,
+        official: dict,
+        benchmark: str,
+        configuration: str,
+        theirs: list[float] | None,
+        ours: list[float] | None,
+        edits: list[dict],
+        differences: list[str],
+        why: str | None = None,
+        stored_p: float | None = None,
+        test: str = TEST,
+        notes: list[str] | None = None,
+    ):
         self.method, self.source, self.official = method, source, official
         self.benchmark, self.configuration = benchmark, configuration
         self.theirs, self.ours, self.differences = theirs, ours, differences
@@ -108,9 +126,15 @@ class Row:
         self.why, self.test, self.notes = why, test, notes or []
         self.p = welch_p(theirs, ours) if theirs and ours and why is None else float("nan")
         if stored_p is not None and not (math.isnan(stored_p) and math.isnan(self.p)):
-            if math.isnan(stored_p) or math.isnan(self.p) or abs(stored_p - self.p) > 1e-6 * max(1.0, abs(self.p)):
-                raise ConfigError(f"{source}: {benchmark}: its verdict says p = {stored_p}, its seeds give "
-                                  f"p = {self.p} (rerun its verify script)")
+            if (
+                math.isnan(stored_p)
+                or math.isnan(self.p)
+                or abs(stored_p - self.p) > 1e-6 * max(1.0, abs(self.p))
+            ):
+                raise ConfigError(
+                    f"{source}: {benchmark}: its verdict says p = {stored_p}, its seeds give "
+                    f"p = {self.p} (rerun its verify script)"
+                )
 
     @property
     def verdict(self) -> str:
@@ -141,8 +165,17 @@ class Row:
             diffs = f"{len(self.differences)}, listed below"
         else:
             diffs = "; ".join(self.differences) or ("—" if self.why else "none listed")
-        cells = [f"`{self.method}`", _code(self.official), conf, _side(self.theirs), _side(self.ours),
-                 self.difference, self.verdict, "—" if self.why else str(len(self.edits)), diffs]
+        cells = [
+            f"`{self.method}`",
+            _code(self.official),
+            conf,
+            _side(self.theirs),
+            _side(self.ours),
+            self.difference,
+            self.verdict,
+            "—" if self.why else str(len(self.edits)),
+            diffs,
+        ]
         return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
@@ -185,24 +218,61 @@ def rows_of(path: Path) -> list[Row]:
     notes = [str(f) for f in rec.get("findings", [])]
     if rec.get("status") == "not_run" and rec.get("rows"):
         why = rec.get("why") or "no reason recorded"
-        return [Row(method, path.name, official, r.get("benchmark", ""), r.get("configuration", ""), None, None,
-                    edits, [str(d) for d in r.get("differences", [])], why=r.get("why") or why, notes=notes)
-                for r in rec["rows"]]
+        return [
+            Row(
+                method,
+                path.name,
+                official,
+                r.get("benchmark", ""),
+                r.get("configuration", ""),
+                None,
+                None,
+                edits,
+                [str(d) for d in r.get("differences", [])],
+                why=r.get("why") or why,
+                notes=notes,
+            )
+            for r in rec["rows"]
+        ]
     if rec.get("status") == "not_run":
-        return [Row(method, path.name, official, rec.get("benchmark", "fmnist_permuted"),
-                    rec.get("configuration", ""), None, None, edits, rec.get("differences", []),
-                    why=rec.get("why") or "no reason recorded", notes=notes)]
+        return [
+            Row(
+                method,
+                path.name,
+                official,
+                rec.get("benchmark", "fmnist_permuted"),
+                rec.get("configuration", ""),
+                None,
+                None,
+                edits,
+                rec.get("differences", []),
+                why=rec.get("why") or "no reason recorded",
+                notes=notes,
+            )
+        ]
     if rec.get("status") != "verified":
         raise ConfigError(f"{path}: status {rec.get('status')!r}, not 'verified' or 'not_run'")
     out = []
     for r in rec.get("rows", []):
         v = r.get("verdict") or {}
         stored = v.get("p")
-        out.append(Row(method, path.name, official, r.get("benchmark", ""), r.get("configuration", ""),
-                       _accuracies(r.get("official")), _accuracies(r.get("ours")), edits,
-                       [str(d) for d in r.get("differences", [])], why=r.get("why"),
-                       stored_p=float(stored) if stored is not None else None, test=v.get("test", TEST),
-                       notes=notes))
+        out.append(
+            Row(
+                method,
+                path.name,
+                official,
+                r.get("benchmark", ""),
+                r.get("configuration", ""),
+                _accuracies(r.get("official")),
+                _accuracies(r.get("ours")),
+                edits,
+                [str(d) for d in r.get("differences", [])],
+                why=r.get("why"),
+                stored_p=float(stored) if stored is not None else None,
+                test=v.get("test", TEST),
+                notes=notes,
+            )
+        )
     if not out:
         raise ConfigError(f"{path}: status 'verified' but no rows")
     return out
@@ -218,15 +288,25 @@ def reference_row(path: Path) -> Row | None:
         return None
     conf = rec.get("configuration", {})
     described = (ours.get("config") or {}).get("description", "")
-    what = ", ".join(f"{k} {conf[k]}" for k in ("beta", "lambda", "iterations_per_task", "threads", "device")
-                     if k in conf)
-    configuration = "; ".join(x for x in (described, f"seed {conf.get('seed')} a side", what) if x) + \
-        " (the speed bench's side-by-side, `bench/bench_reference.py`)" + \
-        ("" if rec.get("settings_match", True) else "; its settings differ (settings_match false)")
-    return Row("hypermask", path.name, {"repo": "gmum/HyperMask", "commit": ref.get("commit", "")},
-               conf.get("benchmark", ""), configuration,
-               [float(ref["average_accuracy"])], [float(ours["average_accuracy"])], rec.get("edits", []),
-               [str(d) for d in rec.get("not_the_same", [])])
+    what = ", ".join(
+        f"{k} {conf[k]}" for k in ("beta", "lambda", "iterations_per_task", "threads", "device") if k in conf
+    )
+    configuration = (
+        "; ".join(x for x in (described, f"seed {conf.get('seed')} a side", what) if x)
+        + " (the speed bench's side-by-side, `bench/bench_reference.py`)"
+        + ("" if rec.get("settings_match", True) else "; its settings differ (settings_match false)")
+    )
+    return Row(
+        "hypermask",
+        path.name,
+        {"repo": "gmum/HyperMask", "commit": ref.get("commit", "")},
+        conf.get("benchmark", ""),
+        configuration,
+        [float(ref["average_accuracy"])],
+        [float(ours["average_accuracy"])],
+        rec.get("edits", []),
+        [str(d) for d in rec.get("not_the_same", [])],
+    )
 
 
 def _unverified(covered: set[str], order: list[str]) -> list[str]:
@@ -242,7 +322,9 @@ def _unverified(covered: set[str], order: list[str]) -> list[str]:
         elif r.settings is None:
             lines.append(f"* `{name}`: no official code, a bound or plain baseline ({r.paper})")
         else:
-            lines.append(f"* `{name}`: no official code named in its record (`hypermask/methods/specs/{name}.py`)")
+            lines.append(
+                f"* `{name}`: no official code named in its record (`hypermask/methods/specs/{name}.py`)"
+            )
     return lines
 
 
@@ -251,7 +333,9 @@ def render(results: Path | None = None, order: list[str] | None = None) -> str:
     from hypermask.methods import METHODS
 
     results = RESULTS if results is None else Path(results)
-    order = [m for m in [*(order or []), *(m for m in METHODS if m not in (order or []))] if m in METHODS]  # no variants
+    order = [
+        m for m in [*(order or []), *(m for m in METHODS if m not in (order or []))] if m in METHODS
+    ]  # no variants
     rank = {m: i for i, m in enumerate(order)}
     rows: list[Row] = []
     ref = reference_row(results / REFERENCE)
@@ -261,18 +345,23 @@ def render(results: Path | None = None, order: list[str] | None = None) -> str:
         rows += rows_of(path)
     rows.sort(key=lambda r: (rank.get(r.method, len(rank)), r.method))
     tests = sorted({r.test for r in rows if not math.isnan(r.p)}) or [TEST]
-    out = ["Each row: the authors' code at the commit shown, run by `bench/verify/verify_METHOD.py` with only "
-           "the compatibility and configuration edits listed below (counted in *edits*; nothing of theirs is "
-           "committed here), beside `hypermask train` on the same configuration. Cells: the final average "
-           "accuracy (%, task id given) over each side's seeds, mean ± sample std (ddof 1); *difference* = "
-           f"ours − official, in points, and p of {' / '.join(tests)}; *agree* when p ≥ {ALPHA} (the means differ "
-           "by no more than the seeds' spread explains), *differs* otherwise. Each row is its own question: "
-           "no correction for multiple tests (Holm's would only make *agree* easier). Rendered by `hypermask "
-           "docs` from `bench/results/verify_*.json` and `bench/results/speed_reference.json`.", ""]
+    out = [
+        "Each row: the authors' code at the commit shown, run by `bench/verify/verify_METHOD.py` with only "
+        "the compatibility and configuration edits listed below (counted in *edits*; nothing of theirs is "
+        "committed here), beside `hypermask train` on the same configuration. Cells: the final average "
+        "accuracy (%, task id given) over each side's seeds, mean ± sample std (ddof 1); *difference* = "
+        f"ours − official, in points, and p of {' / '.join(tests)}; *agree* when p ≥ {ALPHA} (the means differ "
+        "by no more than the seeds' spread explains), *differs* otherwise. Each row is its own question: "
+        "no correction for multiple tests (Holm's would only make *agree* easier). Rendered by `hypermask "
+        "docs` from `bench/results/verify_*.json` and `bench/results/speed_reference.json`.",
+        "",
+    ]
     if rows:
-        out += ["| method | official code | benchmark / configuration | official: mean ± std | ours: mean ± std | "
-                "difference (p) | verdict | edits | differences |",
-                "|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            "| method | official code | benchmark / configuration | official: mean ± std | ours: mean ± std | "
+            "difference (p) | verdict | edits | differences |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         out += [r.markdown() for r in rows]
         out.append("")
         details = []
@@ -283,11 +372,18 @@ def render(results: Path | None = None, order: list[str] | None = None) -> str:
             seen.add((r.method, r.source))
             edits = _edit_list(r.all_edits)
             n = len(edits)
-            head = (f"{n} edit{'s' if n != 1 else ''} of the official code:" if n else
-                    "no edit of the official code" + ("; what its checkout shows:" if r.notes else "."))
+            head = (
+                f"{n} edit{'s' if n != 1 else ''} of the official code:"
+                if n
+                else "no edit of the official code" + ("; what its checkout shows:" if r.notes else ".")
+            )
             lines = [f"* `{r.method}` (`bench/results/{r.source}`): {head}"]
-            lines += [f"    * `{_flat(e.get('file', '?'))}`" + (f" ({', '.join(bs)})" if bs else "")
-                      + f": {_flat(e.get('why', ''))}" for e, bs in edits]
+            lines += [
+                f"    * `{_flat(e.get('file', '?'))}`"
+                + (f" ({', '.join(bs)})" if bs else "")
+                + f": {_flat(e.get('why', ''))}"
+                for e, bs in edits
+            ]
             for x in rows:
                 if (x.method, x.source) == (r.method, r.source) and x.long_differences:
                     lines.append(f"    * differences on `{x.benchmark}`:")
@@ -301,5 +397,10 @@ def render(results: Path | None = None, order: list[str] | None = None) -> str:
     covered = {r.method for r in rows}
     missing = _unverified(covered, order)
     if missing:
-        out += ["Methods of the comparison without a side-by-side run against their authors' code:", "", *missing, ""]
+        out += [
+            "Methods of the comparison without a side-by-side run against their authors' code:",
+            "",
+            *missing,
+            "",
+        ]
     return "\n".join(out)

@@ -84,7 +84,14 @@ class MLflowSink(Subscriber):
             return
         T = len(out["accuracy_matrix"])
         if not tr.has_metric("average_accuracy"):  # rebuilt outputs: the summary may be there already
-            for k in ("average_accuracy", "bwt", "fwt", "forgetting", "seconds_per_iteration", "wall_seconds"):
+            for k in (
+                "average_accuracy",
+                "bwt",
+                "fwt",
+                "forgetting",
+                "seconds_per_iteration",
+                "wall_seconds",
+            ):
                 tr.metric(k, out[k], T - 1)
             if "memory" in out:
                 tr.metric("memory_bytes", out["memory"]["bytes"], T - 1)

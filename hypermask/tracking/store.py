@@ -17,7 +17,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a local SQLite URI (sqlite:///rel or sqlite:////abs), else None."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
 
 
 def _build_sqlite_store(db: Path) -> None:
@@ -100,7 +100,11 @@ def uri_source(given: str | None, configured: str | None) -> str:
         return "--tracking-uri"
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return "$MLFLOW_TRACKING_URI"
-    return "pipeline.tracking_uri in params.yaml" if configured else "the default: mlflow.db at the repository root"
+    return (
+        "pipeline.tracking_uri in params.yaml"
+        if configured
+        else "the default: mlflow.db at the repository root"
+    )
 
 
 def resolve_uri(given: str | None, configured: str | None, root: Path) -> str:

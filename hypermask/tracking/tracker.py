@@ -31,15 +31,21 @@ PREVIOUS_RUN_TAG = "hypermask.previous_run_id"
 PROTOCOL = "task-incremental"  # what every method is told at test time (the tables' protocol)
 
 
-def run_identity(benchmark: str, method: str, seed: int, suites: tuple[str, ...] = (),
-                 variant_of: str | None = None) -> tuple[str, str, dict[str, str]]:
+def run_identity(
+    benchmark: str, method: str, seed: int, suites: tuple[str, ...] = (), variant_of: str | None = None
+) -> tuple[str, str, dict[str, str]]:
     """(MLflow experiment, run name, tags) of one (benchmark, method, seed) run: one experiment per
     benchmark, whose runs the UI groups by the `method` tag (a table's row: a variant's own name);
     `suites`: the suites of params.yaml that hold the run's (benchmark, method), comma-separated (a
     run serves every suite that lists it); a variant's runs also carry `variant` (its name) and
     `variant_of` (the method it runs)."""
-    tags = {"experiment": f"{benchmark}/{method}", "benchmark": benchmark, "method": method, "seed": str(seed),
-            "protocol": PROTOCOL}
+    tags = {
+        "experiment": f"{benchmark}/{method}",
+        "benchmark": benchmark,
+        "method": method,
+        "seed": str(seed),
+        "protocol": PROTOCOL,
+    }
     if variant_of:
         tags["variant"], tags["variant_of"] = method, variant_of
     if suites:
@@ -89,7 +95,9 @@ class Tracker:
             logging.getLogger("alembic").setLevel(logging.WARNING)
             self.client = prepare_store(uri)
 
-    def start(self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str], run_id: str | None):
+    def start(
+        self, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str], run_id: str | None
+    ):
         """Open the run: `run_id` (from a checkpoint), else an unfinished run carrying the same
         RUN_ID_TAG (a process killed before its first checkpoint), else a new one."""
         if not self.enabled:
@@ -115,8 +123,11 @@ class Tracker:
                 return
             import sys
 
-            print(f"warning: MLflow run {run_id} of this checkpoint is not in {self.uri} (store removed or "
-                  "replaced); continuing in a new run tagged with the old id", file=sys.stderr)
+            print(
+                f"warning: MLflow run {run_id} of this checkpoint is not in {self.uri} (store removed or "
+                "replaced); continuing in a new run tagged with the old id",
+                file=sys.stderr,
+            )
             tags = {**tags, PREVIOUS_RUN_TAG: run_id}
             self.resumed_in_new_run = True
         exp = _retry(self.client.get_experiment_by_name, experiment)
@@ -153,7 +164,9 @@ class Tracker:
         exp = _retry(self.client.get_experiment_by_name, experiment)
         if exp is None:
             return None
-        runs = _retry(self.client.search_runs, [exp.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{key}'")
+        runs = _retry(
+            self.client.search_runs, [exp.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{key}'"
+        )
         open_runs = [r for r in runs if r.info.status != "FINISHED"]
         return open_runs[0].info.run_id if open_runs else None
 
@@ -207,8 +220,11 @@ class Tracker:
 
         self.failed_writes += 1
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"warning: MLflow store {self.uri}: could not {what} ({msg[:200]}); kept for a later try, "
-              "the run's results are in metrics.json and its checkpoints", file=sys.stderr)
+        print(
+            f"warning: MLflow store {self.uri}: could not {what} ({msg[:200]}); kept for a later try, "
+            "the run's results are in metrics.json and its checkpoints",
+            file=sys.stderr,
+        )
 
     def artifact(self, path: str | Path) -> None:
         if self.enabled:
@@ -222,8 +238,11 @@ class Tracker:
             import sys
 
             if not self.flush():
-                print(f"warning: MLflow store {self.uri}: {len(self._buffer)} metric rows of run {self.run_id} "
-                      "were not logged", file=sys.stderr)
+                print(
+                    f"warning: MLflow store {self.uri}: {len(self._buffer)} metric rows of run {self.run_id} "
+                    "were not logged",
+                    file=sys.stderr,
+                )
             try:
                 _retry(self.client.set_terminated, self.run_id, status=status)
             except Exception as e:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FMNIST, ROOT, TINY, write_params
 
+from conftest import FMNIST, ROOT, TINY, write_params
 from hypermask.cli.main import main
 from hypermask.config import load_experiment
 
@@ -44,8 +44,22 @@ BAD = [
     ("unknown target", [(f"{E}.target.kind", "vgg")], "target.kind"),
     ("unknown method", [("methods.lwf", {})], "methods.lwf: unknown method"),
     ("undeclared method in a suite", [("suites.demo.methods", ["ewc"])], "unknown method 'ewc'"),
-    ("ewc on a conv target", [("methods.ewc", {}), ("suites.demo.methods", ["ewc"]), (f"{E}.target.kind", "resnet20"), (f"{E}.data.source", "cifar100"), (f"{E}.data.root", "x")], "method"),
-    ("override of an unknown benchmark", [("methods.hypermask.benchmarks.nope", {})], "unknown benchmark 'nope'"),
+    (
+        "ewc on a conv target",
+        [
+            ("methods.ewc", {}),
+            ("suites.demo.methods", ["ewc"]),
+            (f"{E}.target.kind", "resnet20"),
+            (f"{E}.data.source", "cifar100"),
+            (f"{E}.data.root", "x"),
+        ],
+        "method",
+    ),
+    (
+        "override of an unknown benchmark",
+        [("methods.hypermask.benchmarks.nope", {})],
+        "unknown benchmark 'nope'",
+    ),
     ("exclude outside the suite", [("suites.demo.exclude", ["tiny/ewc"])], "suites.demo.exclude"),
     ("unknown source", [(f"{E}.data.source", "imagenet")], "data.source"),
     ("unknown scenario", [(f"{E}.data.scenario", "rotated")], "data.scenario"),
@@ -54,18 +68,48 @@ BAD = [
     ("duplicate seeds", [(f"{E}.seeds", [1, 1])], "seeds: duplicated"),
     ("no seeds", [(f"{E}.seeds", [])], "seeds"),
     ("split without classes", [(f"{E}.data.scenario", "split")], "data.classes_per_task"),
-    ("too many classes", [(f"{E}.data.scenario", "split"), (f"{E}.data.classes_per_task", 4)], "data.classes_per_task"),
-    ("bad class order", [(f"{E}.data.scenario", "split"), (f"{E}.data.classes_per_task", 2), (f"{E}.data.class_order", [0, 0, 1, 2, 3, 4])], "data.class_order"),
+    (
+        "too many classes",
+        [(f"{E}.data.scenario", "split"), (f"{E}.data.classes_per_task", 4)],
+        "data.classes_per_task",
+    ),
+    (
+        "bad class order",
+        [
+            (f"{E}.data.scenario", "split"),
+            (f"{E}.data.classes_per_task", 2),
+            (f"{E}.data.class_order", [0, 0, 1, 2, 3, 4]),
+        ],
+        "data.class_order",
+    ),
     ("mnist without root", [(f"{E}.data.source", "mnist")], "data.root"),
     ("zenkenet on digits", [(f"{E}.target.kind", "zenkenet")], "target.kind"),
-    ("best_val without validation", [(f"{E}.data.validation_size", 0), (f"{E}.train.selection", "best_val")], "train.selection"),
-    ("missing data directory", [(f"{E}.data.source", "mnist"), (f"{E}.data.root", "/nonexistent/mnist")], "/nonexistent/mnist"),
+    (
+        "best_val without validation",
+        [(f"{E}.data.validation_size", 0), (f"{E}.train.selection", "best_val")],
+        "train.selection",
+    ),
+    (
+        "missing data directory",
+        [(f"{E}.data.source", "mnist"), (f"{E}.data.root", "/nonexistent/mnist")],
+        "/nonexistent/mnist",
+    ),
     ("unknown suite", [("suite", "huge")], "suite: unknown suite"),
     ("validation bigger than the data", [(f"{E}.data.validation_size", 5000)], "data.validation_size"),
-    ("grace period within a heartbeat", [("sweeps.heartbeat_interval", 120)], "sweeps.grace_period: 120 s must exceed"),
-    ("tuning on an evaluation seed", [("sweeps.seed", 2), ("sweeps.benchmarks", ["tiny"]),
-                                      ("sweeps.spaces", {"hypermask": {"hypermask.beta": {"low": 1e-4, "high": 1e-1}}})],
-     "sweeps.seed: 2 is an evaluation seed of tiny/hypermask"),
+    (
+        "grace period within a heartbeat",
+        [("sweeps.heartbeat_interval", 120)],
+        "sweeps.grace_period: 120 s must exceed",
+    ),
+    (
+        "tuning on an evaluation seed",
+        [
+            ("sweeps.seed", 2),
+            ("sweeps.benchmarks", ["tiny"]),
+            ("sweeps.spaces", {"hypermask": {"hypermask.beta": {"low": 1e-4, "high": 1e-1}}}),
+        ],
+        "sweeps.seed: 2 is an evaluation seed of tiny/hypermask",
+    ),
 ]
 
 
@@ -75,7 +119,20 @@ def test_bad_params_stop_with_the_key(tmp_path, capsys, name, edits, fragment):
     for k, v in edits:
         _set(params, k, v)
     p = write_params(tmp_path / "params.yaml", params)
-    rc = main(["--params", str(p), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "res"), "--no-tracking", "--quiet"])
+    rc = main(
+        [
+            "--params",
+            str(p),
+            "train",
+            "tiny",
+            "--seed",
+            "1",
+            "--results",
+            str(tmp_path / "res"),
+            "--no-tracking",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc != 0
     assert fragment in err, err
@@ -117,7 +174,20 @@ def test_corrupt_data_file_is_named(tmp_path, capsys):
     _set(params, f"{E}.data.root", str(root))
     params["pipeline"] = {"data_cache": str(tmp_path / "cache")}  # not the checkout's prepared data
     p = write_params(tmp_path / "params.yaml", params)
-    rc = main(["--params", str(p), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "res"), "--no-tracking", "--quiet"])
+    rc = main(
+        [
+            "--params",
+            str(p),
+            "train",
+            "tiny",
+            "--seed",
+            "1",
+            "--results",
+            str(tmp_path / "res"),
+            "--no-tracking",
+            "--quiet",
+        ]
+    )
     assert rc != 0
     assert "t10k-labels-idx1-ubyte.gz: truncated or corrupt" in capsys.readouterr().err
     assert not list((tmp_path / "res").rglob("metrics.json"))
@@ -130,7 +200,8 @@ def test_cli_exit_status_through_the_console_script(tmp_path):
     p = write_params(tmp_path / "params.yaml", params)
     out = subprocess.run(
         [sys.executable, "-m", "hypermask.cli", "--params", str(p), "train", "tiny", "--seed", "1"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 2
     assert "methods.hypermask.hypermask.sparsity" in out.stderr
@@ -149,24 +220,35 @@ def test_console_script_exit_codes_and_complete_output(tmp_path):
     assert subprocess.run([exe, "--help"], capture_output=True).returncode == 0
     usage = subprocess.run([exe, "train"], capture_output=True, text=True)  # argparse: --seed missing
     assert usage.returncode == 2 and "--seed" in usage.stderr
-    missing = subprocess.run([exe, "--params", str(tmp_path / "none.yaml"), "list"], capture_output=True, text=True)
+    missing = subprocess.run(
+        [exe, "--params", str(tmp_path / "none.yaml"), "list"], capture_output=True, text=True
+    )
     assert missing.returncode == 2 and "none.yaml" in missing.stderr
 
 
 def test_repository_params_are_valid():
     from conftest import ROOT
-
     from hypermask.config import experiment_config, read_params
 
     params = read_params(ROOT / "params.yaml")
     configs = {n: experiment_config(params, n) for n in params.experiments()}
-    assert {"digits_permuted/hypermask", "digits_split/wsn", "fmnist_permuted/joint", "permuted_mnist/hypermask"} <= set(configs)
+    assert {
+        "digits_permuted/hypermask",
+        "digits_split/wsn",
+        "fmnist_permuted/joint",
+        "permuted_mnist/hypermask",
+    } <= set(configs)
     pm = configs["permuted_mnist/hypermask"]
     assert (pm.hypermask.beta, pm.hypermask.lambda_, pm.train.iterations) == (5e-4, 1e-3, 5000)
     # the values of the experiments before benchmarks x methods (the fine-tuning baseline included)
     ft = configs["digits_permuted/finetune"]
-    assert (ft.method, ft.train.iterations, ft.train.batch_size, ft.target.hidden, ft.evaluation.settings) == (
-        "finetune", 500, 128, [100, 100], ["til"])
+    assert (
+        ft.method,
+        ft.train.iterations,
+        ft.train.batch_size,
+        ft.target.hidden,
+        ft.evaluation.settings,
+    ) == ("finetune", 500, 128, [100, 100], ["til"])
     assert configs["digits_split/hypermask"].hypermask.sparsity == 30
 
 
@@ -183,12 +265,20 @@ def test_keep_freed_memory_sets_glibc_for_the_listed_experiments_jobs_only(tmp_p
     params["benchmarks"]["other"] = copy.deepcopy(params["benchmarks"]["tiny"])
     params["suites"]["demo"]["benchmarks"] = ["tiny", "other"]
     params["pipeline"] = {"keep_freed_memory": ["tiny"]}
-    params["sweeps"] = {"n_trials": 2, "benchmarks": ["tiny"], "spaces": {"hypermask": {"hypermask.beta": {"low": 0.001, "high": 0.1}}}}
+    params["sweeps"] = {
+        "n_trials": 2,
+        "benchmarks": ["tiny"],
+        "spaces": {"hypermask": {"hypermask.beta": {"low": 0.001, "high": 0.1}}},
+    }
     write_params(tmp_path / "params.yaml", params)
     monkeypatch.chdir(tmp_path)
     plan = Plan.from_file("params.yaml")
-    assert plan.train_cmd("tiny/hypermask", 1).startswith(KEEP_FREED_MEMORY + " hypermask train tiny --method hypermask ")
-    assert plan.sweep_cmd("tiny/hypermask").startswith(KEEP_FREED_MEMORY + " hypermask sweep tiny --method hypermask")
+    assert plan.train_cmd("tiny/hypermask", 1).startswith(
+        KEEP_FREED_MEMORY + " hypermask train tiny --method hypermask "
+    )
+    assert plan.sweep_cmd("tiny/hypermask").startswith(
+        KEEP_FREED_MEMORY + " hypermask sweep tiny --method hypermask"
+    )
     assert plan.train_cmd("other/hypermask", 1).startswith("hypermask train other --method hypermask ")
     params["pipeline"] = {"keep_freed_memory": ["nope"]}
     p = write_params(tmp_path / "params.yaml", params)
@@ -213,11 +303,32 @@ def test_the_command_keeps_freed_memory_for_a_listed_benchmark_typed_by_hand(tmp
     hypermask = str(Path(sys.executable).parent / "hypermask")
 
     def settings(benchmark: str, **extra: str) -> dict:
-        subprocess.run([hypermask, "--params", str(p), "train", benchmark, "--method", "finetune", "--seed", "1",
-                        "--no-tracking", "--quiet", "--threads", "1", "--results", str(tmp_path / benchmark)],
-                       check=True, cwd=tmp_path, env={**env, **extra}, capture_output=True)
-        return json.loads((tmp_path / benchmark / "runs" / benchmark / "finetune" / "seed_1" / "metrics.json")
-                          .read_text())["process_settings"]
+        subprocess.run(
+            [
+                hypermask,
+                "--params",
+                str(p),
+                "train",
+                benchmark,
+                "--method",
+                "finetune",
+                "--seed",
+                "1",
+                "--no-tracking",
+                "--quiet",
+                "--threads",
+                "1",
+                "--results",
+                str(tmp_path / benchmark),
+            ],
+            check=True,
+            cwd=tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+        )
+        return json.loads(
+            (tmp_path / benchmark / "runs" / benchmark / "finetune" / "seed_1" / "metrics.json").read_text()
+        )["process_settings"]
 
     listed = settings("tiny")
     assert listed["MALLOC_MMAP_MAX_"] == "0" and listed["MALLOC_TRIM_THRESHOLD_"] == "2147483647"

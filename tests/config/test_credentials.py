@@ -5,26 +5,29 @@ $MLFLOW_TRACKING_URI are refused with the key named, the password masked and no 
 import copy
 
 import pytest
-from conftest import TINY, write_params
 
+from conftest import TINY, write_params
 from hypermask.cli.main import main
 from hypermask.config.credentials import masked, password_in_url
 
 SECRET = "s3cr3t-Pa55"
 
 
-@pytest.mark.parametrize("url, has", [
-    ("postgresql://lab:pw@db:5432/optuna", True),
-    ("postgresql://lab@db/optuna", False),
-    ("postgresql:///optuna?service=lab", False),
-    ("http://u:p@mlflow.lab:5000", True),
-    ("http://mlflow.lab:5000", False),
-    ("https://u:@host", True),  # an empty password is still a password field
-    ("sqlite:////tmp/x.db", False),
-    ("journal", False),
-    ("postgresql://u:pw@host:notaport/db", True),  # unparseable port: still found
-    (5, False),
-])
+@pytest.mark.parametrize(
+    "url, has",
+    [
+        ("postgresql://lab:pw@db:5432/optuna", True),
+        ("postgresql://lab@db/optuna", False),
+        ("postgresql:///optuna?service=lab", False),
+        ("http://u:p@mlflow.lab:5000", True),
+        ("http://mlflow.lab:5000", False),
+        ("https://u:@host", True),  # an empty password is still a password field
+        ("sqlite:////tmp/x.db", False),
+        ("journal", False),
+        ("postgresql://u:pw@host:notaport/db", True),  # unparseable port: still found
+        (5, False),
+    ],
+)
 def test_password_in_url_by_hand(url, has):
     assert password_in_url(url) is has
 
@@ -59,9 +62,20 @@ def test_password_in_params_yaml_is_refused_by_check(tmp_path, capsys, where):
 
 def test_password_on_the_command_line_or_in_the_environment_is_refused(tmp_path, capsys, monkeypatch):
     write_params(tmp_path / "params.yaml", TINY)
-    base = ["--params", str(tmp_path / "params.yaml"), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "r")]
+    base = [
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "train",
+        "tiny",
+        "--seed",
+        "1",
+        "--results",
+        str(tmp_path / "r"),
+    ]
     _refused(capsys, base + ["--tracking-uri", f"http://jobs:{SECRET}@127.0.0.1:5000"], "--tracking-uri")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"postgresql://jobs:{SECRET}@127.0.0.1/mlflow")
     _refused(capsys, base, "$MLFLOW_TRACKING_URI")
-    _refused(capsys, ["--params", str(tmp_path / "params.yaml"), "check", "--connect"], "$MLFLOW_TRACKING_URI")
+    _refused(
+        capsys, ["--params", str(tmp_path / "params.yaml"), "check", "--connect"], "$MLFLOW_TRACKING_URI"
+    )
     assert not (tmp_path / "r").exists()  # refused before any output

@@ -68,15 +68,39 @@ def test_the_choice_reaches_the_run_record(tmp_path):
     from conftest import TINY, write_params
 
     p = write_params(tmp_path / "params.yaml", TINY)
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", CPUS_BUSY_KEY)}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", CPUS_BUSY_KEY)
+    }
     hypermask = str(Path(sys.executable).parent / "hypermask")
 
     def settings(threads: int) -> dict:
         out = tmp_path / f"t{threads}"
-        subprocess.run([hypermask, "--params", str(p), "train", "tiny", "--method", "finetune", "--seed", "1",
-                        "--no-tracking", "--quiet", "--threads", str(threads), "--results", str(out)],
-                       check=True, cwd=tmp_path, env=env, capture_output=True)
-        return json.loads((out / "runs" / "tiny" / "finetune" / "seed_1" / "metrics.json").read_text())["process_settings"]
+        subprocess.run(
+            [
+                hypermask,
+                "--params",
+                str(p),
+                "train",
+                "tiny",
+                "--method",
+                "finetune",
+                "--seed",
+                "1",
+                "--no-tracking",
+                "--quiet",
+                "--threads",
+                str(threads),
+                "--results",
+                str(out),
+            ],
+            check=True,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+        )
+        return json.loads((out / "runs" / "tiny" / "finetune" / "seed_1" / "metrics.json").read_text())[
+            "process_settings"
+        ]
 
     two = settings(2)
     busy = float(two[CPUS_BUSY_KEY])

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY, write_params
 
+from conftest import TINY, write_params
 from hypermask.config import load_experiment
 from hypermask.data.tasks import BatchStream
 from hypermask.engine.graphs import GraphedSteps
@@ -83,7 +83,9 @@ def _train_two_tasks(cfg, monkeypatch, graphs: bool):
 
 
 @cuda
-@pytest.mark.parametrize("method,selection", [("hypermask", "last"), ("hnet", "last"), ("hypermask", "best_val")])
+@pytest.mark.parametrize(
+    "method,selection", [("hypermask", "last"), ("hnet", "last"), ("hypermask", "best_val")]
+)
 def test_the_graphed_loop_trains_to_the_same_bits_as_the_eager_one(tmp_path, monkeypatch, method, selection):
     cfg = _params(tmp_path, method, selection=selection)
     captures = []

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
 
+from conftest import ROOT
 from hypermask.cli.main import main
 from hypermask.config import ExperimentConfig, load_experiment
 from hypermask.data.tasks import Split, Task
@@ -25,7 +25,20 @@ def _metrics(results, exp, seed):
 
 
 def _train(params, results, exp="tiny", seed=1, *extra):
-    rc = main(["--params", str(params), "train", exp, "--seed", str(seed), "--results", str(results), "--quiet", *extra])
+    rc = main(
+        [
+            "--params",
+            str(params),
+            "train",
+            exp,
+            "--seed",
+            str(seed),
+            "--results",
+            str(results),
+            "--quiet",
+            *extra,
+        ]
+    )
     assert rc == 0
 
 
@@ -59,8 +72,18 @@ def test_digits_permuted_remembers_and_finetune_forgets(tmp_path):
     run_dir = tmp_path / "runs" / "digits_permuted" / "hypermask" / "seed_1"
     assert (run_dir / "accuracy_matrix.csv").read_text().startswith("after_task,task_0")
     assert (run_dir / "accuracy_matrix.png").stat().st_size > 1000
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [f"task_{t:03d}.pt" for t in range(5)]
-    for key in ("wall_seconds", "seconds_per_iteration", "device", "torch_version", "python_version", "git_commit", "config"):
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        f"task_{t:03d}.pt" for t in range(5)
+    ]
+    for key in (
+        "wall_seconds",
+        "seconds_per_iteration",
+        "device",
+        "torch_version",
+        "python_version",
+        "git_commit",
+        "config",
+    ):
         assert key in hm
 
 
@@ -80,7 +103,19 @@ def test_resume_after_second_task_equals_uninterrupted(tiny_params, tmp_path, ca
     run_dir = tmp_path / "cut" / "runs" / "tiny" / "hypermask" / "seed_1"
     assert not (run_dir / "metrics.json").exists()
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["task_000.pt", "task_001.pt"]
-    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path / "cut"), "--no-tracking"])
+    rc = main(
+        [
+            "--params",
+            str(tiny_params),
+            "train",
+            "tiny",
+            "--seed",
+            "1",
+            "--results",
+            str(tmp_path / "cut"),
+            "--no-tracking",
+        ]
+    )
     assert rc == 0
     assert "resuming tiny/hypermask seed 1 after task 1" in capsys.readouterr().err
     full, cut = _metrics(tmp_path / "full", "tiny", 1), _metrics(tmp_path / "cut", "tiny", 1)
@@ -103,19 +138,52 @@ def test_several_seeds_in_one_process_equal_each_seed_alone(tiny_params, tmp_pat
     """`train --seed 2 1`: each seed's results as if trained alone (no state leaks from the
     seed before); `--stage` writes them under staged/, a later plain `train` adopts them."""
     _train(tiny_params, tmp_path / "one", "tiny", 1, "--no-tracking")
-    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "2", "1", "--results", str(tmp_path / "both"),
-               "--quiet", "--no-tracking", "--stage"])
+    rc = main(
+        [
+            "--params",
+            str(tiny_params),
+            "train",
+            "tiny",
+            "--seed",
+            "2",
+            "1",
+            "--results",
+            str(tmp_path / "both"),
+            "--quiet",
+            "--no-tracking",
+            "--stage",
+        ]
+    )
     assert rc == 0
     staged = tmp_path / "both/runs/tiny/hypermask/seed_1/staged/metrics.json"
-    assert json.loads(staged.read_text())["accuracy_matrix"] == _metrics(tmp_path / "one", "tiny", 1)["accuracy_matrix"]
+    assert (
+        json.loads(staged.read_text())["accuracy_matrix"]
+        == _metrics(tmp_path / "one", "tiny", 1)["accuracy_matrix"]
+    )
     assert not (tmp_path / "both/runs/tiny/hypermask/seed_1/metrics.json").exists()
     capsys.readouterr()
-    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "2", "--results", str(tmp_path / "both"),
-               "--no-tracking", "--stage"])  # both staged with these settings: nothing to train
+    rc = main(
+        [
+            "--params",
+            str(tiny_params),
+            "train",
+            "tiny",
+            "--seed",
+            "1",
+            "2",
+            "--results",
+            str(tmp_path / "both"),
+            "--no-tracking",
+            "--stage",
+        ]
+    )  # both staged with these settings: nothing to train
     assert rc == 0 and capsys.readouterr().out.count("nothing to do") == 2
     _train(tiny_params, tmp_path / "both", "tiny", 1, "--no-tracking")  # adopts
-    assert not staged.exists() and _metrics(tmp_path / "both", "tiny", 1)["accuracy_matrix"] == \
-        _metrics(tmp_path / "one", "tiny", 1)["accuracy_matrix"]
+    assert (
+        not staged.exists()
+        and _metrics(tmp_path / "both", "tiny", 1)["accuracy_matrix"]
+        == _metrics(tmp_path / "one", "tiny", 1)["accuracy_matrix"]
+    )
 
 
 @pytest.mark.slow
@@ -131,7 +199,11 @@ def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     assert len(runs) == 1
     r = runs[0]
     assert r.info.status == "FINISHED"
-    assert r.data.tags["seed"] == "1" and r.data.tags["method"] == "hypermask" and r.data.tags["experiment"] == "tiny/hypermask"
+    assert (
+        r.data.tags["seed"] == "1"
+        and r.data.tags["method"] == "hypermask"
+        and r.data.tags["experiment"] == "tiny/hypermask"
+    )
     assert r.data.tags["benchmark"] == "tiny" and r.data.tags["protocol"] == "task-incremental"
     assert r.data.tags["mlflow.runName"] == "hypermask/seed_1"
     import getpass  # the run's user, as MLflow's fluent API records it (no tracking login here)
@@ -214,28 +286,45 @@ def test_best_validation_weights_are_restored(tiny_params):
     """selection: best_val ends the task with the weights of its best validation check, not
     the last step's: the accuracy on the validation split after the task is the best seen, and
     here (validation every 5 steps: the accuracy wanders) it is not the last one seen."""
-    _, accs, out, final = _epoch_run(tiny_params, epochs=3, lr=0.003, val_every=5, selection="best_val",
-                                     lr_scheduler=False)
+    _, accs, out, final = _epoch_run(
+        tiny_params, epochs=3, lr=0.003, val_every=5, selection="best_val", lr_scheduler=False
+    )
     assert out["best_val_accuracy"] == max(accs) and final == pytest.approx(max(accs), abs=1e-9)
     assert accs[-1] < max(accs)  # the restore changed something
-    _, accs, out, final = _epoch_run(tiny_params, epochs=3, lr=0.003, val_every=5, selection="last",
-                                     lr_scheduler=False)
+    _, accs, out, final = _epoch_run(
+        tiny_params, epochs=3, lr=0.003, val_every=5, selection="last", lr_scheduler=False
+    )
     assert out["best_val_accuracy"] is None and final == pytest.approx(accs[-1], abs=1e-9)
 
 
-@pytest.mark.parametrize("kind,bn,side", [("resnet20", "per_task", 32), ("resnet20", "batch_stats", 64), ("zenkenet", "batch_stats", 32)])
+@pytest.mark.parametrize(
+    "kind,bn,side",
+    [("resnet20", "per_task", 32), ("resnet20", "batch_stats", 64), ("zenkenet", "batch_stats", 32)],
+)
 def test_conv_targets_train_a_few_steps(kind, bn, side):
     """The conv targets through the whole HyperMask step (shapes of CIFAR-100 / TinyImageNet)."""
     g = torch.Generator().manual_seed(0)
-    cfg = ExperimentConfig.model_validate({
-        "name": "conv", "seeds": [1],
-        "data": {"source": "cifar100", "root": "unused", "scenario": "split", "n_tasks": 2, "classes_per_task": 5, "validation_size": 8},
-        "target": {"kind": kind, "width": 1, "batch_norm": bn},
-        "hypermask": {"hnet_hidden": [8], "embedding_dim": 4, "sparsity": 30, "masked_l1": False},
-        "train": {"iterations": 3, "batch_size": 4, "val_every": 2},
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "conv",
+            "seeds": [1],
+            "data": {
+                "source": "cifar100",
+                "root": "unused",
+                "scenario": "split",
+                "n_tasks": 2,
+                "classes_per_task": 5,
+                "validation_size": 8,
+            },
+            "target": {"kind": kind, "width": 1, "batch_norm": bn},
+            "hypermask": {"hnet_hidden": [8], "embedding_dim": 4, "sparsity": 30, "masked_l1": False},
+            "train": {"iterations": 3, "batch_size": 4, "val_every": 2},
+        }
+    )
+
     def split(n):
         return Split(torch.rand(n, 3, side, side, generator=g), torch.randint(0, 5, (n,), generator=g))
+
     tasks = [Task(t, list(range(5)), split(16), split(8), split(8), augment="crop_flip") for t in range(2)]
     torch.manual_seed(0)
     learner = build_method(cfg, build_target(cfg.target, (3, side, side), 5, 2))
@@ -244,7 +333,9 @@ def test_conv_targets_train_a_few_steps(kind, bn, side):
         train_task(learner, tasks[t], cfg, 1, Events([]), 0)
         after = learner.state_dict()
         assert not torch.equal(before["hnet.out.weight_t"], after["hnet.out.weight_t"])  # the step reached
-        assert not torch.equal(before["hnet.embeddings"][t], after["hnet.embeddings"][t])  # this task's embedding
+        assert not torch.equal(
+            before["hnet.embeddings"][t], after["hnet.embeddings"][t]
+        )  # this task's embedding
         if t == 1:  # an earlier task's embedding moves only through the regularizer, which keeps it close
             assert (before["hnet.embeddings"][0] - after["hnet.embeddings"][0]).abs().max() < 0.1
     if bn == "per_task":
@@ -262,7 +353,20 @@ def test_resume_refuses_a_checkpoint_of_other_settings_but_not_of_other_seeds(ti
     _train(tiny_params, tmp_path, "tiny", 1, "--no-tracking", "--stop-after-task", "2")
     params["methods"]["hypermask"]["settings"]["hypermask"]["beta"] = 0.5  # a different training setting
     tiny_params.write_text(yaml.safe_dump(params))
-    rc = main(["--params", str(tiny_params), "train", "tiny", "--seed", "1", "--results", str(tmp_path), "--no-tracking", "--quiet"])
+    rc = main(
+        [
+            "--params",
+            str(tiny_params),
+            "train",
+            "tiny",
+            "--seed",
+            "1",
+            "--results",
+            str(tmp_path),
+            "--no-tracking",
+            "--quiet",
+        ]
+    )
     assert rc != 0
     assert "different configuration" in capsys.readouterr().err
 
@@ -278,9 +382,13 @@ def test_run_killed_before_its_first_checkpoint_reuses_its_mlflow_run(tiny_param
     client = MlflowClient(uri)
     exp_id = client.create_experiment("tiny")  # one MLflow experiment per benchmark
     run_dir = (tmp_path / "runs/tiny/hypermask/seed_1").resolve()
-    orphan = client.create_run(exp_id, run_name="hypermask/seed_1", tags={RUN_ID_TAG: str(run_dir)})  # killed early
+    orphan = client.create_run(
+        exp_id, run_name="hypermask/seed_1", tags={RUN_ID_TAG: str(run_dir)}
+    )  # killed early
     _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri)
     runs = client.search_runs([exp_id])
     assert len(runs) == 1 and runs[0].info.run_id == orphan.info.run_id and runs[0].info.status == "FINISHED"
-    _train(tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri, "--force")  # a finished run is not reopened
+    _train(
+        tiny_params, tmp_path, "tiny", 1, "--tracking-uri", uri, "--force"
+    )  # a finished run is not reopened
     assert len(client.search_runs([exp_id])) == 2

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import FMNIST, ROOT, TINY
 
+from conftest import FMNIST, ROOT, TINY
 from hypermask.cli.main import main
 from hypermask.config import FeCAMConfig
 from hypermask.evaluation.accuracy import entropy_select
@@ -65,28 +65,43 @@ def test_fecam_statistics_and_distances_equal_naive_loops():
         for n in range(7):
             x = test[n] / np.linalg.norm(test[n])
             assert d[n, c] == pytest.approx(float((x - mu) @ inv @ (x - mu)), rel=1e-8)
-    assert torch.allclose(shrink_cov(torch.tensor(np.cov(feats, rowvar=False)), 1),
-                          torch.tensor(_np_shrink(np.cov(feats, rowvar=False))))
-    assert torch.allclose(normalize_cov(torch.tensor([[4.0, 2.0], [2.0, 9.0]])), torch.tensor([[1.0, 1 / 3], [1 / 3, 1.0]]))
+    assert torch.allclose(
+        shrink_cov(torch.tensor(np.cov(feats, rowvar=False)), 1),
+        torch.tensor(_np_shrink(np.cov(feats, rowvar=False))),
+    )
+    assert torch.allclose(
+        normalize_cov(torch.tensor([[4.0, 2.0], [2.0, 9.0]])), torch.tensor([[1.0, 1 / 3], [1 / 3, 1.0]])
+    )
 
 
 def test_nearest_class_over_tasks_equals_naive_loop():
     g = torch.Generator().manual_seed(1)
-    stats = [ClassStats(torch.randn(c, 4, generator=g, dtype=torch.float64),
-                        torch.eye(4, dtype=torch.float64).expand(c, 4, 4).clone()) for c in (2, 3, 1)]
+    stats = [
+        ClassStats(
+            torch.randn(c, 4, generator=g, dtype=torch.float64),
+            torch.eye(4, dtype=torch.float64).expand(c, 4, 4).clone(),
+        )
+        for c in (2, 3, 1)
+    ]
     feats = torch.randn(3, 9, 4, generator=g)
     task, cls = nearest_class(feats, stats, normalize=False)
     for n in range(9):
-        best = min(((float(((feats[k, n].double() - stats[k].means[c]) ** 2).sum()), k, c)
-                    for k in range(3) for c in range(len(stats[k].means))))
+        best = min(
+            (float(((feats[k, n].double() - stats[k].means[c]) ** 2).sum()), k, c)
+            for k in range(3)
+            for c in range(len(stats[k].means))
+        )
         assert (task[n].item(), cls[n].item()) == best[1:]
 
 
-@pytest.mark.parametrize("net,shape", [
-    (MLP(64, [16], 5), (7, 64)),
-    (ResNet20(3, 4, n_tasks=3, width=1), (5, 3, 32, 32)),
-    (ZenkeNet("cifar", 4), (5, 3, 32, 32)),
-])
+@pytest.mark.parametrize(
+    "net,shape",
+    [
+        (MLP(64, [16], 5), (7, 64)),
+        (ResNet20(3, 4, n_tasks=3, width=1), (5, 3, 32, 32)),
+        (ZenkeNet("cifar", 4), (5, 3, 32, 32)),
+    ],
+)
 def test_batched_masks_equal_per_task_loop(net, shape):
     torch.manual_seed(0)
     net.eval()
@@ -115,8 +130,10 @@ def test_chunked_evaluation_equals_whole_split():
     cfg = load_experiment(ROOT / "params.yaml", "digits_split")
     n = 2 * EVAL_CHUNK + 37
     g = torch.Generator().manual_seed(3)
-    for target, x in ((MLP(64, [16], 2), torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)),
-                      (ResNet20(3, 2, n_tasks=5, width=1), torch.rand(300, 3, 8, 8, generator=g))):
+    for target, x in (
+        (MLP(64, [16], 2), torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=g)),
+        (ResNet20(3, 2, n_tasks=5, width=1), torch.rand(300, 3, 8, 8, generator=g)),
+    ):
         learner = HyperMask(cfg, target).eval()
         split = Split(x, torch.randint(0, 2, (len(x),), generator=g))
         task = Task(0, [0, 1], split, split, split)
@@ -137,15 +154,49 @@ def test_evaluate_reproduces_stored_til_and_entropy(tiny_params, tmp_path, capsy
     tiny_params.write_text(yaml.safe_dump(p))
     args = ["--params", str(tiny_params)]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert main([*args, "train", "tiny", "--seed", "1", "--results", str(tmp_path), "--quiet", "--tracking-uri", uri]) == 0
+    assert (
+        main(
+            [
+                *args,
+                "train",
+                "tiny",
+                "--seed",
+                "1",
+                "--results",
+                str(tmp_path),
+                "--quiet",
+                "--tracking-uri",
+                uri,
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "runs/tiny/hypermask/seed_1"
     m = json.loads((run / "metrics.json").read_text())
     assert set(m["entropy"]) >= {"task_accuracy", "class_accuracy", "final_task_accuracy"}
-    assert len(m["entropy"]["task_accuracy"]) == 3 and m["entropy"]["task_accuracy"][0] == 100.0  # one task: no doubt
+    assert (
+        len(m["entropy"]["task_accuracy"]) == 3 and m["entropy"]["task_accuracy"][0] == 100.0
+    )  # one task: no doubt
     assert 0 <= m["fecam"]["final_accuracy"] <= 100
     for setting in ("til", "entropy", "fecam"):
-        assert main([*args, "evaluate", "tiny", "--seed", "1", "--setting", setting, "--results", str(tmp_path),
-                     "--tracking-uri", uri]) == 0
+        assert (
+            main(
+                [
+                    *args,
+                    "evaluate",
+                    "tiny",
+                    "--seed",
+                    "1",
+                    "--setting",
+                    setting,
+                    "--results",
+                    str(tmp_path),
+                    "--tracking-uri",
+                    uri,
+                ]
+            )
+            == 0
+        )
     til = json.loads((run / "eval_til.json").read_text())
     assert til["after_task"] == [0, 1, 2]
     assert til["accuracy_rows"] == m["accuracy_matrix"] and til["max_abs_difference_to_metrics_json"] == 0.0
@@ -158,7 +209,9 @@ def test_evaluate_reproduces_stored_til_and_entropy(tiny_params, tmp_path, capsy
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert len(runs) == 1  # evaluation logged into the training run
-    assert [x.step for x in client.get_metric_history(runs[0].info.run_id, "posthoc_entropy_task_accuracy")] == [0, 1, 2]
+    assert [
+        x.step for x in client.get_metric_history(runs[0].info.run_id, "posthoc_entropy_task_accuracy")
+    ] == [0, 1, 2]
 
 
 @pytest.mark.slow
@@ -172,17 +225,47 @@ def test_fecam_class_incremental_on_split_fashion_mnist(tmp_path):
     p = copy.deepcopy(TINY)
     p["benchmarks"]["fm"] = {
         "seeds": [1],
-        "data": {"source": "fashion_mnist", "root": str(FMNIST), "scenario": "split", "n_tasks": 5,
-                 "classes_per_task": 2, "validation_size": 500},
+        "data": {
+            "source": "fashion_mnist",
+            "root": str(FMNIST),
+            "scenario": "split",
+            "n_tasks": 5,
+            "classes_per_task": 2,
+            "validation_size": 500,
+        },
         "target": {"kind": "mlp", "hidden": [100, 100]},
         "train": {"iterations": 150, "batch_size": 128},
         "evaluation": {"settings": ["til", "fecam"], "batch_size": 2000},
     }
-    p["methods"]["hypermask"]["benchmarks"] = {"fm": {"hypermask": {
-        "hnet_hidden": [25, 25], "embedding_dim": 24, "beta": 1e-3, "lambda": 1e-3, "sparsity": 30}}}
+    p["methods"]["hypermask"]["benchmarks"] = {
+        "fm": {
+            "hypermask": {
+                "hnet_hidden": [25, 25],
+                "embedding_dim": 24,
+                "beta": 1e-3,
+                "lambda": 1e-3,
+                "sparsity": 30,
+            }
+        }
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    assert main(["--params", str(tmp_path / "params.yaml"), "train", "fm", "--seed", "1", "--results", str(tmp_path),
-                 "--quiet", "--no-tracking"]) == 0
+    assert (
+        main(
+            [
+                "--params",
+                str(tmp_path / "params.yaml"),
+                "train",
+                "fm",
+                "--seed",
+                "1",
+                "--results",
+                str(tmp_path),
+                "--quiet",
+                "--no-tracking",
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "runs/fm/hypermask/seed_1/metrics.json").read_text())
     assert m["fecam"]["accuracy"][0] > 90  # one task of 2 classes
     assert m["fecam"]["final_accuracy"] > 40, m["fecam"]  # 10 classes in competition; chance is 10%

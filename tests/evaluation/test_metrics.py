@@ -28,4 +28,9 @@ def test_forgetting_ignores_the_rows_before_a_task_was_learned():
 
 def test_one_task_has_no_transfer_or_forgetting():
     one = np.array([[42.0]])
-    assert M.summary(one, np.array([5.0])) == {"average_accuracy": 42.0, "bwt": 0.0, "fwt": 0.0, "forgetting": 0.0}
+    assert M.summary(one, np.array([5.0])) == {
+        "average_accuracy": 42.0,
+        "bwt": 0.0,
+        "fwt": 0.0,
+        "forgetting": 0.0,
+    }

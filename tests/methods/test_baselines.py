@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import learn
 
+from conftest import learn
 from hypermask.config import ExperimentConfig
 from hypermask.engine.loop import build_run
 from hypermask.methods.gpm import energy_basis
@@ -18,9 +18,17 @@ def _run(method: str, scenario: str = "permuted", **block):
     data = {"source": "digits", "scenario": scenario, "n_tasks": 3, "validation_size": 20}
     if scenario == "split":
         data["classes_per_task"] = 2
-    cfg = ExperimentConfig.model_validate({
-        "name": f"x/{method}", "seeds": [1], "method": method, **({method: block} if block else {}),
-        "data": data, "target": {"kind": "mlp", "hidden": [16, 12]}, "train": {"iterations": 8, "batch_size": 16}})
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": f"x/{method}",
+            "seeds": [1],
+            "method": method,
+            **({method: block} if block else {}),
+            "data": data,
+            "target": {"kind": "mlp", "hidden": [16, 12]},
+            "train": {"iterations": 8, "batch_size": 16},
+        }
+    )
     return build_run(cfg, 1, torch.device("cpu"))
 
 
@@ -44,7 +52,9 @@ def test_hat_regulariser_and_embedding_compensation_by_hand():
     gates = m.gates(1, 3.0)
     a = torch.cat(gates)
     a = a.detach()
-    hand = sum(float(a[k]) * (1 - float(m.cumulative[k])) for k in range(len(a))) / float((1 - m.cumulative).sum())
+    hand = sum(float(a[k]) * (1 - float(m.cumulative[k])) for k in range(len(a))) / float(
+        (1 - m.cumulative).sum()
+    )
     assert m.attention_regularizer(gates, 1).item() == pytest.approx(hand, rel=1e-5)
     assert m.attention_regularizer(gates, 0).item() == pytest.approx(float(a.mean()), rel=1e-6)
     m.s = 3.0
@@ -82,7 +92,9 @@ def test_hat_tests_with_near_binary_gates_and_reads_its_tasks_head():
     for layer, e in zip(m.hidden, m.embeddings[2].split(m.units)):
         h = F.relu(layer(h)) * torch.sigmoid(m.hp.s_max * e)
     head = m.target.head()
-    assert torch.allclose(out, F.linear(h, head.weight.view(3, 10, -1)[2], head.bias.view(3, 10)[2]), atol=1e-6)
+    assert torch.allclose(
+        out, F.linear(h, head.weight.view(3, 10, -1)[2], head.bias.view(3, 10)[2]), atol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- GPM
@@ -100,7 +112,9 @@ def test_gpm_energy_criterion_picks_the_hand_count_of_vectors():
     R2 = torch.cat([R, 4.0 * U[:, 4:5]], 1)
     # kept ||M M^T R2||^2 = 13; 13/29 = 0.45 < 0.9; + 16 (the new direction) = 29/29 -> 1 vector
     new = energy_basis(R2, M, 0.9)
-    assert new.shape == (6, 1) and torch.allclose(new.abs().t() @ U[:, 4:5].abs(), torch.ones(1, 1), atol=1e-4)
+    assert new.shape == (6, 1) and torch.allclose(
+        new.abs().t() @ U[:, 4:5].abs(), torch.ones(1, 1), atol=1e-4
+    )
     assert energy_basis(R, M, 0.9).shape == (6, 0)  # already captured: nothing appended
 
 
@@ -135,7 +149,10 @@ def test_gpm_step_of_a_later_task_keeps_the_trunk_off_the_basis_and_other_heads_
     for t in (1, 2):
         w0 = [layer.weight.detach().clone() for layer in m.layers]
         b0 = [layer.bias.detach().clone() for layer in m.layers]
-        hw0, hb0 = head.weight.detach().clone().view(3, -1, head.weight.shape[1]), head.bias.detach().clone().view(3, -1)
+        hw0, hb0 = (
+            head.weight.detach().clone().view(3, -1, head.weight.shape[1]),
+            head.bias.detach().clone().view(3, -1),
+        )
         x, y = m.batch(tasks[t], torch.arange(16), torch.Generator().manual_seed(t))
         loss, _ = m.loss(x, y, t, 0)
         opt.zero_grad()
@@ -147,7 +164,9 @@ def test_gpm_step_of_a_later_task_keeps_the_trunk_off_the_basis_and_other_heads_
             g = torch.cat([layer.weight.grad, layer.bias.grad.unsqueeze(1)], 1)
             assert g.abs().max() > 0
             assert (g @ M).abs().max() <= 1e-4 * g.abs().max(), (t, i)  # float32: eps 1.2e-7 x the dims
-            assert not torch.equal(layer.weight, w0[i]) or not torch.equal(layer.bias, b0[i])  # the step moved it
+            assert not torch.equal(layer.weight, w0[i]) or not torch.equal(
+                layer.bias, b0[i]
+            )  # the step moved it
         hw, hb = head.weight.detach().view(3, -1, head.weight.shape[1]), head.bias.detach().view(3, -1)
         for other in {0, 1, 2} - {t}:
             assert torch.equal(hw[other], hw0[other]) and torch.equal(hb[other], hb0[other]), (t, other)
@@ -223,8 +242,12 @@ def test_er_replayed_samples_go_through_their_own_tasks_head():
     x, y = m.batch(tasks[2], torch.arange(8), torch.Generator().manual_seed(2))
     assert set(m.row_task[8:].tolist()) <= {0, 1} and (m.row_task[:8] == 2).all()
     _, ce = m.loss(x, y, 2, 0)
-    hand = torch.stack([F.cross_entropy(m.target(x[k : k + 1], int(m.row_task[k])), y[k : k + 1]) for k in range(len(y))]).mean()
+    hand = torch.stack(
+        [F.cross_entropy(m.target(x[k : k + 1], int(m.row_task[k])), y[k : k + 1]) for k in range(len(y))]
+    ).mean()
     assert ce.item() == pytest.approx(hand.item(), rel=1e-5)
     # a replayed row is its task's transform of a stored raw sample: task 0's permutation
     k = int((m.row_task == 0).nonzero()[0])
-    assert any(torch.equal(x[k], tasks[0].inputs(m.memory_x[0][j : j + 1])[0]) for j in range(int(m.filled[0])))
+    assert any(
+        torch.equal(x[k], tasks[0].inputs(m.memory_x[0][j : j + 1])[0]) for j in range(int(m.filled[0]))
+    )

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, write_params
 
+from conftest import TINY, write_params
 from hypermask.cli.main import main
 from hypermask.config import ExperimentConfig
 from hypermask.data.tasks import Split, Task
@@ -16,18 +16,26 @@ from hypermask.nets import build_target
 
 
 def _ewc(**ewc) -> tuple:
-    cfg = ExperimentConfig.model_validate({
-        "name": "x", "seeds": [1], "method": "ewc", "ewc": {"lambda": 3.0, **ewc},
-        "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
-        "target": {"kind": "mlp", "hidden": [16]}, "train": {"iterations": 1},
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "x",
+            "seeds": [1],
+            "method": "ewc",
+            "ewc": {"lambda": 3.0, **ewc},
+            "data": {"source": "digits", "scenario": "permuted", "n_tasks": 2},
+            "target": {"kind": "mlp", "hidden": [16]},
+            "train": {"iterations": 1},
+        }
+    )
     torch.manual_seed(0)
     return cfg, build_method(cfg, build_target(cfg.target, (64,), 5, 2)).double()
 
 
 def _task(t: int, n: int, seed: int) -> Task:
     g = torch.Generator().manual_seed(seed)
-    split = Split(torch.rand(n, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 5, (n,), generator=g))
+    split = Split(
+        torch.rand(n, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(0, 5, (n,), generator=g)
+    )
     return Task(t, list(range(5)), split, split, split)
 
 
@@ -68,8 +76,7 @@ def test_online_accumulation_anchor_and_penalty():
         for p in m.target.parameters():
             p.sub_(0.25)
     hand = sum((f * (p - a) ** 2).sum() for p, f, a in m._pairs())
-    assert m.penalty().item() == pytest.approx(sum(
-        (f * 0.25 ** 2).sum().item() for _, f, _ in m._pairs()))
+    assert m.penalty().item() == pytest.approx(sum((f * 0.25**2).sum().item() for _, f, _ in m._pairs()))
     x, y = t1.train.x[:8], t1.train.y[:8]
     loss, ce = m.loss(t1.inputs(x), y, 1, 0)
     assert loss.item() == pytest.approx(ce.item() + cfg.ewc.lambda_ / 2 * hand.item())
@@ -86,8 +93,26 @@ def test_ewc_run_resumes_exactly_and_forgets_less_than_finetuning(tmp_path):
     params = write_params(tmp_path / "params.yaml", p)
 
     def train(exp, results, *extra):
-        assert main(["--params", str(params), "train", exp, "--seed", "1", "--results", str(tmp_path / results),
-                     "--no-tracking", "--quiet", "--threads", "1", *extra]) == 0
+        assert (
+            main(
+                [
+                    "--params",
+                    str(params),
+                    "train",
+                    exp,
+                    "--seed",
+                    "1",
+                    "--results",
+                    str(tmp_path / results),
+                    "--no-tracking",
+                    "--quiet",
+                    "--threads",
+                    "1",
+                    *extra,
+                ]
+            )
+            == 0
+        )
         path = tmp_path / results / "runs" / exp / "seed_1" / "metrics.json"
         return json.loads(path.read_text()) if path.exists() else None
 

@@ -20,11 +20,17 @@ from hypermask.optim import FusedAdam
 
 
 def _build(**block):
-    cfg = ExperimentConfig.model_validate({
-        "name": "x/hnet", "seeds": [1], "method": "hnet", "hnet": block,
-        "data": {"source": "digits", "scenario": "permuted", "n_tasks": 3},
-        "target": {"kind": "mlp", "hidden": [16]}, "train": {"iterations": 1, "batch_size": 16},
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "x/hnet",
+            "seeds": [1],
+            "method": "hnet",
+            "hnet": block,
+            "data": {"source": "digits", "scenario": "permuted", "n_tasks": 3},
+            "target": {"kind": "mlp", "hidden": [16]},
+            "train": {"iterations": 1, "batch_size": 16},
+        }
+    )
     torch.manual_seed(0)
     return build_method(cfg, build_target(cfg.target, (64,), 5, 3, heads_of(cfg)))
 
@@ -39,8 +45,9 @@ def test_chunked_hypernetwork_is_initialised_as_hypercl_does():
     """Xavier-uniform weight matrices (U(-b, b), b = sqrt(6 / (fan_in + fan_out))), zero biases,
     task and chunk embeddings N(0, 1) (hypercl's --std_normal_temb and --std_normal_emb, 1)."""
     torch.manual_seed(0)
-    h = ChunkedHyperNetwork(total=200_000, n_tasks=400, emb_dim=64, chunk_emb_dim=12, chunk_size=2000,
-                            hidden=[100, 75, 50])
+    h = ChunkedHyperNetwork(
+        total=200_000, n_tasks=400, emb_dim=64, chunk_emb_dim=12, chunk_size=2000, hidden=[100, 75, 50]
+    )
     for layer in [*h.hidden, h.out]:
         fan_out, fan_in = layer.weight.shape
         bound = math.sqrt(6.0 / (fan_in + fan_out))
@@ -145,8 +152,14 @@ def test_look_ahead_gradient_equals_hypercls_two_backward_passes():
         at = {n: next(i for i, q in enumerate(opt.params) if q is theta[n]) for n in names}
         st = {n: (opt.exp_avg[i], opt.exp_avg_sq[i], int(opt.steps[i])) for n, i in at.items()}
     else:
-        st = {n: (opt.state[theta[n]]["exp_avg"], opt.state[theta[n]]["exp_avg_sq"], int(opt.state[theta[n]]["step"]))
-              for n in names}
+        st = {
+            n: (
+                opt.state[theta[n]]["exp_avg"],
+                opt.state[theta[n]]["exp_avg_sq"],
+                int(opt.state[theta[n]]["step"]),
+            )
+            for n in names
+        }
     dtheta = {n: _naive_adam_step(theta[n], g, *st[n], lr=1e-2) for n, g in zip(names, grads)}
     moved = {n: theta[n] + dtheta[n].detach() for n in names}
     earlier = torch.func.functional_call(m.hnet, moved, (slice(0, 1),))
@@ -163,12 +176,17 @@ def test_look_ahead_gradient_equals_hypercls_two_backward_passes():
 
 
 def test_look_ahead_off_is_the_plain_regulariser():
-    m = _build(hnet_hidden=[8], embedding_dim=4, chunk_embedding_dim=3, chunk_size=100, beta=0.3, look_ahead=False)
+    m = _build(
+        hnet_hidden=[8], embedding_dim=4, chunk_embedding_dim=3, chunk_size=100, beta=0.3, look_ahead=False
+    )
     m.start_task(1, 1)
     m.make_optimizer(1e-2)
     t = _task(1)
     loss, ce = m.loss(t.inputs(t.train.x), t.train.y, 1, 0)
     reg = ((m.hnet(slice(0, 1)) - m.h_star) ** 2).sum()
     assert loss.item() == pytest.approx(ce.item() + 0.3 * reg.item(), rel=1e-5)
-    assert m.graph_key(1, 0) == 1 and _build(hnet_hidden=[8], embedding_dim=4, chunk_embedding_dim=3,
-                                             chunk_size=100).graph_key(1, 0) is None
+    assert (
+        m.graph_key(1, 0) == 1
+        and _build(hnet_hidden=[8], embedding_dim=4, chunk_embedding_dim=3, chunk_size=100).graph_key(1, 0)
+        is None
+    )

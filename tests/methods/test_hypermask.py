@@ -32,7 +32,9 @@ def test_percentile_matches_numpy_linear_interpolation():
         s = torch.rand(3, n, generator=g, dtype=torch.float64)
         s[1, : n // 2] = s[1, 0]  # a repeated value at the lower neighbour
         for p in (0, 0.5, 10, 30, 33.3, 50, 70, 99.9, 100):
-            np.testing.assert_allclose(percentile_rows(s, p).numpy(), np.percentile(s.numpy(), p, axis=-1), rtol=0, atol=1e-12)
+            np.testing.assert_allclose(
+                percentile_rows(s, p).numpy(), np.percentile(s.numpy(), p, axis=-1), rtol=0, atol=1e-12
+            )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -72,7 +74,9 @@ def test_batched_thresholds_equal_plain_per_tensor(how):
         batched = thresholds(s, tuple(sizes), p, how)
         assert batched.shape == (4, len(sizes))
         for r in range(4):
-            torch.testing.assert_close(batched[r].double(), _plain_thresholds(s[r], sizes, p), rtol=1e-6, atol=1e-30)
+            torch.testing.assert_close(
+                batched[r].double(), _plain_thresholds(s[r], sizes, p), rtol=1e-6, atol=1e-30
+            )
         # the two batched paths agree bit for bit
         assert torch.equal(batched, thresholds(s, tuple(sizes), p, "sort" if how == "select" else "select"))
 
@@ -89,7 +93,10 @@ def test_masks_of_all_tasks_at_once_equal_task_by_task():
         # and each mask is |tanh| thresholded at numpy's percentile of its own tensor
         s = h[k].tanh().abs()
         q = _plain_thresholds(s, [sh.numel() for sh in shapes], 40.0)
-        expected = [torch.where(c >= q[i].float(), c, 0.0) if i < 3 else c for i, c in enumerate(s.split([24, 6, 24, 4]))]
+        expected = [
+            torch.where(c >= q[i].float(), c, 0.0) if i < 3 else c
+            for i, c in enumerate(s.split([24, 6, 24, 4]))
+        ]
         for m, e in zip(one, expected):
             assert torch.equal(m.flatten(), e)
 
@@ -100,7 +107,9 @@ def test_mask_on_hand_computed_tensor():
     shapes = [torch.Size([2, 2]), torch.Size([2])]
     masks = semi_binary_masks(h, shapes, 50.0)
     s = np.abs(np.tanh([0.1, -0.4, 0.2, 0.3]))  # 0.0997, 0.3799, 0.1974, 0.2913
-    q = s[2] + 0.5 * (s[3] - s[2])  # sorted: .0997 .1974 | .2913 .3799 -> 0.197375 + 0.5 * (0.291313 - 0.197375)
+    q = s[2] + 0.5 * (
+        s[3] - s[2]
+    )  # sorted: .0997 .1974 | .2913 .3799 -> 0.197375 + 0.5 * (0.291313 - 0.197375)
     assert q == pytest.approx(0.244344, abs=1e-5)
     expected = np.where(s >= q, s, 0.0).reshape(2, 2)  # keeps -0.4 and 0.3
     np.testing.assert_allclose(masks[0].numpy(), expected, atol=1e-6)
@@ -126,7 +135,7 @@ def test_p0_masks_nothing_and_no_gradient_through_threshold():
     m = semi_binary_masks(h, shapes, 50.0)
     m[0].sum().backward()
     grad = h.grad[:20]
-    kept = (m[0].flatten() > 0)
+    kept = m[0].flatten() > 0
     # gradient only through kept entries: d|tanh(h)|/dh there, exactly zero elsewhere
     assert torch.all(grad[~kept] == 0)
     expected = torch.sign(h[:20]) * (1 - h[:20].tanh() ** 2)
@@ -181,7 +190,9 @@ def test_target_regularizer_equals_naive_loop_and_reaches_hypernetwork():
             naive += abs((a - b) * c)
     assert fast.item() == pytest.approx(naive, rel=1e-5)
     unmasked = target_regularizer(theta, theta_star, None)
-    assert unmasked.item() == pytest.approx(sum((w - w0).abs().sum().item() for w, w0 in zip(theta, theta_star)), rel=1e-6)
+    assert unmasked.item() == pytest.approx(
+        sum((w - w0).abs().sum().item() for w, w0 in zip(theta, theta_star)), rel=1e-6
+    )
     fast.backward()
     assert hnet.out.weight_t.grad is not None and hnet.out.weight_t.grad.abs().sum() > 0
     assert hnet.embeddings.grad[1].abs().sum() > 0 and hnet.embeddings.grad[0].abs().sum() == 0

@@ -20,13 +20,22 @@ from hypermask.methods import METHODS, Method, heads_of
 
 
 def _cfg(name: str, scenario: str) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({
-        "name": "contract", "seeds": [1], "method": name,
-        "data": {"source": "digits", "scenario": scenario, "n_tasks": 2, "validation_size": 10,
-                 **({"classes_per_task": 2} if scenario == "split" else {})},
-        "target": {"kind": "mlp", "hidden": [16]},
-        "train": {"iterations": 2, "batch_size": 16, "val_every": 1},
-    })
+    return ExperimentConfig.model_validate(
+        {
+            "name": "contract",
+            "seeds": [1],
+            "method": name,
+            "data": {
+                "source": "digits",
+                "scenario": scenario,
+                "n_tasks": 2,
+                "validation_size": 10,
+                **({"classes_per_task": 2} if scenario == "split" else {}),
+            },
+            "target": {"kind": "mlp", "hidden": [16]},
+            "train": {"iterations": 2, "batch_size": 16, "val_every": 1},
+        }
+    )
 
 
 def _outputs(learner, tasks, x):
@@ -44,7 +53,9 @@ def test_method_contract(name, scenario):
     tasks, learner = build_run(cfg, 1, torch.device("cpu"))
     assert isinstance(learner, Method)
     assert hasattr(learner, "all_task_outputs") == entry.task_inference
-    heads = 2 if entry.per_task_head is True or (entry.per_task_head == "split" and scenario == "split") else 1
+    heads = (
+        2 if entry.per_task_head is True or (entry.per_task_head == "split" and scenario == "split") else 1
+    )
     assert heads_of(cfg) == heads == learner.target.n_heads
     before = {k: v.clone() for k, v in learner.state_dict().items()}
     for t in (0, 1):
@@ -96,7 +107,9 @@ def test_method_contract(name, scenario):
 def _nudged(cfg: ExperimentConfig, block: str) -> ExperimentConfig:
     """cfg with the first number of settings block `block` changed (within its bounds)."""
     d = cfg.as_dict()
-    k, v = next((k, v) for k, v in d[block].items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    k, v = next(
+        (k, v) for k, v in d[block].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
     d[block][k] = v + 1 if isinstance(v, int) else (v / 2 if v else 0.5)
     return ExperimentConfig.model_validate(d)
 
@@ -109,8 +122,10 @@ def _colour_tasks(n_tasks: int = 2, n: int = 24) -> list:
     g = torch.Generator().manual_seed(0)
 
     def split():
-        return Split(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                     torch.randint(0, 2, (n,), generator=g))
+        return Split(
+            torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+            torch.randint(0, 2, (n,), generator=g),
+        )
 
     return [Task(t, [2 * t, 2 * t + 1], split(), split(), split()) for t in range(n_tasks)]
 
@@ -125,10 +140,20 @@ def test_declared_target_networks(name, kind):
     from pydantic import ValidationError
 
     record = METHODS[name]
-    raw = {"name": "targets", "seeds": [1], "method": name,
-           "data": {"source": "cifar100", "root": "unused", "scenario": "split", "n_tasks": 2, "classes_per_task": 2},
-           "target": {"kind": kind, "width": 1} if kind == "resnet20" else {"kind": kind},
-           "train": {"iterations": 1, "batch_size": 8}}
+    raw = {
+        "name": "targets",
+        "seeds": [1],
+        "method": name,
+        "data": {
+            "source": "cifar100",
+            "root": "unused",
+            "scenario": "split",
+            "n_tasks": 2,
+            "classes_per_task": 2,
+        },
+        "target": {"kind": kind, "width": 1} if kind == "resnet20" else {"kind": kind},
+        "train": {"iterations": 1, "batch_size": 8},
+    }
     if kind not in record.targets:
         with pytest.raises(ValidationError, match=record.targets_why.split(" (")[0][:40]):
             ExperimentConfig.model_validate(raw)

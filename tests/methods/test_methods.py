@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, write_params
 
+from conftest import TINY, write_params
 from hypermask.cli.main import main
 from hypermask.config import ExperimentConfig
 from hypermask.data.tasks import Split, Task
@@ -22,17 +22,26 @@ def _cfg(method: str, scenario: str = "permuted", **block) -> ExperimentConfig:
     data = {"source": "digits", "scenario": scenario, "n_tasks": 3}
     if scenario == "split":
         data["classes_per_task"] = 2
-    return ExperimentConfig.model_validate({
-        "name": f"x/{method}", "seeds": [1], "method": method, **({method: block} if block else {}),
-        "data": data, "target": {"kind": "mlp", "hidden": [16]}, "train": {"iterations": 1, "batch_size": 16},
-    })
+    return ExperimentConfig.model_validate(
+        {
+            "name": f"x/{method}",
+            "seeds": [1],
+            "method": method,
+            **({method: block} if block else {}),
+            "data": data,
+            "target": {"kind": "mlp", "hidden": [16]},
+            "train": {"iterations": 1, "batch_size": 16},
+        }
+    )
 
 
 def _build(method: str, n_out: int = 5, heads: int | None = None, **block):
     """A method on a 3-task MLP target with the heads its registry entry gives (or `heads`)."""
     cfg = _cfg(method, **block)
     torch.manual_seed(0)
-    return cfg, build_method(cfg, build_target(cfg.target, (64,), n_out, 3, heads_of(cfg) if heads is None else heads))
+    return cfg, build_method(
+        cfg, build_target(cfg.target, (64,), n_out, 3, heads_of(cfg) if heads is None else heads)
+    )
 
 
 def _task(t: int, n: int = 40, seed: int = 0) -> Task:
@@ -209,7 +218,9 @@ def test_supsup_one_shot_gradient_equals_central_differences_and_superposes_mask
         up, down = [torch.full((3,), 1 / 3, dtype=torch.float64) for _ in range(2)]
         up[i] += eps
         down[i] -= eps
-        fd = (_naive_superposed_entropy(m, ids, up, x) - _naive_superposed_entropy(m, ids, down, x)) / (2 * eps)
+        fd = (_naive_superposed_entropy(m, ids, up, x) - _naive_superposed_entropy(m, ids, down, x)) / (
+            2 * eps
+        )
         assert abs(float(grad[i]) - float(fd)) < 1e-6, (i, float(grad[i]), float(fd))
     for t in ids:
         onehot = torch.zeros(3, dtype=torch.float64)
@@ -226,7 +237,13 @@ def test_supsup_one_shot_gradient_equals_central_differences_and_superposes_mask
 @pytest.mark.parametrize("method", ["hnet", "hnet_full"])
 def test_hnet_regularizer_equals_a_loop_over_earlier_tasks_and_generates_all_weights(method):
     # the regulariser at Phi itself (hnet's look-ahead: tests/methods/test_hnet_init.py)
-    cfg, m = _build(method, beta=0.7, hnet_hidden=[8], embedding_dim=4, **({"look_ahead": False} if method == "hnet" else {}))
+    cfg, m = _build(
+        method,
+        beta=0.7,
+        hnet_hidden=[8],
+        embedding_dim=4,
+        **({"look_ahead": False} if method == "hnet" else {}),
+    )
     torch.manual_seed(3)
     with torch.no_grad():
         m.hnet.embeddings.normal_()
@@ -255,7 +272,11 @@ def test_chunked_hypernetwork_equals_a_loop_over_chunks_and_its_size_the_formula
     h = ChunkedHyperNetwork(total, T, te, ce, cs, hidden, "elu")
     assert h.n_chunks == 4  # ceil(1000 / 300)
     # (9*7 + 7) + (7*6 + 6) + (6*300 + 300) layers, 3*5 task and 4*4 chunk embedding values
-    assert sum(p.numel() for p in h.parameters()) == ChunkedHyperNetwork.n_parameters(total, T, te, ce, cs, hidden) == 2249
+    assert (
+        sum(p.numel() for p in h.parameters())
+        == ChunkedHyperNetwork.n_parameters(total, T, te, ce, cs, hidden)
+        == 2249
+    )
     out = h(torch.tensor([0, 2]))
     assert out.shape == (2, total)
     for k, t in enumerate([0, 2]):
@@ -270,7 +291,7 @@ def test_chunked_hypernetwork_equals_a_loop_over_chunks_and_its_size_the_formula
     z = torch.cat([relu.embeddings[1], relu.chunk_embeddings[3]])
     for layer in relu.hidden:
         z = torch.relu(layer(z))
-    assert torch.allclose(relu(torch.tensor([1]))[0, 3 * cs:], relu.out(z)[: total - 3 * cs], atol=1e-6)
+    assert torch.allclose(relu(torch.tensor([1]))[0, 3 * cs :], relu.out(z)[: total - 3 * cs], atol=1e-6)
 
 
 def test_hnet_trains_the_current_tasks_embedding_only_and_is_near_the_targets_size():
@@ -282,7 +303,9 @@ def test_hnet_trains_the_current_tasks_embedding_only_and_is_near_the_targets_si
     chunks = m.hnet.chunk_embeddings.detach().clone()
     _learn(m, _task(1))
     after = m.hnet.embeddings.detach()
-    assert torch.equal(after[0], before[0]) and torch.equal(after[2], before[2])  # earlier and later rows fixed
+    assert torch.equal(after[0], before[0]) and torch.equal(
+        after[2], before[2]
+    )  # earlier and later rows fixed
     assert not torch.equal(after[1], before[1])
     assert not torch.equal(m.hnet.chunk_embeddings, chunks)  # shared chunk embeddings are trained
     assert m.memory()["trained_parameters"] == sum(p.numel() for p in m.hnet.parameters())
@@ -319,7 +342,7 @@ def test_si_path_integral_equals_a_hand_loop_and_the_analytic_integral():
         assert torch.allclose(m.omega(k), analytic, rtol=2e-3, atol=1e-7)
     omega = [m.omega(k).clone() for k in range(len(params))]
     m.end_task(0, None)
-    for k, (p, big, anchor) in enumerate(m.triples()):  # Omega = omega / (delta^2 + xi)
+    for k, (p, big, _anchor) in enumerate(m.triples()):  # Omega = omega / (delta^2 + xi)
         assert torch.allclose(big, omega[k] / ((p.detach() - start[k]).pow(2) + cfg.si.xi))
         assert not m.omega(k).any()
 
@@ -340,7 +363,9 @@ def test_si_importance_is_clipped_at_zero_as_the_authors_code_does():
         p.copy_(anchor + delta)
     m.end_task(0, None)
     hand = torch.empty_like(p)
-    for i, (o_prev, o, d) in enumerate(zip(prev.flatten().tolist(), omega.flatten().tolist(), delta.flatten().tolist())):
+    for i, (o_prev, o, d) in enumerate(
+        zip(prev.flatten().tolist(), omega.flatten().tolist(), delta.flatten().tolist())
+    ):
         hand.view(-1)[i] = max(0.0, o_prev + o / (d * d + cfg.si.xi))
     assert torch.allclose(big, hand, rtol=1e-5, atol=1e-6)
     assert (big == 0).any() and (big > 0).any()  # both cases occur
@@ -396,14 +421,34 @@ def test_compare_methods_on_real_data(tmp_path):
     p = copy.deepcopy(TINY)
     p["benchmarks"]["tiny"].update(seeds=[1])
     p["benchmarks"]["tiny"]["train"]["iterations"] = 100
-    p["methods"].update(wsn={}, supsup={}, packnet={}, si={"settings": {"si": {"c": 5.0}}}, hnet={}, joint={},
-                        independent={})
+    p["methods"].update(
+        wsn={}, supsup={}, packnet={}, si={"settings": {"si": {"c": 5.0}}}, hnet={}, joint={}, independent={}
+    )
     p["benchmarks"]["tiny"]["evaluation"] = {"settings": ["til", "oneshot"], "oneshot_batch_size": 32}
     params = write_params(tmp_path / "params.yaml", p)
     out = {}
     for method in ("wsn", "supsup", "packnet", "si", "finetune", "hnet", "joint", "independent"):
-        assert main(["--params", str(params), "train", "tiny", "--method", method, "--seed", "1",
-                     "--results", str(tmp_path), "--no-tracking", "--quiet", "--threads", "1"]) == 0
+        assert (
+            main(
+                [
+                    "--params",
+                    str(params),
+                    "train",
+                    "tiny",
+                    "--method",
+                    method,
+                    "--seed",
+                    "1",
+                    "--results",
+                    str(tmp_path),
+                    "--no-tracking",
+                    "--quiet",
+                    "--threads",
+                    "1",
+                ]
+            )
+            == 0
+        )
         out[method] = json.loads((tmp_path / f"runs/tiny/{method}/seed_1/metrics.json").read_text())
     for method in ("wsn", "supsup", "packnet", "independent"):
         A = out[method]["accuracy_matrix"]
@@ -417,8 +462,10 @@ def test_compare_methods_on_real_data(tmp_path):
     shot = out["supsup"]["oneshot"]
     assert len(shot["task_accuracy"]) == 3 and shot["task_accuracy"][0] == 100.0
     assert all(0.0 <= c <= t <= 100.0 for c, t in zip(shot["class_accuracy"], shot["task_accuracy"]))
-    assert all("oneshot" not in out[m] for m in ("wsn", "packnet", "si", "finetune", "hnet", "joint", "independent"))
-    for method, m in out.items():
+    assert all(
+        "oneshot" not in out[m] for m in ("wsn", "packnet", "si", "finetune", "hnet", "joint", "independent")
+    )
+    for m in out.values():
         assert m["memory"]["bytes"] == sum(m["memory"]["parts"].values()) > 0
 
 
@@ -430,35 +477,65 @@ def test_claims_hold_and_fail_where_they_should():
     from hypermask.reporting.claims import check
 
     def row(m, accs, bwt, fg=None, seeds=None, b="b"):
-        return {"benchmark": b, "method": m, "seeds": seeds or f"{len(accs)}/{len(accs)}",
-                "average_accuracy_mean": sum(accs) / len(accs),
-                "average_accuracy_by_seed": json.dumps({str(i + 1): a for i, a in enumerate(accs)}),
-                "bwt_by_seed": json.dumps({str(i + 1): bwt + d for i, d in enumerate((-0.1, 0.15, -0.05)[:len(accs)])}),
-                "bwt_mean": bwt, "forgetting_mean": -bwt if fg is None else fg}
+        return {
+            "benchmark": b,
+            "method": m,
+            "seeds": seeds or f"{len(accs)}/{len(accs)}",
+            "average_accuracy_mean": sum(accs) / len(accs),
+            "average_accuracy_by_seed": json.dumps({str(i + 1): a for i, a in enumerate(accs)}),
+            "bwt_by_seed": json.dumps(
+                {str(i + 1): bwt + d for i, d in enumerate((-0.1, 0.15, -0.05)[: len(accs)])}
+            ),
+            "bwt_mean": bwt,
+            "forgetting_mean": -bwt if fg is None else fg,
+        }
 
-    good = pd.DataFrame([row("wsn", [90, 91, 89], 0.0), row("ewc", [80, 81, 79], -5), row("finetune", [60, 62, 58], -30),
-                         row("joint", [91, 91.5, 90.5], 1.0), row("hypermask", [92, 92.4, 91.8], -1.0),
-                         row("independent", [91, 91.2, 90.4], 0.0)])
+    good = pd.DataFrame(
+        [
+            row("wsn", [90, 91, 89], 0.0),
+            row("ewc", [80, 81, 79], -5),
+            row("finetune", [60, 62, 58], -30),
+            row("joint", [91, 91.5, 90.5], 1.0),
+            row("hypermask", [92, 92.4, 91.8], -1.0),
+            row("independent", [91, 91.2, 90.4], 0.0),
+        ]
+    )
     assert all(ok is not False for ok, _ in check(good, {"b"}))
-    bad = pd.DataFrame([row("wsn", [90, 91, 89], -0.01), row("ewc", [50, 51, 49], -40), row("finetune", [60, 62, 58], -30),
-                        row("joint", [85, 85.5, 84.5], 1.0), row("hypermask", [92, 92.4, 91.8], -35.0),
-                        row("si", [70], -1, seeds="0/3"), row("independent", [80, 80.3, 79.5], 0.0)])
+    bad = pd.DataFrame(
+        [
+            row("wsn", [90, 91, 89], -0.01),
+            row("ewc", [50, 51, 49], -40),
+            row("finetune", [60, 62, 58], -30),
+            row("joint", [85, 85.5, 84.5], 1.0),
+            row("hypermask", [92, 92.4, 91.8], -35.0),
+            row("si", [70], -1, seeds="0/3"),
+            row("independent", [80, 80.3, 79.5], 0.0),
+        ]
+    )
     results = check(bad, {"b"})
     failed = [what for ok, what in results if ok is False]
     # wsn's BWT, ewc's BWT, hypermask forgetting more than fine-tuning, independent below joint
     assert len(failed) == 4 and not any(" si " in w for w in failed)  # si has no seed: skipped
     assert any("hypermask forgets less than fine-tuning" in w for w in failed)
     assert any("independent" in w and "not below joint" in w for w in failed)
-    assert not check(bad, set()) or not any("independent (" in w for _, w in check(bad, set()))  # split: no claim
+    assert not check(bad, set()) or not any(
+        "independent (" in w for _, w in check(bad, set())
+    )  # split: no claim
     # joint is checked against the methods sharing one network; against mask methods, a note
     assert not any(w.startswith("b: joint") for w in failed)
-    assert any("wsn (90.00) vs joint (85.00): joint is below it beyond noise" in w for _, w in check(bad, {"b"}))
+    assert any(
+        "wsn (90.00) vs joint (85.00): joint is below it beyond noise" in w for _, w in check(bad, {"b"})
+    )
     notes = [what for ok, what in results if ok is None]
     assert len(notes) == 2 and all("vs joint" in w and "joint is below it beyond noise" in w for w in notes)
     bad.loc[bad["method"] == "finetune", ["average_accuracy_mean", "average_accuracy_by_seed"]] = [
-        95.0, json.dumps({"1": 95.0, "2": 95.5, "3": 94.5})]
+        95.0,
+        json.dumps({"1": 95.0, "2": 95.5, "3": 94.5}),
+    ]
     assert any(ok is False and "joint" in w and "finetune" in w for ok, w in check(bad, {"b"}))
     # a gap that the paired test does not separate from noise is not a failure
     bad.loc[bad["method"] == "finetune", ["average_accuracy_mean", "average_accuracy_by_seed"]] = [
-        85.4, json.dumps({"1": 87.0, "2": 83.0, "3": 86.2})]
+        85.4,
+        json.dumps({"1": 87.0, "2": 83.0, "3": 86.2}),
+    ]
     assert not any(ok is False and "finetune" in w and "joint" in w for ok, w in check(bad, {"b"}))

@@ -5,8 +5,8 @@ independent networks each see their own task's data only."""
 
 import pytest
 import torch
-from conftest import learn
 
+from conftest import learn
 from hypermask.config import ExperimentConfig
 from hypermask.engine.loop import build_run
 from hypermask.evaluation.accuracy import evaluate_tasks
@@ -20,9 +20,16 @@ def _cfg(method: str, scenario: str) -> ExperimentConfig:
     data = {"source": "digits", "scenario": scenario, "n_tasks": 3, "validation_size": 20}
     if scenario == "split":
         data["classes_per_task"] = 2
-    return ExperimentConfig.model_validate({
-        "name": f"x/{method}", "seeds": [1], "method": method, "data": data,
-        "target": {"kind": "mlp", "hidden": [16]}, "train": {"iterations": 5, "batch_size": 16}})
+    return ExperimentConfig.model_validate(
+        {
+            "name": f"x/{method}",
+            "seeds": [1],
+            "method": method,
+            "data": data,
+            "target": {"kind": "mlp", "hidden": [16]},
+            "train": {"iterations": 5, "batch_size": 16},
+        }
+    )
 
 
 def _learn(m, task, steps: int = 5) -> None:
@@ -70,7 +77,9 @@ def test_wsn_and_packnet_keep_an_earlier_tasks_head_and_its_weights_bit_identica
     state = {k: v.detach().clone() for k, v in m.target.state_dict().items()}
     x = tasks[0].inputs(tasks[0].test.x)
     out0 = m.logits(m.eval_context([0]), x, 0).detach()
-    ctx0 = {n: v.detach().clone() for n, v in m.eval_context([0])[0].items()}  # task 0's trunk as it is served
+    ctx0 = {
+        n: v.detach().clone() for n, v in m.eval_context([0])[0].items()
+    }  # task 0's trunk as it is served
     for t in (1, 2):
         _learn(m, tasks[t])
     after = m.eval_context([0])[0]
@@ -90,7 +99,9 @@ def test_independent_trains_one_network_per_task_on_its_own_data_only():
     seen: dict[int, list[torch.Tensor]] = {0: [], 1: [], 2: []}
     for t, net in enumerate(nets):
         forward = net.forward
-        net.forward = (lambda f, k: lambda x, task=None, features=False: seen[k].append(x) or f(x, task, features))(forward, t)
+        net.forward = (
+            lambda f, k: lambda x, task=None, features=False: seen[k].append(x) or f(x, task, features)
+        )(forward, t)
     for t in range(3):
         before = [{k: v.clone() for k, v in n.state_dict().items()} for n in nets]
         seen = {0: [], 1: [], 2: []}
@@ -104,4 +115,6 @@ def test_independent_trains_one_network_per_task_on_its_own_data_only():
             assert moved == (j == t)
     mem = m.memory()
     per_net = sum(p.numel() * p.element_size() for p in nets[0].parameters())
-    assert mem["bytes"] == 3 * per_net and mem["trained_parameters"] == 3 * sum(p.numel() for p in nets[0].parameters())
+    assert mem["bytes"] == 3 * per_net and mem["trained_parameters"] == 3 * sum(
+        p.numel() for p in nets[0].parameters()
+    )

@@ -10,9 +10,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import TINY, write_params
 from test_pipeline import BIN, project, sh
 
+from conftest import TINY, write_params
 from hypermask.cli.main import main
 from hypermask.pipeline.preflight import storage_problem, tracking_problem
 
@@ -45,8 +45,11 @@ def wait_for_health(url: str, seconds: float) -> None:
 def suite() -> dict:
     p = copy.deepcopy(TINY)
     p["suites"] = {"demo": {"benchmarks": ["tiny"], "methods": ["hypermask"]}}
-    p["sweeps"] = {"n_trials": 2, "benchmarks": ["tiny"],
-                   "spaces": {"hypermask": {"hypermask.beta": {"low": 1e-4, "high": 1e-1, "log": True}}}}
+    p["sweeps"] = {
+        "n_trials": 2,
+        "benchmarks": ["tiny"],
+        "spaces": {"hypermask": {"hypermask.beta": {"low": 1e-4, "high": 1e-1, "log": True}}},
+    }
     return p
 
 
@@ -79,14 +82,19 @@ def test_sweeps_database_that_refuses_stops_before_any_job(tmp_path, capsys):
     # the sweep command alone says the same, without a traceback
     write_params(tmp_path / "params.yaml", p)
     capsys.readouterr()
-    assert main(["--params", str(tmp_path / "params.yaml"), "sweep", "tiny", "--results", str(tmp_path / "r")]) != 0
+    assert (
+        main(["--params", str(tmp_path / "params.yaml"), "sweep", "tiny", "--results", str(tmp_path / "r")])
+        != 0
+    )
     err = capsys.readouterr().err
     assert "sweeps.storage in params.yaml: cannot connect" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                    reason="the SLURM executor plugin is the [cluster] extra (.ci/slurm runs this test with it)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason="the SLURM executor plugin is the [cluster] extra (.ci/slurm runs this test with it)",
+)
 def test_slurm_profile_without_sbatch_stops_before_any_job(tmp_path):
     d = project(tmp_path, suite())
     tools = tmp_path / "bin"  # the commands snakemake needs, and no sbatch
@@ -98,8 +106,13 @@ def test_slurm_profile_without_sbatch_stops_before_any_job(tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     import subprocess
 
-    out = subprocess.run([str(BIN / "snakemake"), "--profile", "profiles/slurm", "all_tables"], cwd=d,
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [str(BIN / "snakemake"), "--profile", "profiles/slurm", "all_tables"],
+        cwd=d,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert "sbatch: not found on PATH" in text and "Traceback" not in text
@@ -117,15 +130,27 @@ def test_password_in_params_or_snakemake_config_stops_the_workflow_before_any_jo
     assert out.returncode != 0 and "params.yaml.sweeps.storage: the URL carries a password" in text
     assert "s3cr3t-Pa55" not in text and nothing_ran(d)
     write_params(d / "params.yaml", suite())
-    out = sh([str(BIN / "snakemake"), "--cores", "1", "all_tables", "--config",
-              "tracking=http://jobs:s3cr3t-Pa55@127.0.0.1:5000"], d, check=False)
+    out = sh(
+        [
+            str(BIN / "snakemake"),
+            "--cores",
+            "1",
+            "all_tables",
+            "--config",
+            "tracking=http://jobs:s3cr3t-Pa55@127.0.0.1:5000",
+        ],
+        d,
+        check=False,
+    )
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "--config.tracking: the URL carries a password" in text
     assert "s3cr3t-Pa55" not in text and nothing_ran(d)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("flask_wtf") is None,
-                    reason="MLflow's basic-auth app needs Flask-WTF, in the [cluster] extra (.ci/slurm runs this test)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("flask_wtf") is None,
+    reason="MLflow's basic-auth app needs Flask-WTF, in the [cluster] extra (.ci/slurm runs this test)",
+)
 def test_authenticated_tracking_server_preflight(tmp_path, monkeypatch, capsys):
     """A real `mlflow server --app-name basic-auth`: without credentials, and with a wrong
     password, the preflight (and `hypermask check --connect`) names the variables to set and
@@ -139,13 +164,36 @@ def test_authenticated_tracking_server_preflight(tmp_path, monkeypatch, capsys):
     (tmp_path / "auth.ini").write_text(
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{tmp_path}/auth.db\nadmin_username = admin\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "auth.ini"),
-           "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pa55-word", "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32}
-    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--backend-store-uri",
-                               f"sqlite:///{tmp_path}/srv.db", "--artifacts-destination", str(tmp_path / "art"),
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "auth.ini"),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pa55-word",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32,
+    }
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/srv.db",
+            "--artifacts-destination",
+            str(tmp_path / "art"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     try:
         wait_for_health(url, 120)
         # the server itself refuses an unauthenticated API request
@@ -159,7 +207,9 @@ def test_authenticated_tracking_server_preflight(tmp_path, monkeypatch, capsys):
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-Pa55-word")
         wrong = tracking_problem(url)
-        assert "refused the credentials" in wrong and "user 'admin'" in wrong and "wrong-Pa55-word" not in wrong
+        assert (
+            "refused the credentials" in wrong and "user 'admin'" in wrong and "wrong-Pa55-word" not in wrong
+        )
         p = suite()
         p["pipeline"] = {"tracking_uri": url}
         write_params(tmp_path / "params.yaml", p)
@@ -192,10 +242,25 @@ def test_tracking_server_gone_mid_run_loses_no_result(tmp_path):
     import time
 
     port = closed_port()
-    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/srv.db",
-                               "--artifacts-destination", str(tmp_path / "art"), "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/srv.db",
+            "--artifacts-destination",
+            str(tmp_path / "art"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, 60)
@@ -203,9 +268,26 @@ def test_tracking_server_gone_mid_run_loses_no_result(tmp_path):
         p["benchmarks"]["tiny"]["train"]["iterations"] = 300
         write_params(tmp_path / "params.yaml", p)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_")}
-        train = subprocess.Popen([str(BIN / "hypermask"), "--params", str(tmp_path / "params.yaml"), "train", "tiny", "--seed", "1",
-                                  "--results", str(tmp_path), "--tracking-uri", url, "--quiet"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        train = subprocess.Popen(
+            [
+                str(BIN / "hypermask"),
+                "--params",
+                str(tmp_path / "params.yaml"),
+                "train",
+                "tiny",
+                "--seed",
+                "1",
+                "--results",
+                str(tmp_path),
+                "--tracking-uri",
+                url,
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         first = tmp_path / "runs/tiny/hypermask/seed_1/checkpoints/task_000.pt"
         while not first.exists() and train.poll() is None:
             time.sleep(0.05)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, tiny_suite, write_params
 
+from conftest import ROOT, tiny_suite, write_params
 from hypermask.cli.main import main
 from hypermask.pipeline.plan import Plan
 from hypermask.records.staging import stage_copy
@@ -34,7 +34,9 @@ def _env(tmp: Path) -> dict:
 def sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=_env(cwd))
     if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
     return out
 
 
@@ -84,7 +86,9 @@ def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
     client = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
     runs = {e.name: client.search_runs([e.experiment_id]) for e in client.search_experiments()}
     # one MLflow experiment per benchmark, its runs (method, seed) tagged for the UI's grouping
-    by_method = {m: [r for r in runs["tiny"] if r.data.tags["method"] == m] for m in ("hypermask", "finetune")}
+    by_method = {
+        m: [r for r in runs["tiny"] if r.data.tags["method"] == m] for m in ("hypermask", "finetune")
+    }
     assert len(runs["tiny"]) == 4 and all(len(v) == 2 for v in by_method.values())
     assert all(r.data.tags["protocol"] == "task-incremental" for r in runs["tiny"])
     assert all(r.data.tags["suites"] == "demo" for r in runs["tiny"])  # the suites that list the pair
@@ -123,7 +127,7 @@ def test_snakemake_and_dvc_declare_the_same_commands_and_outputs(tmp_path):
     d = project(tmp_path, tiny_suite())
     assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
     snk, dvc = _snakemake_jobs(d), _dvc_stages(d)
-    assert set(snk) == set(dvc), (set(snk) ^ set(dvc))
+    assert set(snk) == set(dvc), set(snk) ^ set(dvc)
     for cmd, outs in snk.items():
         extra = dvc[cmd] - outs
         assert outs <= dvc[cmd], cmd
@@ -133,9 +137,12 @@ def test_snakemake_and_dvc_declare_the_same_commands_and_outputs(tmp_path):
 def test_committed_dvc_yaml_and_schema_are_generated_from_params():
     plan = Plan.from_file(ROOT / "params.yaml", jobs_dir=ROOT)
     assert (ROOT / "dvc.yaml").read_text() == plan.dvc_yaml(), "run: hypermask dvc-yaml -o dvc.yaml"
-    out = subprocess.run([str(BIN / "hypermask"), "schema"], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert (ROOT / "workflow/schemas/params.schema.json").read_text() == out.stdout, \
+    out = subprocess.run(
+        [str(BIN / "hypermask"), "schema"], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert (ROOT / "workflow/schemas/params.schema.json").read_text() == out.stdout, (
         "run: hypermask schema > workflow/schemas/params.schema.json"
+    )
 
 
 def test_workflow_rejects_bad_params_before_any_job(tmp_path):
@@ -202,7 +209,9 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     p["pipeline"] = {"seeds_in_one_job": ["tiny"]}
     d = project(tmp_path, p)
     snakemake(d, "all_tables")
-    runs = {(m, s): d / f"results/runs/tiny/{m}/seed_{s}" for m in ("hypermask", "finetune") for s in (1, 2, 3)}
+    runs = {
+        (m, s): d / f"results/runs/tiny/{m}/seed_{s}" for m in ("hypermask", "finetune") for s in (1, 2, 3)
+    }
     for (m, s), run in runs.items():
         assert (run / "metrics.json").is_file() and not (run / "staged").exists()
         assert "outputs adopted" in (d / f"logs/train/tiny/{m}/seed_{s}.log").read_text()
@@ -210,11 +219,27 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     assert seeds_log.count("MLflow store") == 1  # one process for the three seeds
     # the same numbers as the seed trained alone, in a process of its own
     alone = tmp_path / "alone"
-    sh([str(BIN / "hypermask"), "train", "tiny", "--seed", "2", "--quiet", "--threads", "2", "--no-tracking",
-        "--results", str(alone)], d)
+    sh(
+        [
+            str(BIN / "hypermask"),
+            "train",
+            "tiny",
+            "--seed",
+            "2",
+            "--quiet",
+            "--threads",
+            "2",
+            "--no-tracking",
+            "--results",
+            str(alone),
+        ],
+        d,
+    )
     together = json.loads((runs["hypermask", 2] / "metrics.json").read_text())
-    assert json.loads((alone / "runs/tiny/hypermask/seed_2/metrics.json").read_text())["accuracy_matrix"] == \
-        together["accuracy_matrix"]
+    assert (
+        json.loads((alone / "runs/tiny/hypermask/seed_2/metrics.json").read_text())["accuracy_matrix"]
+        == together["accuracy_matrix"]
+    )
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
@@ -224,9 +249,13 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     mtimes = {k: (r / "metrics.json").stat().st_mtime_ns for k, r in runs.items()}
     snakemake(d, "--force", str((runs["hypermask", 2] / "metrics.json").relative_to(d)))
     assert "forced rerun" in (d / "logs/train/tiny/hypermask/seed_2.log").read_text()
-    assert json.loads((runs["hypermask", 2] / "metrics.json").read_text())["accuracy_matrix"] == \
-        together["accuracy_matrix"]
-    assert all((r / "metrics.json").stat().st_mtime_ns == mtimes[k] for k, r in runs.items() if k != ("hypermask", 2))
+    assert (
+        json.loads((runs["hypermask", 2] / "metrics.json").read_text())["accuracy_matrix"]
+        == together["accuracy_matrix"]
+    )
+    assert all(
+        (r / "metrics.json").stat().st_mtime_ns == mtimes[k] for k, r in runs.items() if k != ("hypermask", 2)
+    )
     assert (d / "logs/train/tiny/hypermask/seeds.log").read_text() == seeds_log  # the seeds job did not run
     assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == {"tables_demo"}
 
@@ -242,8 +271,11 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     snakemake(d, "all_tables")
     for k, r in runs.items():  # hypermask's seed jobs did not run; finetune's (no marker) adopted them again
         assert json.loads((r / "metrics.json").read_text()) == before[k] and not (r / "staged").exists()
-        assert logs[k].read_text() == log_before[k] if k[0] == "hypermask" else \
-            logs[k].read_text().startswith(f"results/runs/tiny/finetune/seed_{k[1]}: outputs adopted")
+        assert (
+            logs[k].read_text() == log_before[k]
+            if k[0] == "hypermask"
+            else logs[k].read_text().startswith(f"results/runs/tiny/finetune/seed_{k[1]}: outputs adopted")
+        )
     for m in ("hypermask", "finetune"):
         assert json.loads((d / f"results/runs/tiny/{m}/seed_4/metrics.json").read_text())["seed"] == 4
         assert "outputs adopted" in (d / f"logs/train/tiny/{m}/seed_4.log").read_text()
@@ -259,13 +291,18 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
     assert not any((d / f"results/runs/tiny/finetune/seed_{s}/staged").exists() for s in (1, 2, 3, 4))
     snakemake(d, "--force", str((runs["finetune", 3] / "metrics.json").relative_to(d)))
     assert "outputs adopted" not in logs["finetune", 3].read_text()
-    assert json.loads((runs["finetune", 3] / "metrics.json").read_text())["accuracy_matrix"] == \
-        before["finetune", 3]["accuracy_matrix"]
+    assert (
+        json.loads((runs["finetune", 3] / "metrics.json").read_text())["accuracy_matrix"]
+        == before["finetune", 3]["accuracy_matrix"]
+    )
     # A killed Snakemake runs no handler and leaves such copies: the next Snakemake drops them
     # before its first job, so the forced rerun still trains.
     stage_copy(runs["finetune", 2])
     snakemake(d, "--force", str((runs["finetune", 2] / "metrics.json").relative_to(d)))
-    assert "outputs adopted" not in logs["finetune", 2].read_text() and not (runs["finetune", 2] / "staged").exists()
+    assert (
+        "outputs adopted" not in logs["finetune", 2].read_text()
+        and not (runs["finetune", 2] / "staged").exists()
+    )
 
     # An edited setting: one Snakemake retrains the experiment's seeds in its seeds job, every
     # seed's job adopts them and the tables are rebuilt; nothing is left for a second Snakemake.
@@ -277,11 +314,17 @@ def test_seeds_in_one_job_train_in_one_process_and_keep_their_own_jobs(tmp_path)
         run = d / f"results/runs/tiny/finetune/seed_{s}"
         assert json.loads((run / "metrics.json").read_text())["config"]["train"]["lr"] == 2e-3
         assert not (run / "staged").exists()
-    assert all((runs["hypermask", s] / "metrics.json").stat().st_mtime_ns == hypermask_mtimes[s] for s in (1, 2, 3))
+    assert all(
+        (runs["hypermask", s] / "metrics.json").stat().st_mtime_ns == hypermask_mtimes[s] for s in (1, 2, 3)
+    )
     table = pd.read_csv(d / "results/tables/demo.csv").set_index("experiment")
-    accs = [json.loads((d / f"results/runs/tiny/finetune/seed_{s}/metrics.json").read_text())["average_accuracy"]
-            for s in (1, 2, 3, 4)]
-    assert table.loc["tiny/finetune", "average_accuracy_mean"] == pytest.approx(sum(accs) / 4, abs=1e-4)  # 4 decimals
+    accs = [
+        json.loads((d / f"results/runs/tiny/finetune/seed_{s}/metrics.json").read_text())["average_accuracy"]
+        for s in (1, 2, 3, 4)
+    ]
+    assert table.loc["tiny/finetune", "average_accuracy_mean"] == pytest.approx(
+        sum(accs) / 4, abs=1e-4
+    )  # 4 decimals
     assert not _snakemake_jobs(d, "--rerun-incomplete")
 
 
@@ -304,7 +347,9 @@ def test_dvc_repro_in_a_fresh_clone_as_the_readme_says(tmp_path):
     assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
     sh([str(BIN / "dvc"), "repro"], d)
     assert (d / "dvc.lock").exists() and (d / "results/tables/demo.md").exists()
-    untracked = [line[3:] for line in sh(["git", "status", "--porcelain"], d).stdout.splitlines() if line[:2] == "??"]
+    untracked = [
+        line[3:] for line in sh(["git", "status", "--porcelain"], d).stdout.splitlines() if line[:2] == "??"
+    ]
     assert untracked == ["dvc.lock"]  # generated outputs stay out of git; the lock is to commit
     sh([str(BIN / "dvc"), "repro", "-s", "-f", "train_tiny_hypermask_2"], d)
 
@@ -316,6 +361,7 @@ def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path
     sh([str(BIN / "dvc"), "config", "core.analytics", "false"], d)
     assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
     sh([str(BIN / "dvc"), "repro"], d)
+
     # the same numbers as the Snakemake pipeline
     def numbers(root: Path) -> pd.DataFrame:  # every column but the measured step time
         return pd.read_csv(root / "results/tables/demo.csv").filter(regex="^(?!ms_per_iteration)")
@@ -336,7 +382,10 @@ def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path
     before = json.loads(m.read_text())
     sh([str(BIN / "dvc"), "repro", "-s", "-f", "train_tiny_hypermask_2"], d)
     after = json.loads(m.read_text())
-    assert after["finished_at"] >= before["finished_at"] and after["accuracy_matrix"] == before["accuracy_matrix"]
+    assert (
+        after["finished_at"] >= before["finished_at"]
+        and after["accuracy_matrix"] == before["accuracy_matrix"]
+    )
     # push to a local remote, lose the cache and outputs, pull them back
     remote = tmp_path / "remote"
     sh([str(BIN / "dvc"), "remote", "add", "-d", "local", str(remote)], d)
@@ -361,7 +410,11 @@ def test_tables_report_a_missing_seed(snake_run, tmp_path):
     assert ",1/2,2," in rows["tiny/hypermask"]  # seeds found/expected, then the missing seed
     assert ",2/2,," in rows["tiny/finetune"]
     md = (d / "results/tables/demo.md").read_text()
-    acc = md.split("**Average accuracy")[1].split("**BWT")[0] if "**BWT" in md else md.split("**Average accuracy")[1]
+    acc = (
+        md.split("**Average accuracy")[1].split("**BWT")[0]
+        if "**BWT" in md
+        else md.split("**Average accuracy")[1]
+    )
     lines = {line.split("|")[1].strip(): line for line in acc.splitlines() if line.startswith("| ")}
     assert "(1/2)" in lines["hypermask"] and "(" not in lines["finetune"].split("|")[2]  # that cell only
 
@@ -422,8 +475,14 @@ def test_killed_snakemake_job_resumes_from_its_checkpoint(tmp_path):
     p["benchmarks"]["tiny"]["seeds"] = [1]
     p["benchmarks"]["tiny"]["train"]["iterations"] = 1500
     d = project(tmp_path, p)
-    proc = subprocess.Popen([str(BIN / "snakemake"), "--cores", "2", "all_tables"], cwd=d, env=_env(d),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "2", "all_tables"],
+        cwd=d,
+        env=_env(d),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     first = d / "results/runs/tiny/hypermask/seed_1/checkpoints/task_000.pt"
     deadline = time.time() + 300
     while not first.exists() and time.time() < deadline and proc.poll() is None:
@@ -436,13 +495,16 @@ def test_killed_snakemake_job_resumes_from_its_checkpoint(tmp_path):
     snakemake(d, "all_tables")  # the default profile reruns incomplete jobs
     log = (d / "logs/train/tiny/hypermask/seed_1.log").read_text()
     assert "resuming tiny/hypermask seed 1 after task" in log, log
-    assert json.loads((d / "results/runs/tiny/hypermask/seed_1/metrics.json").read_text())["status"] == "finished"
+    assert (
+        json.loads((d / "results/runs/tiny/hypermask/seed_1/metrics.json").read_text())["status"]
+        == "finished"
+    )
 
 
 def _stage_name(cmd: str) -> str:
     """DVC's stage name for a hypermask command (train_B_M_SEED, sweep_B_M, tables_SUITE, prepare_SOURCE)."""
     words = cmd.split()
-    words = words[words.index("hypermask"):]  # after any environment settings
+    words = words[words.index("hypermask") :]  # after any environment settings
     if words[1] == "train":
         return f"train_{words[2]}_{words[4]}_{words[6]}"
     if words[1] == "sweep":
@@ -516,7 +578,10 @@ def test_experiment_names_that_are_not_identifiers_stop_every_tool(tmp_path, nam
     p["suites"]["demo"]["benchmarks"] = [name]
     p["sweeps"]["benchmarks"] = []
     d = project(tmp_path, p)
-    for cmd in ([str(BIN / "hypermask"), "train", name, "--seed", "1"], [str(BIN / "snakemake"), "-n", "all_tables"]):
+    for cmd in (
+        [str(BIN / "hypermask"), "train", name, "--seed", "1"],
+        [str(BIN / "snakemake"), "-n", "all_tables"],
+    ):
         out = sh(cmd, d, check=False)
         text = out.stdout + out.stderr  # hypermask's message, or the JSON schema's naming the value
         assert out.returncode != 0 and (f"name {name!r} is not allowed" in text or f"'{name}'" in text), cmd
@@ -525,15 +590,26 @@ def test_experiment_names_that_are_not_identifiers_stop_every_tool(tmp_path, nam
 
 def test_readme_block_is_copied_from_the_tables_and_checked_against_them(snake_run, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n<!-- headline: demo -->\n<!-- end headline: demo -->\n\n"
-                      "<!-- results: demo -->\nold, typed by hand\n<!-- end results: demo -->\n\ntail\n")
-    base = [str(BIN / "hypermask"), "--params", str(snake_run / "params.yaml"), "readme", "demo",
-            "--readme", str(readme), "--results", str(snake_run / "results")]
+    readme.write_text(
+        "# x\n\n<!-- headline: demo -->\n<!-- end headline: demo -->\n\n"
+        "<!-- results: demo -->\nold, typed by hand\n<!-- end results: demo -->\n\ntail\n"
+    )
+    base = [
+        str(BIN / "hypermask"),
+        "--params",
+        str(snake_run / "params.yaml"),
+        "readme",
+        "demo",
+        "--readme",
+        str(readme),
+        "--results",
+        str(snake_run / "results"),
+    ]
     sh(base, snake_run)
     text = readme.read_text()
     assert "typed by hand" not in text and text.endswith("\ntail\n") and "| finetune " in text
     assert "Produced by `hypermask tables demo` from 4 runs on " in text and " threads), torch " in text
-    head = text[text.index("<!-- headline: demo -->"):text.index("<!-- end headline: demo -->")]
+    head = text[text.index("<!-- headline: demo -->") : text.index("<!-- end headline: demo -->")]
     assert "**Average accuracy after the last task (%)**" in head and "**Backward transfer, BWT (%)**" in head
     assert "Forgetting" not in head and "Task-incremental protocol" not in head and "Produced by" in head
     assert sh([*base, "--check"], snake_run).returncode == 0

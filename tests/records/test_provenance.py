@@ -12,8 +12,8 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, write_params
 
+from conftest import TINY, write_params
 from hypermask.cli.main import main
 
 
@@ -24,14 +24,40 @@ def trained(tmp_path):
     p["benchmarks"]["tiny"]["train"]["iterations"] = 20
     params = write_params(tmp_path / "params.yaml", p)
     base = ["--params", str(params)]
-    assert main([*base, "train", "tiny", "--seed", "1", "--results", str(tmp_path / "r"), "--no-tracking",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "train",
+                "tiny",
+                "--seed",
+                "1",
+                "--results",
+                str(tmp_path / "r"),
+                "--no-tracking",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return tmp_path, params, base
 
 
 def _evaluate(base, tmp_path, setting="entropy"):
-    return main([*base, "evaluate", "tiny", "--seed", "1", "--setting", setting, "--results", str(tmp_path / "r"),
-                 "--no-tracking"])
+    return main(
+        [
+            *base,
+            "evaluate",
+            "tiny",
+            "--seed",
+            "1",
+            "--setting",
+            setting,
+            "--results",
+            str(tmp_path / "r"),
+            "--no-tracking",
+        ]
+    )
 
 
 def test_evaluation_records_its_settings_and_tables_use_only_matching_ones(trained, capsys):
@@ -64,7 +90,10 @@ def test_evaluate_refuses_a_run_trained_under_other_settings(trained, capsys):
     capsys.readouterr()
     assert _evaluate(base, tmp_path) == 2
     err = capsys.readouterr().err
-    assert "trained under other settings than params.yaml gives now (hypermask.beta)" in err and "Traceback" not in err
+    assert (
+        "trained under other settings than params.yaml gives now (hypermask.beta)" in err
+        and "Traceback" not in err
+    )
     assert not (tmp_path / "r/runs/tiny/hypermask/seed_1/eval_entropy.json").exists()
 
 
@@ -89,8 +118,22 @@ def test_a_damaged_checkpoint_is_named_by_evaluate_and_skipped_by_resume(trained
     for f in ("metrics.json", ".finished"):
         (run / f).unlink()
     (run / "checkpoints/task_002.pt").unlink()
-    assert main([*base, "train", "tiny", "--seed", "1", "--results", str(tmp_path / "r"), "--no-tracking",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "train",
+                "tiny",
+                "--seed",
+                "1",
+                "--results",
+                str(tmp_path / "r"),
+                "--no-tracking",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert f"{ckpt}: " in err and "falling back to the one before" in err
     assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
@@ -133,6 +176,10 @@ def test_tables_write_their_set_through_a_journal(trained):
     tmp_path, params, base = trained
     assert main([*base, "tables", "demo", "--results", str(tmp_path / "r")]) == 0
     tables = tmp_path / "r/tables"
-    assert {p.name for p in tables.iterdir()} == {"demo.csv", "demo.md", "demo.tex"}  # no journal, no staged file
+    assert {p.name for p in tables.iterdir()} == {
+        "demo.csv",
+        "demo.md",
+        "demo.tex",
+    }  # no journal, no staged file
     assert list((tmp_path / "r/figures/demo").glob("*.png"))
     assert not list((tmp_path / "r/figures/demo").glob(".*"))

@@ -29,7 +29,10 @@ def test_adopt_moves_the_outputs_into_place_and_leaves_anything_else(tmp_path):
     staged.mkdir()
     (staged / "accuracy_matrix.csv").write_text("half")  # no metrics.json: an unfinished staging
     (staged / "notes.txt").write_text("mine")
-    assert not adopt_staged(tmp_path) and (tmp_path / "accuracy_matrix.csv").read_text() == "new accuracy_matrix.csv"
+    assert (
+        not adopt_staged(tmp_path)
+        and (tmp_path / "accuracy_matrix.csv").read_text() == "new accuracy_matrix.csv"
+    )
     (staged / "metrics.json").write_text("m")
     assert adopt_staged(tmp_path) and (staged / "notes.txt").read_text() == "mine"  # left, with its folder
 

@@ -4,8 +4,9 @@ against a hand count on a sequence of ops whose sizes put them on either side of
 import sys
 
 import torch
-from conftest import ROOT
 from torch.profiler import ProfilerActivity, profile
+
+from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_train_step import GRAIN_SIZE, parallel_regions  # noqa: E402

@@ -57,15 +57,24 @@ def test_best_marks_every_learner_within_noise_of_the_best_and_never_a_bound():
         "wsn": [85.0, 86.1, 86.9, 88.0, 89.0],  # about 5 lower on every seed
         "joint": [99.0, 99.1, 99.0, 98.9, 99.0],  # a bound: higher, never marked
     }
-    bwts = {"hypermask": [-1.0, -1.2, -0.8, -1.1, -0.9], "hnet": [-3.0, -2.9, -3.1, -3.0, -3.2],
-            "wsn": [0.0] * 5, "joint": [2.0] * 5}
+    bwts = {
+        "hypermask": [-1.0, -1.2, -0.8, -1.1, -0.9],
+        "hnet": [-3.0, -2.9, -3.1, -3.0, -3.2],
+        "wsn": [0.0] * 5,
+        "joint": [2.0] * 5,
+    }
     df = _suite(accs, bwts)
     best = dict(zip(df["method"], df["average_accuracy_best"]))
     assert best == {"hypermask": True, "hnet": True, "wsn": False, "joint": False}
     p = dict(zip(df["method"], df["average_accuracy_p_vs_hypermask"]))
     assert np.isnan(p["hypermask"]) and p["hnet"] > 0.05 and p["wsn"] < 0.05
     bwt_best = dict(zip(df["method"], df["bwt_best"]))
-    assert bwt_best == {"hypermask": False, "hnet": False, "wsn": True, "joint": False}  # joint's BWT: not a learner's
+    assert bwt_best == {
+        "hypermask": False,
+        "hnet": False,
+        "wsn": True,
+        "joint": False,
+    }  # joint's BWT: not a learner's
     table = pivot(df, next(t for t in TABLES if t.column == "average_accuracy"))
     assert table.loc["hnet", "b"].startswith("**91.96**") and not table.loc["hnet", "b"].endswith("†")
     assert table.loc["wsn", "b"] == f"87.00 ± {np.std(accs['wsn'], ddof=1):.2f} †"
@@ -86,7 +95,9 @@ def _naive_holm(p: list[float]) -> list[float]:
 
 
 def test_holm_by_hand_and_nan_is_no_test():
-    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])  # 3 x 0.01; max(2 x 0.02, .03); max(.04, .04)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx(
+        [0.04, 0.03, 0.04]
+    )  # 3 x 0.01; max(2 x 0.02, .03); max(.04, .04)
     got = holm([0.3, float("nan"), 0.001, 0.02, 0.5])
     assert math.isnan(got[1])
     assert [got[i] for i in (0, 2, 3, 4)] == pytest.approx(_naive_holm([0.3, 0.001, 0.02, 0.5]))
@@ -99,13 +110,18 @@ def test_dagger_and_bold_follow_holms_correction_within_a_column():
     paired p-values between 0.01 and 0.05 (each alone would be marked †), which Holm's correction
     over the column's family decides mark by mark; bold likewise against the best learner."""
     base = [90.0, 91.0, 92.0, 93.0, 94.0]
-    accs = {"hypermask": base,
-            "hnet": [b - d for b, d in zip(base, [1.0, 2.2, 0.4, 1.5, 0.7])],
-            "wsn": [b - d for b, d in zip(base, [0.9, 1.9, 0.5, 1.8, 0.3])],
-            "supsup": [b - d for b, d in zip(base, [1.2, 2.0, 0.2, 1.4, 0.9])],
-            "joint": [99.0, 99.1, 99.0, 98.9, 99.0]}
+    accs = {
+        "hypermask": base,
+        "hnet": [b - d for b, d in zip(base, [1.0, 2.2, 0.4, 1.5, 0.7])],
+        "wsn": [b - d for b, d in zip(base, [0.9, 1.9, 0.5, 1.8, 0.3])],
+        "supsup": [b - d for b, d in zip(base, [1.2, 2.0, 0.2, 1.4, 0.9])],
+        "joint": [99.0, 99.1, 99.0, 98.9, 99.0],
+    }
     df = _suite(accs, {m: [0.0] * 5 for m in accs})
-    raw = {m: paired_p(dict(enumerate(accs[m], 1)), dict(enumerate(base, 1))) for m in ("hnet", "wsn", "supsup", "joint")}
+    raw = {
+        m: paired_p(dict(enumerate(accs[m], 1)), dict(enumerate(base, 1)))
+        for m in ("hnet", "wsn", "supsup", "joint")
+    }
     assert all(p < ALPHA for m, p in raw.items() if m != "joint") and any(0.01 < p for p in raw.values())
     adjusted = dict(zip(raw, _naive_holm(list(raw.values()))))
     assert any(raw[m] < ALPHA <= adjusted[m] for m in raw)  # the correction changes a mark here
@@ -116,7 +132,9 @@ def test_dagger_and_bold_follow_holms_correction_within_a_column():
     for m in raw:
         assert table.loc[m, "b"].endswith("†") == (adjusted[m] < ALPHA)
     # bold: HyperMask is the best learner; the three others tested against it, Holm over those three
-    bold_adjusted = dict(zip(("hnet", "wsn", "supsup"), _naive_holm([raw["hnet"], raw["wsn"], raw["supsup"]])))
+    bold_adjusted = dict(
+        zip(("hnet", "wsn", "supsup"), _naive_holm([raw["hnet"], raw["wsn"], raw["supsup"]]))
+    )
     best = dict(zip(df["method"], df["average_accuracy_best"]))
     assert best["hypermask"] and not best["joint"]
     for m, p in bold_adjusted.items():

@@ -39,31 +39,49 @@ FAR = [90.0, 90.5, 91.0]  # against [80, 80.5, 81]: std 0.5 both, 10 points apar
 
 def verified(p1: float, p2: float) -> dict:
     return {
-        "method": "wsn", "status": "verified",
-        "official": {"repo": "ihaeyong/WSN", "commit": "0123456789abcdef0123456789abcdef01234567",
-                     "paper": "ICML 2022"},
-        "edits": [{"file": "main_pmnist.py", "why": "the device: CPU"},
-                  {"file": "networks/mlp.py", "why": "hidden sizes 100-100"},
-                  {"file": "main_split.py", "why": "5 tasks of 2 classes", "benchmark": "fmnist_split"}],
-        "rows": [
-            {"benchmark": "fmnist_permuted", "configuration": "MLP 1024-100-100, c 50%",
-             "differences": ["biases: none in theirs"],
-             "official": {"seeds": [1, 2, 3], "average_accuracy": OFFICIAL, "bwt": [0, 0, 0]},
-             "ours": {"seeds": [1, 2, 3], "average_accuracy": OURS, "bwt": [0, 0, 0], "overrides": {}},
-             "verdict": {"test": TEST, "alpha": 0.05, "difference": 3.0, "p": p1, "agree": p1 >= 0.05}},
-            {"benchmark": "fmnist_split", "configuration": "MLP 1024-100-100, c 50%", "differences": [],
-             "official": {"seeds": [1, 2, 3], "average_accuracy": [80.0, 80.5, 81.0], "bwt": []},
-             "ours": {"seeds": [1, 2, 3], "average_accuracy": FAR, "bwt": []},
-             "verdict": {"test": TEST, "alpha": 0.05, "difference": 10.0, "p": p2, "agree": False}},
+        "method": "wsn",
+        "status": "verified",
+        "official": {
+            "repo": "ihaeyong/WSN",
+            "commit": "0123456789abcdef0123456789abcdef01234567",
+            "paper": "ICML 2022",
+        },
+        "edits": [
+            {"file": "main_pmnist.py", "why": "the device: CPU"},
+            {"file": "networks/mlp.py", "why": "hidden sizes 100-100"},
+            {"file": "main_split.py", "why": "5 tasks of 2 classes", "benchmark": "fmnist_split"},
         ],
-        "machine": {}, "command": "python bench/verify/verify_wsn.py --official /tmp/WSN",
+        "rows": [
+            {
+                "benchmark": "fmnist_permuted",
+                "configuration": "MLP 1024-100-100, c 50%",
+                "differences": ["biases: none in theirs"],
+                "official": {"seeds": [1, 2, 3], "average_accuracy": OFFICIAL, "bwt": [0, 0, 0]},
+                "ours": {"seeds": [1, 2, 3], "average_accuracy": OURS, "bwt": [0, 0, 0], "overrides": {}},
+                "verdict": {"test": TEST, "alpha": 0.05, "difference": 3.0, "p": p1, "agree": p1 >= 0.05},
+            },
+            {
+                "benchmark": "fmnist_split",
+                "configuration": "MLP 1024-100-100, c 50%",
+                "differences": [],
+                "official": {"seeds": [1, 2, 3], "average_accuracy": [80.0, 80.5, 81.0], "bwt": []},
+                "ours": {"seeds": [1, 2, 3], "average_accuracy": FAR, "bwt": []},
+                "verdict": {"test": TEST, "alpha": 0.05, "difference": 10.0, "p": p2, "agree": False},
+            },
+        ],
+        "machine": {},
+        "command": "python bench/verify/verify_wsn.py --official /tmp/WSN",
     }
 
 
-NOT_RUN = {"method": "packnet",
-           "official": {"repo": "arunmallya/packnet", "commit": "7b6032cd089084de4d5e0059819e84be65c5a203"},
-           "status": "not_run", "why": "src/networks.py has no MLP", "edits": [],
-           "findings": ["src/dataset.py: ImageFolder loaders only"]}
+NOT_RUN = {
+    "method": "packnet",
+    "official": {"repo": "arunmallya/packnet", "commit": "7b6032cd089084de4d5e0059819e84be65c5a203"},
+    "status": "not_run",
+    "why": "src/networks.py has no MLP",
+    "edits": [],
+    "findings": ["src/dataset.py: ImageFolder loaders only"],
+}
 
 
 def p_hand() -> tuple[float, float]:
@@ -94,13 +112,17 @@ def test_cells_are_the_hand_computed_means_stds_differences_and_verdicts(results
     block = verification.render(results)
     rows = table_rows(block)
     near, far = rows[("wsn", "fmnist_permuted")], rows[("wsn", "fmnist_split")]
-    assert near[1] == ("[ihaeyong/WSN](https://github.com/ihaeyong/WSN/tree/0123456789abcdef0123456789abcdef01234567)"
-                       " @ `0123456`")
+    assert near[1] == (
+        "[ihaeyong/WSN](https://github.com/ihaeyong/WSN/tree/0123456789abcdef0123456789abcdef01234567)"
+        " @ `0123456`"
+    )
     assert near[2] == "`fmnist_permuted`: MLP 1024-100-100, c 50%"
     assert near[3] == "82.00 ± 2.00 (3 seeds)" and near[4] == "85.00 ± 2.00 (3 seeds)"
     assert near[5] == f"+3.00 (p = {p1:.2f})" == "+3.00 (p = 0.14)"
     assert near[6] == "agree"
-    assert near[7] == "2" and far[7] == "3"  # the edits of each row's run (one was made for fmnist_split only)
+    assert (
+        near[7] == "2" and far[7] == "3"
+    )  # the edits of each row's run (one was made for fmnist_split only)
     assert near[8] == "biases: none in theirs"
     assert far[3] == "80.50 ± 0.50 (3 seeds)" and far[4] == "90.50 ± 0.50 (3 seeds)"
     assert far[5] == "+10.00 (p < 0.001)" and far[6] == "differs" and far[8] == "none listed"
@@ -119,8 +141,10 @@ def test_a_not_run_method_gets_a_row_with_its_reason(results):
     assert row[6] == "not run: src/networks.py has no MLP"
     assert row[7] == "—"
     assert row[8] == "—"
-    assert ("* `packnet` (`bench/results/verify_packnet.json`): no edit of the official code; "
-            "what its checkout shows:") in block
+    assert (
+        "* `packnet` (`bench/results/verify_packnet.json`): no edit of the official code; "
+        "what its checkout shows:"
+    ) in block
     assert "    * src/dataset.py: ImageFolder loaders only" in block
 
 
@@ -128,8 +152,8 @@ def test_methods_without_a_verification_are_listed_from_the_registry(results):
     from hypermask.methods import METHODS
 
     block = verification.render(results)
-    listed = block[block.index("without a side-by-side run"):]
-    for name, record in METHODS.items():
+    listed = block[block.index("without a side-by-side run") :]
+    for name in METHODS:
         if name in ("wsn", "packnet"):
             assert f"* `{name}`" not in listed
         else:
@@ -149,9 +173,14 @@ def test_no_json_at_all_renders_no_table_and_lists_every_method(tmp_path):
 
 
 def test_hypermasks_row_comes_from_the_speed_benchs_side_by_side_one_seed_no_test(tmp_path):
-    ref = {"configuration": {"benchmark": "fmnist_permuted", "seed": 1}, "settings_match": True,
-           "reference": {"commit": "674bf9b", "average_accuracy": 78.0}, "hypermask": {"average_accuracy": 79.5},
-           "edits": [{"file": "main.py", "why": "pandas 2"}], "not_the_same": ["random streams"]}
+    ref = {
+        "configuration": {"benchmark": "fmnist_permuted", "seed": 1},
+        "settings_match": True,
+        "reference": {"commit": "674bf9b", "average_accuracy": 78.0},
+        "hypermask": {"average_accuracy": 79.5},
+        "edits": [{"file": "main.py", "why": "pandas 2"}],
+        "not_the_same": ["random streams"],
+    }
     (tmp_path / "speed_reference.json").write_text(json.dumps(ref))
     row = table_rows(verification.render(tmp_path))[("hypermask", "fmnist_permuted")]
     assert row[3] == "78.00 (1 seed)" and row[4] == "79.50 (1 seed)"
@@ -160,7 +189,9 @@ def test_hypermasks_row_comes_from_the_speed_benchs_side_by_side_one_seed_no_tes
     del ref["hypermask"]["average_accuracy"]  # a timing-only run: no row, HyperMask listed instead
     (tmp_path / "speed_reference.json").write_text(json.dumps(ref))
     block = verification.render(tmp_path)
-    assert ("hypermask", "fmnist_permuted") not in table_rows(block) and "* `hypermask`: not verified yet" in block
+    assert ("hypermask", "fmnist_permuted") not in table_rows(
+        block
+    ) and "* `hypermask`: not verified yet" in block
 
 
 def test_a_stored_p_that_its_seeds_do_not_give_is_an_error(tmp_path):
@@ -191,7 +222,9 @@ def test_docs_check_fails_on_a_stale_page(results, tmp_path, monkeypatch, capsys
     rec = json.loads((results / "verify_wsn.json").read_text())
     rec["rows"][0]["ours"]["average_accuracy"] = [83.0, 85.0, 87.0, 85.0]
     rec["rows"][0]["ours"]["seeds"] = [1, 2, 3, 4]
-    rec["rows"][0]["verdict"]["p"] = verification.welch_p(OFFICIAL, rec["rows"][0]["ours"]["average_accuracy"])
+    rec["rows"][0]["verdict"]["p"] = verification.welch_p(
+        OFFICIAL, rec["rows"][0]["ours"]["average_accuracy"]
+    )
     (results / "verify_wsn.json").write_text(json.dumps(rec))
     capsys.readouterr()
     assert main(["--params", params, "docs", "--check"]) == 1
@@ -199,5 +232,7 @@ def test_docs_check_fails_on_a_stale_page(results, tmp_path, monkeypatch, capsys
     assert main(["--params", params, "docs"]) == 0 and main(["--params", params, "docs", "--check"]) == 0
     # a hand edit of a cell: stale again
     page = (site / "docs" / "methods.md").read_text()
-    (site / "docs" / "methods.md").write_text(page.replace("82.00 ± 2.00 (3 seeds)", "83.00 ± 2.00 (3 seeds)"))
+    (site / "docs" / "methods.md").write_text(
+        page.replace("82.00 ± 2.00 (3 seeds)", "83.00 ± 2.00 (3 seeds)")
+    )
     assert main(["--params", params, "docs", "--check"]) == 1

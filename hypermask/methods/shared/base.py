@@ -30,7 +30,9 @@ class MethodBase(nn.Module):
 
     def batch(self, task, idx: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """One training batch of the current task (augmented with the task's generator)."""
-        return task.inputs(task.train.x.index_select(0, idx), train=True, gen=gen), task.train.y.index_select(0, idx)
+        return task.inputs(task.train.x.index_select(0, idx), train=True, gen=gen), task.train.y.index_select(
+            0, idx
+        )
 
     def end_task(self, t: int, task) -> None:
         pass

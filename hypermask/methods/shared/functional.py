@@ -25,7 +25,9 @@ def masked_params(target: TargetNet, masks: list[Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def stacked_masked_forward(target: TargetNet, masks: list[list[Tensor]], x: Tensor, features: bool = False) -> Tensor:
+def stacked_masked_forward(
+    target: TargetNet, masks: list[list[Tensor]], x: Tensor, features: bool = False
+) -> Tensor:
     """f(x; theta * m_k) for K tasks' masks at once: (K, N, out). One vmapped call over the
     stacked masked weights instead of a Python loop over tasks. For targets whose batch norm
     uses batch statistics (or has none); per-task running statistics need the task id."""
@@ -37,7 +39,9 @@ def stacked_masked_forward(target: TargetNet, masks: list[list[Tensor]], x: Tens
     return stacked_forward(target, stacked, x, features)
 
 
-def stacked_forward(target: TargetNet, stacked: dict[str, Tensor], x: Tensor, features: bool = False) -> Tensor:
+def stacked_forward(
+    target: TargetNet, stacked: dict[str, Tensor], x: Tensor, features: bool = False
+) -> Tensor:
     """f(x; p_k) for K stacked sets of the target's tensors (leading dimension K): (K, N, out),
     one vmapped call (HyperMask's masked weights, HNET's generated weights, WSN's and SupSup's
     masks)."""
@@ -48,6 +52,8 @@ def stacked_forward(target: TargetNet, stacked: dict[str, Tensor], x: Tensor, fe
     return torch.func.vmap(one, randomness="same")(stacked)
 
 
-def masked_forward(target: TargetNet, masks: list[Tensor], x: Tensor, task: int | None, features: bool = False) -> Tensor:
+def masked_forward(
+    target: TargetNet, masks: list[Tensor], x: Tensor, task: int | None, features: bool = False
+) -> Tensor:
     """f(x; theta * m) (or its penultimate features) without touching the module's own weights."""
     return functional_call(target, masked_params(target, masks), (x,), {"task": task, "features": features})

@@ -62,7 +62,7 @@ def _order_stats_numpy(x: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor]:
     with AVX2, where the torch path took 5.4 ms and numpy.partition with both ranks at once
     3.3 ms; 2.3 ms on another with AVX-512, against 4.6 and 2.9 ms (bench/bench_percentile.py)."""
     part = np.partition(x.detach().numpy(), lo, axis=-1)
-    v_hi = part[..., lo + 1:].min(axis=-1) if hi > lo else part[..., lo]
+    v_hi = part[..., lo + 1 :].min(axis=-1) if hi > lo else part[..., lo]
     return torch.from_numpy(part[..., lo].copy()), torch.from_numpy(np.array(v_hi, copy=True))
 
 
@@ -104,7 +104,11 @@ def _thresholds_select(s: Tensor, sizes: tuple[int, ...], p: float) -> Tensor:
     """Per-size-group batched selection (the CPU path: selection is linear, a sort is not)."""
     q = s.new_zeros(*s.shape[:-1], len(sizes))
     for n, offsets, index in _size_groups(sizes):
-        rows = torch.stack([s[..., o:o + n] for o in offsets], -2) if len(offsets) > 1 else s[..., offsets[0]:offsets[0] + n].unsqueeze(-2)
+        rows = (
+            torch.stack([s[..., o : o + n] for o in offsets], -2)
+            if len(offsets) > 1
+            else s[..., offsets[0] : offsets[0] + n].unsqueeze(-2)
+        )
         q[..., list(index)] = percentile_rows(rows, p)
     return q
 

@@ -96,7 +96,6 @@ class SupermaskMethod(TaskTensors, MethodBase):
     """A method that runs the target with one binary mask per task over (some of) its tensors,
     learned as top-k% of scores and stored bit-packed after the task (WSN, SupSup)."""
 
-
     def __init__(self, target, names: list[str], keep: float, n_tasks: int):
         super().__init__(target)
         params = dict(target.named_parameters())
@@ -140,5 +139,11 @@ class SupermaskMethod(TaskTensors, MethodBase):
     def eval_context(self, tasks: list[int]) -> dict:
         """Stored masks for learned tasks; a task not learned yet uses the current scores' mask
         (the random-init row of the accuracy matrix)."""
-        return {t: self.masked([self.stored_mask(t, i) for i in range(len(self.names))] if self.learned[t]
-                               else [top_mask(s, self.keep) for s in self.scores]) for t in tasks}
+        return {
+            t: self.masked(
+                [self.stored_mask(t, i) for i in range(len(self.names))]
+                if self.learned[t]
+                else [top_mask(s, self.keep) for s in self.scores]
+            )
+            for t in tasks
+        }

@@ -8,7 +8,7 @@ RECORD = MethodRecord(
     name="finetune",
     implementation="finetune:FineTune",
     family="shared_network",
-    head='one output head per task',
-    paper='fine-tuning: the lower bound of a continual-learning table',
+    head="one output head per task",
+    paper="fine-tuning: the lower bound of a continual-learning table",
     per_task_head=True,
 )

@@ -25,11 +25,11 @@ RECORD = MethodRecord(
     implementation="gpm:GPM",
     family="shared_network",
     head="one head per task on every benchmark, trained only by its task and not projected (the task-incremental "
-         "protocol; the authors' single projected head on Permuted MNIST is a domain-incremental choice)",
+    "protocol; the authors' single projected head on Permuted MNIST is a domain-incremental choice)",
     paper='G. Saha, I. Garg, K. Roy, "Gradient Projection Memory for Continual Learning", ICLR 2021',
-    code='github.com/sahagobinda/GPM (main_pmnist.py)',
+    code="github.com/sahagobinda/GPM (main_pmnist.py)",
     settings=GPMConfig,
     per_task_head=True,
-    targets=('mlp',),
+    targets=("mlp",),
     targets_why="gpm is implemented for MLP targets (its conv form, the paper's AlexNet and ResNet-18, is not)",
 )

@@ -30,7 +30,7 @@ RECORD = MethodRecord(
     family="hypernetwork",
     head="every weight, the output layer's included, generated per task by a chunked hypernetwork",
     paper='J. von Oswald, C. Henning, B. F. Grewe, J. Sacramento, "Continual learning with hypernetworks", ICLR 2020',
-    code='github.com/chrhenning/hypercl',
+    code="github.com/chrhenning/hypercl",
     settings=HNETConfig,
     task_inference=True,
 )

@@ -27,9 +27,9 @@ RECORD = MethodRecord(
     name="hypermask",
     implementation="hypermask:HyperMask",
     family="hypernetwork",
-    head='one shared output layer, its weights masked per task (bias unmasked)',
+    head="one shared output layer, its weights masked per task (bias unmasked)",
     paper='K. Książek and P. Spurek, "HyperMask: Adaptive Hypernetwork-based Masks for Continual Learning", arXiv 2310.00113',
-    code='github.com/gmum/HyperMask',
+    code="github.com/gmum/HyperMask",
     settings=HyperMaskConfig,
     task_inference=True,
 )

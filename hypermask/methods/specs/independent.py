@@ -8,6 +8,6 @@ RECORD = MethodRecord(
     name="independent",
     implementation="independent:Independent",
     family="bound",
-    head='a separate network (and head) per task',
-    paper='one network per task: the isolation bound of the HAT and PackNet papers',
+    head="a separate network (and head) per task",
+    paper="one network per task: the isolation bound of the HAT and PackNet papers",
 )

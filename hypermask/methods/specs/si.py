@@ -21,9 +21,9 @@ RECORD = MethodRecord(
     name="si",
     implementation="si:SI",
     family="shared_network",
-    head='one output head per task',
+    head="one output head per task",
     paper='F. Zenke, B. Poole, S. Ganguli, "Continual Learning Through Synaptic Intelligence", ICML 2017',
-    code='github.com/ganguli-lab/pathint',
+    code="github.com/ganguli-lab/pathint",
     settings=SIConfig,
     per_task_head=True,
 )
