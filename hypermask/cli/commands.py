@@ -107,6 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
 
     from hypermask.engine.run import run
+    from hypermask.evaluation.metrics import shown
     from hypermask.tracking.tracker import Tracker
 
     uri = _tracking_uri(args, params)
@@ -130,8 +131,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         if out is not None and not args.quiet:
             print(
-                f"{cfg.name} seed {seed}: average accuracy {out['average_accuracy']:.2f}%  BWT {out['bwt']:.2f}  "
-                f"FWT {out['fwt']:.2f}  forgetting {out['forgetting']:.2f}  "
+                f"{cfg.name} seed {seed}: average accuracy {out['average_accuracy']:.2f}%  BWT {shown(out['bwt'])}  "
+                f"FWT {shown(out['fwt'])}  forgetting {shown(out['forgetting'])}  "
                 f"({out['seconds_per_iteration'] * 1000:.1f} ms/iteration, {out['wall_seconds']:.0f} s wall)"
             )
     return 0

@@ -25,6 +25,7 @@ from hypermask.engine.loop import (
     train_task,
 )
 from hypermask.evaluation.accuracy import evaluate_tasks
+from hypermask.evaluation.metrics import shown
 from hypermask.events import Console, Events, RunStart, TaskCallback
 from hypermask.records.provenance import git_commit
 from hypermask.records.run_record import matrix_csv, run_record
@@ -246,7 +247,9 @@ def _run_locked(
     A = np.array(out["accuracy_matrix"])
     atomic_write_text(paths.matrix_csv, matrix_csv(np.stack(progress.rows)))
     write_heatmap(
-        paths.heatmap, A, f"{cfg.name} seed {seed}: avg {out['average_accuracy']:.2f}%, BWT {out['bwt']:.2f}"
+        paths.heatmap,
+        A,
+        f"{cfg.name} seed {seed}: avg {out['average_accuracy']:.2f}%, BWT {shown(out['bwt'])}",
     )
     atomic_write_json(paths.metrics, out)
     events.emit("run_finished", out, [paths.metrics, paths.heatmap, paths.matrix_csv])

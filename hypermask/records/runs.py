@@ -106,9 +106,9 @@ class RunMetrics(BaseModel):
     status: Literal["finished"]
     method: str
     average_accuracy: Percent
-    bwt: Signed
-    fwt: Signed
-    forgetting: Signed
+    bwt: Signed | None  # None (null): undefined, a single task (evaluation/metrics.py, MIN_TASKS)
+    fwt: Signed | None
+    forgetting: Signed | None
     accuracy_matrix: list[list[Percent]] = Field(min_length=1)
     random_init_accuracy: list[Percent]
 
@@ -121,7 +121,14 @@ class RunMetrics(BaseModel):
             raise ValueError(f"accuracy_matrix: must be {T} x {T} with {T} random_init_accuracy values")
         A, R = np.array(self.accuracy_matrix), np.array(self.random_init_accuracy)
         for key, value in M.summary(A, R).items():
-            if not math.isclose(getattr(self, key), value, abs_tol=1e-2):  # the matrix is stored rounded
+            stored = getattr(self, key)
+            if (stored is None) != (value is None):
+                raise ValueError(
+                    f"{key}: {stored} but the metric is {'un' if value is None else ''}defined for {T} task(s)"
+                )
+            if value is not None and not math.isclose(
+                stored, value, abs_tol=1e-2
+            ):  # the matrix is stored rounded
                 raise ValueError(
                     f"{key}: {getattr(self, key)} does not follow from accuracy_matrix ({value:.4f})"
                 )

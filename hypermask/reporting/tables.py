@@ -143,7 +143,8 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
             "heads": METHODS[cfg.method].head,
         }
         for key, _ in METRICS:
-            _stat(row, key, {m["_seed"]: m[key] for m in found})
+            # an undefined metric (null: BWT of one task) is left out: "n/a", never bold or averaged
+            _stat(row, key, {m["_seed"]: m[key] for m in found if m.get(key) is not None})
         for setting, key, col, _ in SETTING_COLUMNS:
             if setting in cfg.evaluation.settings or any(
                 setting_value(m, setting, key) is not None for m in found

@@ -92,7 +92,8 @@ class MLflowSink(Subscriber):
                 "seconds_per_iteration",
                 "wall_seconds",
             ):
-                tr.metric(k, out[k], T - 1)
+                if out[k] is not None:  # an undefined metric (one task's BWT) is not logged
+                    tr.metric(k, out[k], T - 1)
             if "memory" in out:
                 tr.metric("memory_bytes", out["memory"]["bytes"], T - 1)
                 if "trained_parameters" in out["memory"]:
