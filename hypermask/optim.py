@@ -12,7 +12,6 @@ to torch.optim.Adam(fused=True) with torch's scheduler otherwise (the same numbe
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 
 import torch
@@ -20,7 +19,9 @@ from torch import Tensor
 
 
 def use_torch_optim() -> bool:
-    return bool(os.environ.get("HYPERMASK_TORCH_OPTIM")) or not hasattr(torch, "_fused_adam_")
+    from hypermask.environment import read_environment
+
+    return read_environment().torch_optim == "1" or not hasattr(torch, "_fused_adam_")
 
 
 def adam(params: Iterable[Tensor], lr: float):

@@ -64,7 +64,27 @@ def _tracking_uri(args: argparse.Namespace, params) -> str | None:
 
 
 def _results(args: argparse.Namespace, params) -> Path:
-    return Path(args.results or params.pipeline.results)
+    """--results as given (relative to the working directory, as any command-line path), else
+    params.yaml's pipeline.results, relative to params.yaml's folder; either checked as a path."""
+    return _output_folder(args, params, "results", "--results", args.results)
+
+
+def _data_cache(args: argparse.Namespace, params) -> Path:
+    """params.yaml's pipeline.data_cache, relative to params.yaml's folder."""
+    return _output_folder(args, params, "data_cache", None, None)
+
+
+def _output_folder(args: argparse.Namespace, params, key: str, flag: str | None, given: str | None) -> Path:
+    from pydantic import TypeAdapter, ValidationError
+
+    from hypermask.typed import OutputFolder, resolve_setting_path
+
+    if given is not None:
+        try:
+            return Path(TypeAdapter(OutputFolder).validate_python(given))
+        except ValidationError as e:
+            raise ConfigError(f"{flag}: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    return Path(resolve_setting_path(getattr(params.pipeline, key), Path(args.params).resolve().parent))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -98,13 +118,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        if cores and args.threads > cores:  # legal, and results do not change; only slower
+        threads = args.threads
+        if cores and threads > cores:  # results do not change with the threads; oversubscribed, only slower
+            threads = cores
             print(
                 f"hypermask: warning: --threads {args.threads} is more than the {cores} cores this process may "
-                "use: the threads share them and each step waits on the slowest",
+                f"use (threads sharing a core each wait on the slowest): running with {cores}",
                 file=sys.stderr,
             )
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
 
     from hypermask.engine.run import run
     from hypermask.evaluation.metrics import shown
@@ -124,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             stop_after_task=args.stop_after_task,
             repo_root=params_path.resolve().parent,
-            data_cache=Path(params.pipeline.data_cache),
+            data_cache=_data_cache(args, params),
             restart_on_change=args.restart_on_change,
             suites=suites,
             stage=args.stage,
@@ -178,7 +200,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _device(args.device),
         args.setting,
         Tracker(uri is not None, uri),
-        Path(params.pipeline.data_cache),
+        _data_cache(args, params),
     )
     if args.setting == "til":
         print(
@@ -202,7 +224,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from hypermask.data.sources import check_source_available
 
     check_source_available(cfg.data)
-    out = prepare(cfg.data, Path(params.pipeline.data_cache))
+    out = prepare(cfg.data, _data_cache(args, params))
     print(f"{cfg.data.source}: prepared {out}")
     return 0
 
@@ -219,7 +241,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _tracking_uri(args, params),
         n_trials=args.n_trials,
         quiet=True,
-        data_cache=Path(params.pipeline.data_cache),
+        data_cache=_data_cache(args, params),
         outputs=not args.worker,
     )
     if args.worker:
@@ -360,6 +382,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     params = read_params(args.params)
     names = params.experiments()
     configs = {n: experiment_config(params, n, args.params) for n in names}
+    if args.override:  # as `train --override` reads it: the experiments named, else every one
+        from hypermask.config import read_overrides
+
+        overrides = read_overrides(args.override)
+        for n in args.experiment or names:
+            name = n if "/" in n else experiment_name(n, "hypermask")
+            experiment_config(params, name, args.params, overrides, where=args.override)
     if args.data:
         from hypermask.data.sources import check_source_available
 

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     from hypermask.tracking.store import TrackingError
 
     try:
+        from hypermask.environment import read_environment
+
+        read_environment()  # the HYPERMASK_* variables, as params.yaml: exit 2 naming a bad one
         return args.func(args)
     except (ConfigError, TrainingError, StorageError, TrackingError, RunLockError) as e:
         print(f"hypermask: error: {e}", file=sys.stderr)

@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", action="store_true")
     c.add_argument("--experiment", nargs="*", default=None)
     c.add_argument(
+        "--override",
+        default=None,
+        help="also check this overrides file (as `train --override`) against the experiments (--experiment)",
+    )
+    c.add_argument(
         "--connect",
         action="store_true",
         help="also connect to the MLflow store and the sweeps' database with this environment's credentials",

@@ -13,10 +13,8 @@ import time
 from hypermask.cli.commands import cmd_sweep, cmd_train, experiment_of
 from hypermask.cli.main import main
 from hypermask.cli.parser import build_parser
-from hypermask.config import (
-    read_params,
-    split_name,
-)
+from hypermask.config import ConfigError, read_params, split_name
+from hypermask.environment import read_environment
 
 # What the `hypermask` command sets for itself before torch loads, unless the environment sets it
 # (entry()'s docstring says why).
@@ -61,6 +59,11 @@ def entry() -> None:
 
     for key, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    try:
+        read_environment()  # a bad HYPERMASK_* variable: exit 2, as any bad input, before any work
+    except ConfigError as e:
+        print(f"hypermask: error: {e}", file=sys.stderr)
+        sys.exit(2)
     args = _parsed(sys.argv[1:])
     os.environ.update(
         openmp_settings(
@@ -97,13 +100,7 @@ def openmp_settings(environ, look: bool) -> dict[str, str]:
     if any(k in environ for k in OPENMP_KEYS):
         return {}
     reading: dict[str, str] = {}
-    try:
-        busy = float(environ[CPUS_BUSY_KEY]) if CPUS_BUSY_KEY in environ else None
-    except ValueError:
-        raise SystemExit(
-            f"hypermask: error: {CPUS_BUSY_KEY}={environ[CPUS_BUSY_KEY]!r} is not a number "
-            "(CPUs busy; unset it to let the command look)"
-        ) from None
+    busy = read_environment(environ).cpus_busy  # validated: ConfigError naming it otherwise
     if busy is None and look:
         busy = cpus_busy(SAMPLE_SECONDS)
         reading = {} if busy is None else {CPUS_BUSY_KEY: f"{busy:.2f}"}

@@ -13,15 +13,25 @@ from pydantic import Field, create_model, model_validator
 from hypermask.evaluation.settings import SETTINGS, supported, why_not
 from hypermask.methods import METHOD_BLOCKS, METHODS
 from hypermask.methods.record import TARGET_KINDS
-from hypermask.typed import Name, NonNegative, Positive, Seed
+from hypermask.typed import Name, NonNegative, PathSetting, Positive, Seed
 from hypermask.typed import Strict as _Strict
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
+# Training images per class of each source's training split (digits: scikit-learn's bundle under
+# the fixed 1347/450 split; MNIST: its published counts; the others balanced), so that `check`
+# refuses a validation split no task can hold before a run finds out (data/tasks.py).
+TRAIN_PER_CLASS = {
+    "digits": [135, 136, 134, 136, 133, 137, 134, 134, 133, 135],
+    "mnist": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+    "fashion_mnist": [6000] * 10,
+    "cifar100": [500] * 100,
+    "tinyimagenet": [500] * 200,
+}
 
 
 class DataConfig(_Strict):
     source: Literal["digits", "mnist", "fashion_mnist", "cifar100", "tinyimagenet"]
-    root: str | None = None  # raw data directory (IDX .gz files, CIFAR-100, tiny-imagenet-200)
+    root: PathSetting | None = None  # raw data directory (IDX .gz files, CIFAR-100, tiny-imagenet-200)
     download: bool = False  # let torchvision download into `root` (needs the internet)
     scenario: Literal["permuted", "split"]
     n_tasks: Positive
@@ -61,7 +71,32 @@ class DataConfig(_Strict):
             and self.source not in ("digits", "mnist", "fashion_mnist")
         ):
             raise ValueError("padding: only for the grey-scale sources")
+        if not self.reduced:
+            self._check_validation_fits()
         return self
+
+    def _check_validation_fits(self) -> None:
+        """The validation split is taken from each task's training images and must leave some:
+        refused where the smallest task this stream can have (its k rarest classes) could not."""
+        counts = sorted(TRAIN_PER_CLASS[self.source])
+        if self.scenario == "permuted":
+            if self.validation_size >= sum(counts):
+                raise ValueError(
+                    f"validation_size: {self.validation_size} >= the {sum(counts)} training images of {self.source}"
+                )
+            return
+        for k in sorted(set(self.task_sizes())):
+            n_val = (
+                self.validation_per_class * k
+                if self.validation_per_class is not None
+                else self.validation_size
+            )
+            if n_val >= sum(counts[:k]):
+                key = "validation_per_class" if self.validation_per_class is not None else "validation_size"
+                raise ValueError(
+                    f"{key}: {n_val} validation images for a task of {k} classes, which may have only "
+                    f"{sum(counts[:k])} training images in {self.source}"
+                )
 
     def task_sizes(self) -> list[int]:
         if self.classes_per_task is None:
@@ -148,6 +183,11 @@ class _Experiment(_Strict):
         if no_val and self.train.epochs is not None and self.train.lr_scheduler:
             raise ValueError("train.lr_scheduler: needs a validation set (data.validation_size > 0)")
         record = METHODS[self.method]
+        if record.max_tasks is not None and self.data.n_tasks > record.max_tasks:
+            raise ValueError(
+                f"data.n_tasks: {self.data.n_tasks} tasks, but {self.method} holds at most {record.max_tasks}: "
+                f"{record.max_tasks_why}"
+            )
         if not record.supports_target(self.target.kind):
             raise ValueError(f"method: {record.targets_why} (target.kind is {self.target.kind})")
         if self.target.kind != "mlp" and self.data.source in ("digits", "mnist", "fashion_mnist"):

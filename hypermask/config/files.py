@@ -11,11 +11,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from hypermask.typed import MAX_SEED, NAME_PATTERN, Name, NonNegative, Positive, Seed  # noqa: F401 (the package's field types)
-
-
-class ConfigError(ValueError):
-    """A problem with params.yaml or with what it points to; the message names the key or path."""
+from hypermask.typed import (  # noqa: F401 (the package's field types, and its one error type)
+    MAX_SEED,
+    NAME_PATTERN,
+    ConfigError,
+    Name,
+    NonNegative,
+    Positive,
+    Seed,
+)
 
 
 def format_errors(err: ValidationError, prefix: str) -> str:
@@ -82,17 +86,27 @@ _UniqueKeyLoader.add_implicit_resolver(
 )
 
 
+def read_settings_text(path: str | Path, what: str = "") -> str:
+    """A settings file's text, read as UTF-8 (YAML's own encoding, whatever the locale); a
+    missing or unreadable file or bytes that are not UTF-8 raise ConfigError naming the file (and
+    the byte), never a UnicodeDecodeError traceback. `what` says what the file holds."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file{f' ({what})' if what else ''}")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); save it as UTF-8"
+        ) from None
+
+
 def load_yaml(path: str | Path) -> Any:
     """A YAML file as Python data; unreadable files, bad YAML and duplicated keys raise
     ConfigError naming the file (and the line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse_yaml(text, path)
+    return parse_yaml(read_settings_text(path), path)
 
 
 def parse_yaml(text: str, path: str | Path) -> Any:

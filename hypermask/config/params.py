@@ -21,17 +21,18 @@ from pydantic import Field, ValidationError, model_validator
 
 from hypermask.config.credentials import embedded_password_problem
 from hypermask.config.experiment import ExperimentConfig
-from hypermask.config.files import ConfigError, format_errors, parse_yaml
+from hypermask.config.files import ConfigError, format_errors, parse_yaml, read_settings_text
 from hypermask.evaluation.settings import SETTINGS, supported
 from hypermask.methods import METHOD_BLOCKS, METHODS
 from hypermask.methods.record import TARGET_KINDS
-from hypermask.typed import Name, NonNegative, Positive, Seed
+from hypermask.typed import Name, NonNegative, OutputFolder, Positive, Seed, resolve_setting_path
 from hypermask.typed import Strict as _Strict
 
 
 class PipelineConfig(_Strict):
-    results: str = "results"  # runs/, sweeps/, tables/, figures/ go under it
-    data_cache: str = "data/prepared"  # prepared sources (SOURCE.npz), read by training when present
+    # Folders relative to params.yaml's (typed.OutputFolder: never empty, `.` or `/`)
+    results: OutputFolder = "results"  # runs/, sweeps/, tables/, figures/ go under it
+    data_cache: OutputFolder = "data/prepared"  # prepared sources (SOURCE.npz), read by training when present
     threads: Positive = 2  # CPU threads per training job
     gpus: NonNegative = 0  # GPUs per training job (scheduling resource; cluster profiles)
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite at the repository root
@@ -61,6 +62,9 @@ class SearchDim(_Strict):
             raise ValueError("low: give low < high")
         elif self.log and self.low <= 0:
             raise ValueError("low: must be > 0 on a log scale")
+        elif self.type == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            # Optuna's suggest_int takes integers: 1.5 to 1.9 holds none, and a trial would run outside it
+            raise ValueError(f"low: an int dimension needs integer bounds (got {self.low} to {self.high})")
         return self
 
 
@@ -306,12 +310,7 @@ def read_params(path: str | Path) -> ParamsFile:
     `hypermask` command reads the file once before loading torch (cli/process.py) and once in
     main(), and validating it takes about 0.2 s."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file (params.yaml holds every experiment)")
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    text = read_settings_text(path, "params.yaml holds every experiment")
     key = (str(path), text)
     if key not in _LAST_READ:
         params = parse_params(parse_yaml(text, path), path)
@@ -329,6 +328,14 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
         params = ParamsFile.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(format_errors(e, str(path))) from None
+    home = Path(path).resolve().parent
+    for key in ("results", "data_cache"):
+        where = Path(resolve_setting_path(getattr(params.pipeline, key), home)).resolve()
+        if where == home:
+            raise ConfigError(
+                f"{path}: pipeline.{key}: {getattr(params.pipeline, key)!r} is the folder of params.yaml "
+                "itself: outputs would mix with the code; give a folder of their own, such as `results`"
+            )
     for m, entry in params.methods.items():
         base = entry.variant_of
         if base is not None:
@@ -414,13 +421,38 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             experiment_config(params, name, path)
     for b in params.sweeps.benchmarks:
         for m, space in params.sweeps.spaces.items():
-            probe = {
-                k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
-                for k, d in space.items()
-            }
+            # every value a trial can take at the edges: each dimension's low and high (every
+            # choice of a categorical one), the others at their first; a choice of 150 for a
+            # percentage once passed `check` and failed the study at that trial
+            def edges(d: SearchDim) -> list[Any]:
+                if d.type == "categorical":
+                    return list(d.choices or [])
+                return [int(d.low), int(d.high)] if d.type == "int" else [d.low, d.high]
+
+            # the experiment itself (its final seeds; the study's first trial, enqueue_reference)
+            own = experiment_config(params, experiment_name(b, m), path).as_dict()
+            for k, d in space.items() if params.sweeps.enqueue_reference else ():
+                value: Any = own
+                for part in k.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                if d.type == "categorical" and value not in (d.choices or []):
+                    raise ConfigError(
+                        f"{path}.sweeps.spaces.{m}.{k}: the experiment's own value {value!r} (the study's first "
+                        f"trial: sweeps.enqueue_reference) is not one of the choices {d.choices}"
+                    )
+            first = {k: edges(d)[0] for k, d in space.items()}
             cfg = experiment_config(
-                params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}"
+                params, experiment_name(b, m), path, overrides=first, where=f"sweeps.spaces.{m}"
             )
+            for k, d in space.items():
+                for value in edges(d)[1:] if d.type != "categorical" else edges(d):
+                    experiment_config(
+                        params,
+                        experiment_name(b, m),
+                        path,
+                        overrides={**first, k: value},
+                        where=f"sweeps.spaces.{m} (a trial with {k} = {value!r})",
+                    )
             if (
                 params.sweeps.seed in cfg.seeds
             ):  # a tuned value would be scored on an evaluation run's own stream
@@ -445,6 +477,40 @@ def apply_overrides(experiment: dict[str, Any], overrides: dict[str, Any]) -> di
     return out
 
 
+def _refuse_other_blocks(
+    params: ParamsFile,
+    method: str,
+    benchmark: str,
+    implementation: str,
+    path: str | Path,
+    overrides: dict[str, Any] | None,
+    where: str | None,
+) -> None:
+    """A run reads the shared settings and its own method's block only: another method's block
+    in its method entry (settings, per-benchmark settings, a variant's base) or in its overrides
+    (`--override`, a trial's values) would be accepted, recorded and never read, so it is refused
+    by name (`wsn.capacity` on a HyperMask run)."""
+    sources = []
+    for name in dict.fromkeys([params.implementation(method), method]):
+        e = params.methods[name]
+        sources += [(f"{path}: methods.{name}.settings", e.settings)]
+        sources += [(f"{path}: methods.{name}.benchmarks.{benchmark}", e.benchmarks.get(benchmark, {}))]
+    if overrides:
+        sources.append((where or "overrides", {k.split(".", 1)[0]: v for k, v in overrides.items()}))
+    for place, block in sources:
+        other = [k for k in block if k in METHOD_BLOCKS and k != implementation]
+        if other:
+            keys = (
+                [k for k in (overrides or {}) if k.split(".", 1)[0] in other]
+                if place == (where or "overrides")
+                else other
+            )
+            raise ConfigError(
+                f"{place}: {', '.join(keys)}: settings of method {other[0]!r}, which a {method} run does not "
+                f"read (its own block is `{implementation}`; shared: data, target, train, evaluation)"
+            )
+
+
 def experiment_config(
     params: ParamsFile,
     name: str,
@@ -465,6 +531,7 @@ def experiment_config(
         )
     entry = params.methods[method]
     implementation = params.implementation(method)
+    _refuse_other_blocks(params, method, benchmark, implementation, path, overrides, where)
     merged = _deep_merge(params.defaults, params.benchmarks[benchmark] or {})
     for e in ([params.methods[implementation]] if entry.variant_of else []) + [
         entry

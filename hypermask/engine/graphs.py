@@ -23,7 +23,6 @@ on a CPU, for methods that give no key, and with torch.optim's Adam (HYPERMASK_T
 
 from __future__ import annotations
 
-import os
 import sys
 
 import torch
@@ -35,7 +34,9 @@ WARMUP = 3  # eager steps on the side stream before each capture (PyTorch's reci
 
 
 def graphs_enabled(device: torch.device) -> bool:
-    return device.type == "cuda" and os.environ.get("HYPERMASK_CUDA_GRAPHS", "1") != "0"
+    from hypermask.environment import read_environment
+
+    return device.type == "cuda" and read_environment().cuda_graphs == "1"
 
 
 class GraphedSteps:

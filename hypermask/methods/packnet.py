@@ -52,6 +52,10 @@ if TYPE_CHECKING:
     from hypermask.config import ExperimentConfig
     from hypermask.nets import TargetNet
 
+# Each weight's owner: 0 free, t + 1 for the task t that trained it. Its width is the record's
+# max_tasks (specs/packnet.py), which `check` enforces: 8 bits, 255 tasks.
+OWNER_DTYPE = torch.uint8
+
 
 def release_mask(w: Tensor, trainable: Tensor, prune: float) -> Tensor:
     """The weights of one layer that pruning releases: of the `trainable` ones (bool), those
@@ -85,7 +89,7 @@ class PackNet(TaskTensors, MethodBase):
         self.register_buffer("learned", torch.zeros(cfg.data.n_tasks, dtype=torch.bool))
         for i, n in enumerate(self.names):
             shape = params[n].shape
-            self.register_buffer(f"owner_{i}", torch.zeros(shape, dtype=torch.uint8))
+            self.register_buffer(f"owner_{i}", torch.zeros(shape, dtype=OWNER_DTYPE))
             # during a task (not in checkpoints, rebuilt from the owners): 1 where the task trains,
             # and 1 where the forward pass uses the weight (0: released by this task's pruning)
             self.register_buffer(f"trains_{i}", torch.ones(shape), persistent=False)

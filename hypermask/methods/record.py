@@ -49,6 +49,10 @@ class MethodRecord:
     )
     targets: tuple[str, ...] = TARGET_KINDS  # the target networks it is implemented for
     targets_why: str = ""  # why not the others, in words (the checks and the suites' skips say it)
+    # A limit of its state on the number of tasks (None: none), and why, in words: `check`
+    # refuses a benchmark beyond it before any training.
+    max_tasks: int | None = None
+    max_tasks_why: str = ""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -57,6 +61,8 @@ class MethodRecord:
             raise ValueError(f"{self.name}: per_task_head must be True, False or 'split'")
         if not set(self.targets) <= set(TARGET_KINDS) or not self.targets:
             raise ValueError(f"{self.name}: targets must be some of {TARGET_KINDS}")
+        if self.max_tasks is not None and (self.max_tasks < 1 or not self.max_tasks_why):
+            raise ValueError(f"{self.name}: max_tasks must be positive and say why (max_tasks_why)")
         if ":" not in self.implementation:
             raise ValueError(f"{self.name}: implementation must be 'module:Class'")
 

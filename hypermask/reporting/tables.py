@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hypermask.config import ExperimentConfig, ParamsFile, experiment_config, split_name
+from hypermask.config import ConfigError, ExperimentConfig, ParamsFile, experiment_config, split_name
 from hypermask.evaluation.settings import SETTINGS
 from hypermask.methods import METHODS, of_family
 from hypermask.records.runs import read_evaluation, read_metrics, run_dir, stale_keys
@@ -360,7 +360,15 @@ def provenance(runs: dict[str, list[dict]]) -> str:
 
 
 def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
+    """The suite's tables and figures; ConfigError (nothing written) where no run of it is
+    finished: tables whose every cell is missing are not a result."""
     df, runs = suite_table(params, suite, results)
+    if not any(runs.values()):
+        raise ConfigError(
+            f"{results / 'runs'}: no finished run of suite {suite!r} ({len(runs)} experiments, none with a "
+            f"valid metrics.json); train them first: snakemake --cores 2 --config suite={suite} all_tables, "
+            f"or hypermask train BENCHMARK --method METHOD --seed SEED --results {results}"
+        )
     tables = results / "tables"
     public = df[[c for c in df.columns if not c.startswith("_")]]
     files = FileSet(set_journal(results, suite))  # the csv, md, tex and figures are replaced together

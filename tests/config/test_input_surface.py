@@ -7,6 +7,8 @@ key and no traceback, or trains."""
 from __future__ import annotations
 
 import copy
+import json
+import os
 
 import pytest
 import yaml
@@ -93,7 +95,6 @@ def test_command_line_values_the_code_cannot_take_are_refused(tmp_path, capsys, 
 
 
 def test_more_threads_than_cores_is_warned_about(tmp_path, capsys):
-    import os
 
     params = _params(tmp_path, _set("benchmarks.tiny.train.iterations", 2))
     n = len(os.sched_getaffinity(0)) + 1
@@ -116,7 +117,13 @@ def test_more_threads_than_cores_is_warned_about(tmp_path, capsys):
         )
         == 0
     )
-    assert f"--threads {n} is more than the" in capsys.readouterr().err
+    cores = len(os.sched_getaffinity(0))
+    assert f"--threads {n} is more than the {cores} cores this process may use" in capsys.readouterr().err
+    # capped: no oversubscription (pipeline.threads 8 under snakemake --cores 2 ran 8 threads on 2 cores)
+    assert (
+        json.loads((tmp_path / "r/runs/tiny/hypermask/seed_1/metrics.json").read_text())["torch_threads"]
+        == cores
+    )
 
 
 def test_a_batch_larger_than_a_task_is_warned_about(tmp_path, capsys):

@@ -30,7 +30,11 @@ def test_a_reading_in_the_environment_decides_without_looking():
 
 
 def test_a_reading_that_is_no_number_is_named():
-    with pytest.raises(SystemExit, match=f"{CPUS_BUSY_KEY}='lots' is not a number"):
+    from hypermask.config import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=f"environment variable {CPUS_BUSY_KEY}='lots': Input should be a valid number"
+    ):
         openmp_settings({CPUS_BUSY_KEY: "lots"}, look=True)
 
 

@@ -60,6 +60,14 @@ onstart:
 
     print(f"hypermask: every job logs to the MLflow store {os.environ['MLFLOW_TRACKING_URI']} (from {_STORE_SOURCE})",
           file=sys.stderr)
+    try:
+        _cores = workflow.cores  # --cores N (WorkflowError where none was given, as on a cluster)
+    except WorkflowError:
+        _cores = None
+    if workflow.executor_plugin.name == "local" and isinstance(_cores, int) and PLAN.params.pipeline.threads > _cores:
+        print(f"hypermask: warning: pipeline.threads is {PLAN.params.pipeline.threads} but --cores {_cores}: each "
+              f"job runs with {_cores} threads (Snakemake gives a job at most --cores; `hypermask train` takes at "
+              "most the cores it may use)", file=sys.stderr)
     _found = problems(workflow.executor_plugin.name, os.environ["MLFLOW_TRACKING_URI"], PLAN.params.sweeps.storage)
     if _found:
         raise WorkflowError("\n".join(_found))
