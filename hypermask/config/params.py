@@ -63,6 +63,14 @@ class SearchDim(_Strict):
             raise ValueError("low: must be > 0 on a log scale")
         return self
 
+    def probe(self) -> Any:
+        """A value of the dimension (its first choice, else its low end), to validate the space with."""
+        if self.type == "categorical":
+            assert self.choices  # _check
+            return self.choices[0]
+        assert self.low is not None  # _check
+        return int(self.low) if self.type == "int" else self.low
+
 
 class SweepConfig(_Strict):
     """The study of one (benchmark, method): the shared settings of `sweeps` and the method's space."""
@@ -188,7 +196,7 @@ def split_name(name: str) -> tuple[str, str]:
     return benchmark, method or "hypermask"
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
@@ -246,7 +254,7 @@ def _check_optuna_arguments(sweeps: SweepsConfig, path: str) -> None:
             raise ConfigError(f"{path}.sweeps.{key}: optuna's {cls.__name__} refuses {args} ({e})") from None
 
 
-def _annotations(cls) -> dict[str, Any]:
+def _annotations(cls: type) -> dict[str, Any]:
     """The evaluable annotations of cls.__init__'s parameters (names only imported for type
     checking are left out)."""
     import collections.abc
@@ -366,11 +374,11 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
                 raise ConfigError(
                     f"{path}.suites.{suite}.methods: unknown method {m!r} (declare it under methods)"
                 )
-        for e in s.exclude:
-            b, _, m = e.partition("/")
+        for pair in s.exclude:
+            b, _, m = pair.partition("/")
             if b not in s.benchmarks or m not in s.methods:
                 raise ConfigError(
-                    f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite"
+                    f"{path}.suites.{suite}.exclude: {pair!r} is not a BENCHMARK/METHOD pair of the suite"
                 )
     for suite in params.suites:
         if not params.suite_experiments(suite):
@@ -414,10 +422,7 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             experiment_config(params, name, path)
     for b in params.sweeps.benchmarks:
         for m, space in params.sweeps.spaces.items():
-            probe = {
-                k: (d.choices[0] if d.type == "categorical" else (int(d.low) if d.type == "int" else d.low))
-                for k, d in space.items()
-            }
+            probe = {k: d.probe() for k, d in space.items()}
             cfg = experiment_config(
                 params, experiment_name(b, m), path, overrides=probe, where=f"sweeps.spaces.{m}"
             )
@@ -482,8 +487,8 @@ def experiment_config(
         merged["variant"] = method
     settings = (merged.get("evaluation") or {}).get("settings")
     if isinstance(settings, list) and implementation in METHODS:
-        entry = METHODS[implementation]
-        kept = [s for s in settings if s in SETTINGS and supported(s, entry)]
+        record = METHODS[implementation]
+        kept = [s for s in settings if s in SETTINGS and supported(s, record)]
         merged["evaluation"] = {**merged["evaluation"], "settings": kept}
     try:
         return ExperimentConfig.model_validate(merged)
