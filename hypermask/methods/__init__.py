@@ -16,12 +16,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from hypermask.methods import specs
 from hypermask.methods.record import FAMILIES, MethodRecord  # noqa: F401 (FAMILIES: the registry's vocabulary)
 
 if TYPE_CHECKING:  # this module stays light: params.yaml validation reads the registry
+    import torch
     from torch import Tensor
 
     from hypermask.config import ExperimentConfig
@@ -38,13 +39,15 @@ class Method(Protocol):
     target network as `.target`)."""
 
     target: TargetNet
-    training: bool  # the torch module's mode, which evaluation switches (eval, train)
+    training: bool  # the torch module's mode, which evaluation switches (eval, train); `to` moves it
 
     def parameters(self) -> Iterator[Tensor]: ...
 
     def eval(self) -> Any: ...
 
     def train(self, mode: bool = True) -> Any: ...
+
+    def to(self, device: torch.device) -> Self: ...
 
     def attach(self, tasks: list[Task]) -> None:
         """The run's task stream, once, before training (joint training samples all tasks)."""
