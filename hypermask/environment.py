@@ -34,7 +34,7 @@ class ProcessEnvironment(BaseModel):
     torch_optim: Literal["0", "1"] = Field("0", alias="HYPERMASK_TORCH_OPTIM")
 
 
-KNOWN = {f.alias for f in ProcessEnvironment.model_fields.values()}
+KNOWN = {f.alias for f in ProcessEnvironment.model_fields.values() if f.alias}
 
 
 def read_environment(environ: Mapping[str, str] | None = None) -> ProcessEnvironment:

@@ -17,7 +17,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tqdm import tqdm as ProgressBar
 
 
 @dataclass
@@ -81,7 +84,7 @@ class Console(Subscriber):
     def __init__(self, name: str, seed: int, n_tasks: int, quiet: bool):
         self.name, self.seed, self.n_tasks, self.quiet = name, seed, n_tasks, quiet
         self.enabled = not quiet and sys.stderr.isatty()
-        self.bar = None
+        self.bar: ProgressBar[Any] | None = None
         self.shown: dict[str, str] = {}
 
     def task_started(self, t: int, n_iterations: int) -> None:

@@ -9,7 +9,7 @@ Initialisation is PyTorch's default for Linear/Conv2d, which equals hypnettorch'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,9 @@ class TaskBatchNorm(nn.Module):
     at hand, in training and evaluation alike. mode "per_task" (corrected option): keeps
     running statistics per task and uses the task's own in evaluation.
     """
+
+    running_mean: Tensor  # buffers, per_task mode: (n_tasks, channels)
+    running_var: Tensor
 
     def __init__(self, channels: int, n_tasks: int, mode: str, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
@@ -112,7 +115,11 @@ class MLP(TargetNet):
         return h
 
     def head(self) -> nn.Linear:
-        return self.layers[-1]
+        return cast(nn.Linear, self.layers[-1])  # nn.ModuleList is not generic: its items are Modules
+
+    def linears(self) -> list[nn.Linear]:
+        """Its layers, the output layer last."""
+        return cast(list[nn.Linear], list(self.layers))  # nn.ModuleList is not generic
 
 
 class ResNet20(TargetNet):
@@ -150,7 +157,7 @@ class ResNet20(TargetNet):
         ]
 
     def _conv(self, i: int, h: Tensor, stride: int, task, shortcut: Tensor | None = None) -> Tensor:
-        conv = self.convs[i]
+        conv = cast(nn.Conv2d, self.convs[i])  # nn.ModuleList is not generic: its items are Modules
         h = F.conv2d(h, conv.weight, conv.bias, stride=stride, padding=1)
         h = self.bns[i](h, task)
         if shortcut is not None:

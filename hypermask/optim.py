@@ -86,7 +86,7 @@ class FusedAdam:
             torch._foreach_add_(steps, 1)
             torch._fused_adam_(
                 [self.params[i] for i in idx],
-                [self.params[i].grad for i in idx],
+                [g for i in idx if (g := self.params[i].grad) is not None],  # all of them: see groups
                 [self.exp_avg[i] for i in idx],
                 [self.exp_avg_sq[i] for i in idx],
                 [],

@@ -212,6 +212,7 @@ def run_sweep(
             run_name=f"trial_{number}",
             score_split="val",
         )
+        assert out is not None  # stopped early only when asked to (stop_after_task)
         return float(out["average_accuracy"])
 
     # Claim one trial at a time under the lock: fail the trials of dead workers (their retries

@@ -42,7 +42,8 @@ def _device(name: str | None):
         raise ConfigError(f"--device {name}: hypermask runs on cpu or cuda[:N], not {dev.type}")
     if not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
+    index: int | None = dev.index  # None for a bare "cuda" (torch types it int)
+    if index is not None and index >= torch.cuda.device_count():
         raise ConfigError(
             f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
         )
@@ -338,8 +339,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
     if args.check:
         for p in stale:
             print(f"{p}: a generated block differs from its source (run `hypermask docs`)", file=sys.stderr)
-        for p in problems:
-            print(p, file=sys.stderr)
+        for problem in problems:
+            print(problem, file=sys.stderr)
         if stale or problems:
             return 1
         print(f"{len(paths)} pages: every generated block agrees with its source")

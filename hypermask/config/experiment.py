@@ -6,15 +6,22 @@ training fingerprint (the settings a run's results depend on).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, create_model, model_validator
 
 from hypermask.evaluation.settings import SETTINGS, supported, why_not
 from hypermask.methods import METHOD_BLOCKS, METHODS
-from hypermask.methods.record import TARGET_KINDS
+from hypermask.methods.record import TargetKind
 from hypermask.typed import Name, NonNegative, PathSetting, Positive, Seed
 from hypermask.typed import Strict as _Strict
+
+if TYPE_CHECKING:  # Literals built at run time from the registries: plain names to the type checker
+    MethodName = str
+    SettingName = str
+else:
+    MethodName = Literal[tuple(METHODS)]  # hypermask/methods/: one file per method
+    SettingName = Literal[tuple(SETTINGS)]  # hypermask/evaluation/settings.py
 
 N_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar100": 100, "tinyimagenet": 200}
 # Training images per class of each source's training split (digits: scikit-learn's bundle under
@@ -107,7 +114,7 @@ class DataConfig(_Strict):
 
 
 class TargetConfig(_Strict):
-    kind: Literal[TARGET_KINDS]  # the target networks (hypermask/nets.py)
+    kind: TargetKind  # the target networks (hypermask/nets.py)
     hidden: list[Positive] = [100, 100]  # mlp
     width: Positive = 2  # resnet20 width factor
     batch_norm: Literal["batch_stats", "per_task"] = "batch_stats"  # resnet20
@@ -149,7 +156,7 @@ class EvaluationConfig(_Strict):
     # Settings computed after every task: "til" (task id given; always), "entropy" (task inferred
     # per sample by the lowest softmax entropy), "fecam" (class-incremental, FeCAM on features),
     # "oneshot" (SupSup's one-shot task inference, one task per batch of oneshot_batch_size).
-    settings: list[Literal[tuple(SETTINGS)]] = ["til"]  # hypermask/evaluation/settings.py
+    settings: list[SettingName] = ["til"]  # hypermask/evaluation/settings.py
     fecam: FeCAMConfig = FeCAMConfig()
     batch_size: Positive = 1000  # samples per batch when evaluating all masks at once
     oneshot_batch_size: Positive = 128  # the batch one task is inferred for (Wortsman et al. 2020: 128)
@@ -161,7 +168,7 @@ class _Experiment(_Strict):
     name: str  # BENCHMARK/METHOD
     benchmark: str = ""
     description: str = ""
-    method: Literal[tuple(METHODS)] = "hypermask"  # hypermask/methods/: one file per method
+    method: MethodName = "hypermask"  # hypermask/methods/: one file per method
     variant: Name | None = None  # a variant's own name (params.yaml `variant_of`); None: the method itself
     data: DataConfig
     target: TargetConfig
@@ -207,12 +214,19 @@ class _Experiment(_Strict):
 
 # One settings block per method that has settings, named after it, from its record
 # (hypermask/methods/specs/NAME.py): `cfg.hypermask.beta`, `cfg.wsn.capacity`, ...
-ExperimentConfig = create_model(
-    "ExperimentConfig",
-    __base__=_Experiment,
-    __module__=__name__,
-    **{r.block: (r.settings, Field(default_factory=r.settings)) for r in METHODS.values() if r.block},
-)
+if TYPE_CHECKING:
+
+    class ExperimentConfig(_Experiment):
+        def __getattr__(self, block: str) -> Any:
+            """The methods' settings blocks: fields made at run time from the records, Any to the checker."""
+
+else:
+    ExperimentConfig = create_model(
+        "ExperimentConfig",
+        __base__=_Experiment,
+        __module__=__name__,
+        **{r.block: (r.settings, Field(default_factory=r.settings)) for r in METHODS.values() if r.block},
+    )
 
 
 def training_fingerprint(cfg: ExperimentConfig) -> str:

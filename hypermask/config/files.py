@@ -5,6 +5,7 @@ override files, the one error type of the configuration and its message format (
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,13 @@ from pydantic import ValidationError
 from hypermask.typed import (  # noqa: F401 (the package's field types, and its one error type)
     MAX_SEED,
     NAME_PATTERN,
-    ConfigError,
     Name,
     NonNegative,
     Positive,
     Seed,
+)
+from hypermask.typed import (
+    ConfigError as ConfigError,
 )
 
 
@@ -50,7 +53,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     and reads `1e-3` as the float it is in YAML 1.2 and JSON (PyYAML's YAML 1.1 rules need
     `1.0e-3` and would hand the strict schema a string)."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

@@ -67,6 +67,15 @@ class SearchDim(_Strict):
             raise ValueError(f"low: an int dimension needs integer bounds (got {self.low} to {self.high})")
         return self
 
+    def edges(self) -> list[Any]:
+        """The values at the dimension's edges a trial can take: every choice of a categorical
+        one, else low and high (`check` validates the experiment with each)."""
+        if self.type == "categorical":
+            assert self.choices  # _check
+            return list(self.choices)
+        assert self.low is not None and self.high is not None  # _check
+        return [int(self.low), int(self.high)] if self.type == "int" else [self.low, self.high]
+
 
 class SweepConfig(_Strict):
     """The study of one (benchmark, method): the shared settings of `sweeps` and the method's space."""
@@ -192,7 +201,7 @@ def split_name(name: str) -> tuple[str, str]:
     return benchmark, method or "hypermask"
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
@@ -250,7 +259,7 @@ def _check_optuna_arguments(sweeps: SweepsConfig, path: str) -> None:
             raise ConfigError(f"{path}.sweeps.{key}: optuna's {cls.__name__} refuses {args} ({e})") from None
 
 
-def _annotations(cls) -> dict[str, Any]:
+def _annotations(cls: type) -> dict[str, Any]:
     """The evaluable annotations of cls.__init__'s parameters (names only imported for type
     checking are left out)."""
     import collections.abc
@@ -373,11 +382,11 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
                 raise ConfigError(
                     f"{path}.suites.{suite}.methods: unknown method {m!r} (declare it under methods)"
                 )
-        for e in s.exclude:
-            b, _, m = e.partition("/")
+        for pair in s.exclude:
+            b, _, m = pair.partition("/")
             if b not in s.benchmarks or m not in s.methods:
                 raise ConfigError(
-                    f"{path}.suites.{suite}.exclude: {e!r} is not a BENCHMARK/METHOD pair of the suite"
+                    f"{path}.suites.{suite}.exclude: {pair!r} is not a BENCHMARK/METHOD pair of the suite"
                 )
     for suite in params.suites:
         if not params.suite_experiments(suite):
@@ -421,18 +430,10 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
             experiment_config(params, name, path)
     for b in params.sweeps.benchmarks:
         for m, space in params.sweeps.spaces.items():
-            # every value a trial can take at the edges: each dimension's low and high (every
-            # choice of a categorical one), the others at their first; a choice of 150 for a
-            # percentage once passed `check` and failed the study at that trial
-            def edges(d: SearchDim) -> list[Any]:
-                if d.type == "categorical":
-                    return list(d.choices or [])
-                return [int(d.low), int(d.high)] if d.type == "int" else [d.low, d.high]
-
             # the experiment itself (its final seeds; the study's first trial, enqueue_reference)
-            own = experiment_config(params, experiment_name(b, m), path).as_dict()
+            reference = experiment_config(params, experiment_name(b, m), path).as_dict()
             for k, d in space.items() if params.sweeps.enqueue_reference else ():
-                value: Any = own
+                value: Any = reference
                 for part in k.split("."):
                     value = value.get(part) if isinstance(value, dict) else None
                 if d.type == "categorical" and value not in (d.choices or []):
@@ -440,12 +441,14 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
                         f"{path}.sweeps.spaces.{m}.{k}: the experiment's own value {value!r} (the study's first "
                         f"trial: sweeps.enqueue_reference) is not one of the choices {d.choices}"
                     )
-            first = {k: edges(d)[0] for k, d in space.items()}
+            # every value a trial can take at the edges (SearchDim.edges), the others at their
+            # first; a choice of 150 for a percentage once passed `check` and failed that trial
+            first = {k: d.edges()[0] for k, d in space.items()}
             cfg = experiment_config(
                 params, experiment_name(b, m), path, overrides=first, where=f"sweeps.spaces.{m}"
             )
             for k, d in space.items():
-                for value in edges(d)[1:] if d.type != "categorical" else edges(d):
+                for value in d.edges()[1:] if d.type != "categorical" else d.edges():
                     experiment_config(
                         params,
                         experiment_name(b, m),
@@ -549,8 +552,8 @@ def experiment_config(
         merged["variant"] = method
     settings = (merged.get("evaluation") or {}).get("settings")
     if isinstance(settings, list) and implementation in METHODS:
-        entry = METHODS[implementation]
-        kept = [s for s in settings if s in SETTINGS and supported(s, entry)]
+        record = METHODS[implementation]
+        kept = [s for s in settings if s in SETTINGS and supported(s, record)]
         merged["evaluation"] = {**merged["evaluation"], "settings": kept}
     try:
         return ExperimentConfig.model_validate(merged)

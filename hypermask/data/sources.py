@@ -83,7 +83,8 @@ def load_idx_source(cfg: DataConfig) -> RawData:
             else "put the four MNIST IDX .gz files there, or set data.download: true on a machine with internet"
         )
         raise ConfigError(f"data.root: {root} lacks {', '.join(m + '.gz' for m in missing)}; {hint}")
-    arr = {k: read_idx(_find_idx(root, s)) for k, s in IDX_FILES.items()}
+    # every file is there (none missing)
+    arr = {k: read_idx(p) for k, s in IDX_FILES.items() if (p := _find_idx(root, s)) is not None}
     for split in ("train", "test"):
         if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):
             raise ConfigError(f"data.root: {root}: {split} images and labels differ in count")
@@ -103,10 +104,16 @@ def load_digits_source(cfg: DataConfig) -> RawData:
     return RawData(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
 
 
+def _given_root(cfg: DataConfig) -> Path:
+    """data.root of a source that needs one (DataConfig refuses the source without it)."""
+    assert cfg.root is not None
+    return Path(cfg.root)
+
+
 def load_cifar100_source(cfg: DataConfig) -> RawData:
     from torchvision import datasets
 
-    root = Path(cfg.root)
+    root = _given_root(cfg)
     if not cfg.download and not (root / "cifar-100-python").is_dir():
         raise ConfigError(
             f"data.root: {root} has no cifar-100-python/ folder; put the extracted CIFAR-100 "
@@ -132,13 +139,13 @@ def load_tinyimagenet_source(cfg: DataConfig) -> RawData:
     """
     from PIL import Image
 
-    root = Path(cfg.root)
+    root = _given_root(cfg)
     candidates = [root, root / "tiny-imagenet-200"]
     base = next((c for c in candidates if (c / "wnids.txt").is_file()), None)
     zpath = next((p for p in (root / "tiny-imagenet-200.zip", root) if p.is_file() and p.suffix == ".zip"), None)
-    if base is None and zpath is None:
-        raise ConfigError(f"data.root: {root} holds neither tiny-imagenet-200/ nor tiny-imagenet-200.zip")
     if base is None:
+        if zpath is None:
+            raise ConfigError(f"data.root: {root} holds neither tiny-imagenet-200/ nor tiny-imagenet-200.zip")
         with zipfile.ZipFile(zpath) as z:
             z.extractall(zpath.parent)
         base = zpath.parent / "tiny-imagenet-200"
@@ -228,6 +235,6 @@ def check_source_available(cfg: DataConfig) -> None:
             if p is not None and not os.access(p, os.R_OK):
                 raise ConfigError(f"data.root: {p}: not readable")
         return
-    root = Path(cfg.root)
+    root = _given_root(cfg)
     if not root.exists() and not cfg.download:
         raise ConfigError(f"data.root: {root}: no such directory")

@@ -57,6 +57,7 @@ class Task:
             if self.augment == "crop_flip":
                 x = random_hflip(x, gen)
         if self.mean is not None:
+            assert self.std is not None  # set together
             x = (x - self.mean) / self.std
         if self.perm is not None:
             x = x.flatten(1).index_select(1, self.perm)  # the same copy as x[:, perm], 4x faster on a CPU

@@ -65,7 +65,8 @@ def set_determinism(device: torch.device) -> None:
         import torch.utils.deterministic as det
     except ImportError:  # torch < 2.1: the fill stays
         return
-    det.fill_uninitialized_memory = False
+    # a property that torch's module sets on its own class: its typing does not show it
+    det.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
 
 def _sync(device: torch.device) -> None:
@@ -78,6 +79,7 @@ def iterations_for(cfg: ExperimentConfig, task: Task) -> tuple[int, int | None]:
     """(iterations, iterations per epoch or None) as the reference counts them."""
     tc = cfg.train
     if tc.epochs is None:
+        assert tc.iterations is not None  # TrainConfig: exactly one of iterations or epochs
         return tc.iterations, None
     per_epoch = math.ceil(len(task.train.y) / tc.batch_size)
     return per_epoch * tc.epochs, per_epoch

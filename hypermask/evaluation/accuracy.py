@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
+    from hypermask.config import EvaluationConfig
     from hypermask.data.tasks import Split, Task
+    from hypermask.methods import EvalContext, Method, OneShot, TaskInference
 
 EVAL_CHUNK = 1024  # rows per evaluation batch where outputs do not depend on the batch
 
 
 @torch.no_grad()
-def split_accuracy(learner, ctx: dict, task: Task, split: Split, batch_size: int | None) -> Tensor:
+def split_accuracy(
+    learner: Method, ctx: EvalContext, task: Task, split: Split, batch_size: int | None
+) -> Tensor:
     """Accuracy (%) as a 0-dim tensor (no host sync). batch_size None: the whole split in one
     batch where batch norm takes the batch's statistics, as the reference does; otherwise
     chunks of EVAL_CHUNK rows, which give the same outputs (tested) with a fraction of the
@@ -31,7 +36,9 @@ def split_accuracy(learner, ctx: dict, task: Task, split: Split, batch_size: int
 
 
 @torch.no_grad()
-def evaluate_tasks(learner, tasks: list[Task], batch_size: int | None, split: str = "test") -> np.ndarray:
+def evaluate_tasks(
+    learner: Method, tasks: list[Task], batch_size: int | None, split: str = "test"
+) -> np.ndarray:
     """A row of the accuracy matrix: every task j with mask m_j (learned or not), on each
     task's test split (or, for sweeps, its validation split)."""
     was_training = learner.training
@@ -54,7 +61,13 @@ def entropy_select(outputs: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def infer_tasks(learner, tasks: list[Task], seen: int, batch_size: int, select) -> dict:
+def infer_tasks(
+    learner: Method,
+    tasks: list[Task],
+    seen: int,
+    batch_size: int,
+    select: Callable[[EvalContext, list[int], Tensor], tuple[Tensor, Tensor]],
+) -> dict[str, Any]:
     """Task inference over tasks 0..seen-1, on the test samples of those tasks (each task's test
     set in batches of `batch_size`): select(ctx, ids, x) gives each sample's predicted task and
     class. A sample's class counts as right only with the right task and the right class (the
@@ -83,7 +96,9 @@ def infer_tasks(learner, tasks: list[Task], seen: int, batch_size: int, select) 
     }
 
 
-def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
+def entropy_inference(
+    learner: TaskInference, tasks: list[Task], seen: int, batch_size: int
+) -> dict[str, Any]:
     """Per sample, the task whose output has the lowest entropy (entropy_select)."""
     return infer_tasks(
         learner,
@@ -95,7 +110,7 @@ def entropy_inference(learner, tasks: list[Task], seen: int, batch_size: int) ->
 
 
 # --------------------------------------------------------------------------- SupSup one-shot
-def one_shot_gradient(learner, ctx: dict, tasks: list[int], x: Tensor) -> Tensor:
+def one_shot_gradient(learner: OneShot, ctx: EvalContext, tasks: list[int], x: Tensor) -> Tensor:
     """dH/d(alpha_i) at alpha_i = 1/k for each of the k tasks (Wortsman et al. 2020, section
     3.3): H is the softmax entropy of the network whose masked tensors are superposed,
     sum_i alpha_i (W * M_i), averaged over the batch x. One forward and one backward pass."""
@@ -108,13 +123,13 @@ def one_shot_gradient(learner, ctx: dict, tasks: list[int], x: Tensor) -> Tensor
     return grad
 
 
-def one_shot_inference(learner, tasks: list[Task], seen: int, batch_size: int) -> dict:
+def one_shot_inference(learner: OneShot, tasks: list[Task], seen: int, batch_size: int) -> dict[str, Any]:
     """SupSup's one-shot task inference over tasks 0..seen-1: each batch of `batch_size` test
     samples of one task (as in the paper's experiments, a batch comes from a single task) is
     given the task argmin_i dH/d(alpha_i), the mask whose weight increase lowers the entropy
     the most; its samples are then classified with that task's mask."""
 
-    def select(ctx: dict, ids: list[int], x: Tensor) -> tuple[Tensor, Tensor]:
+    def select(ctx: EvalContext, ids: list[int], x: Tensor) -> tuple[Tensor, Tensor]:
         t = ids[int(one_shot_gradient(learner, ctx, ids, x).argmin())]
         return torch.full((len(x),), t, device=x.device), learner.logits(ctx, x, t).argmax(1)
 
@@ -122,9 +137,11 @@ def one_shot_inference(learner, tasks: list[Task], seen: int, batch_size: int) -
 
 
 # The evaluation settings' uniform entry points (hypermask/evaluation/settings.py): (learner, tasks, seen, ev).
-def entropy_setting(learner, tasks: list[Task], seen: int, ev) -> dict:
+def entropy_setting(
+    learner: TaskInference, tasks: list[Task], seen: int, ev: EvaluationConfig
+) -> dict[str, Any]:
     return entropy_inference(learner, tasks, seen, ev.batch_size)
 
 
-def oneshot_setting(learner, tasks: list[Task], seen: int, ev) -> dict:
+def oneshot_setting(learner: OneShot, tasks: list[Task], seen: int, ev: EvaluationConfig) -> dict[str, Any]:
     return one_shot_inference(learner, tasks, seen, ev.oneshot_batch_size)

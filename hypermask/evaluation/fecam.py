@@ -13,15 +13,16 @@ over all classes of all tasks wins. No task id is used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from hypermask.config import FeCAMConfig
+    from hypermask.config import EvaluationConfig, FeCAMConfig
     from hypermask.data.tasks import Task
+    from hypermask.methods import EvalContext, Method, TaskInference
 
 
 def shrink_cov(cov: Tensor, times: int = 1) -> Tensor:
@@ -73,7 +74,7 @@ def mahalanobis(features: Tensor, stats: ClassStats, normalize: bool) -> Tensor:
 
 
 @torch.no_grad()
-def task_features(learner, ctx: dict, task: Task, x_raw: Tensor, batch_size: int) -> Tensor:
+def task_features(learner: Method, ctx: EvalContext, task: Task, x_raw: Tensor, batch_size: int) -> Tensor:
     """Penultimate features of raw samples of `task` under the task's own mask."""
     out = [
         learner.logits(ctx, task.inputs(x_raw[i : i + batch_size]), task.index, features=True)
@@ -83,7 +84,9 @@ def task_features(learner, ctx: dict, task: Task, x_raw: Tensor, batch_size: int
 
 
 @torch.no_grad()
-def fecam_inference(learner, tasks: list[Task], seen: int, cfg: FeCAMConfig, batch_size: int) -> dict:
+def fecam_inference(
+    learner: TaskInference, tasks: list[Task], seen: int, cfg: FeCAMConfig, batch_size: int
+) -> dict[str, Any]:
     """Class-incremental accuracy over the test samples of tasks 0..seen-1, classes of all
     seen tasks in competition."""
     was_training = learner.training
@@ -124,6 +127,8 @@ def nearest_class(feats: Tensor, stats: list[ClassStats], normalize: bool) -> tu
     return flat // width, flat % width
 
 
-def fecam_setting(learner, tasks: list[Task], seen: int, ev) -> dict:
+def fecam_setting(
+    learner: TaskInference, tasks: list[Task], seen: int, ev: EvaluationConfig
+) -> dict[str, Any]:
     """The `fecam` evaluation setting's entry point (hypermask/evaluation/settings.py)."""
     return fecam_inference(learner, tasks, seen, ev.fecam, ev.batch_size)

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hypermask.config import EvaluationConfig
+    from hypermask.data.tasks import Task
+    from hypermask.methods import Method
+    from hypermask.methods.record import MethodRecord
 
 
 @dataclass(frozen=True)
@@ -26,9 +32,13 @@ class Setting:
     columns: tuple[tuple[str, str, str], ...]  # (final result key, table column, table title)
     compute: str | None  # "module:function" (learner, tasks, seen, evaluation config) -> results after a task
 
-    def run(self, learner, tasks, seen: int, ev) -> dict[str, Any]:
+    def run(self, learner: Method, tasks: list[Task], seen: int, ev: EvaluationConfig) -> dict[str, Any]:
+        assert self.compute is not None, (
+            f"{self.name} is computed by the loop itself"
+        )  # WITHOUT_TASK_ID's only
         module, fn = self.compute.split(":")
-        return getattr(import_module(f"hypermask.{module}"), fn)(learner, tasks, seen, ev)
+        results: dict[str, Any] = getattr(import_module(f"hypermask.{module}"), fn)(learner, tasks, seen, ev)
+        return results
 
 
 SETTINGS: dict[str, Setting] = {
@@ -75,7 +85,7 @@ SETTINGS: dict[str, Setting] = {
 WITHOUT_TASK_ID = tuple(n for n, s in SETTINGS.items() if s.compute)  # computed after each task when listed
 
 
-def supported(name: str, entry) -> bool:
+def supported(name: str, entry: MethodRecord) -> bool:
     """Whether a method (its methods.Entry) can be evaluated in setting `name`."""
     needs = SETTINGS[name].needs
     return needs is None or bool(getattr(entry, needs))
@@ -83,8 +93,10 @@ def supported(name: str, entry) -> bool:
 
 def why_not(name: str, method: str) -> str:
     """Why `method` cannot be evaluated in setting `name`, in words."""
+    needs = SETTINGS[name].needs
+    assert needs is not None, f"{name} needs no capability"
     return {
         "task_inference": f"{method} cannot evaluate without the task id (entropy and fecam need one model "
         "per task)",
         "one_shot": f"oneshot is SupSup's task inference, not {method}'s",
-    }[SETTINGS[name].needs]
+    }[needs]

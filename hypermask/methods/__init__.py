@@ -16,17 +16,21 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from hypermask.methods import specs
 from hypermask.methods.record import FAMILIES, MethodRecord  # noqa: F401 (FAMILIES: the registry's vocabulary)
 
 if TYPE_CHECKING:  # this module stays light: params.yaml validation reads the registry
+    import torch
     from torch import Tensor
 
     from hypermask.config import ExperimentConfig
     from hypermask.data.tasks import Task
     from hypermask.nets import TargetNet
+
+
+EvalContext = dict[Any, Any]  # what evaluating some tasks needs, the method's own (masks, weights by task)
 
 
 @runtime_checkable
@@ -35,8 +39,15 @@ class Method(Protocol):
     target network as `.target`)."""
 
     target: TargetNet
+    training: bool  # the torch module's mode, which evaluation switches (eval, train); `to` moves it
 
     def parameters(self) -> Iterator[Tensor]: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def to(self, device: torch.device) -> Self: ...
 
     def attach(self, tasks: list[Task]) -> None:
         """The run's task stream, once, before training (joint training samples all tasks)."""
@@ -56,14 +67,31 @@ class Method(Protocol):
     def make_optimizer(self, lr: float) -> Any:
         """The optimiser for the task about to start (zero_grad, step, param_groups)."""
 
-    def eval_context(self, tasks: list[int]) -> dict:
+    def eval_context(self, tasks: list[int]) -> EvalContext:
         """What evaluating these tasks needs, computed once (HyperMask: their masks)."""
 
-    def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
+    def logits(self, ctx: EvalContext, x: Tensor, t: int, features: bool = False) -> Tensor:
         """Outputs (or penultimate features) of inputs x of task t."""
 
-    def memory(self) -> dict:
+    def memory(self) -> dict[str, Any]:
         """Bytes of the state it keeps to serve (and go on learning) its tasks, by part."""
+
+
+class TaskInference(Method, Protocol):
+    """A method whose record says `task_inference`: every task's model at hand, so the entropy
+    and FeCAM settings can infer the task."""
+
+    def all_task_outputs(
+        self, ctx: EvalContext, tasks: list[int], x: Tensor, features: bool = False
+    ) -> Tensor:
+        """(K, N, C) outputs (or features) of inputs x under each of the K tasks' models."""
+
+
+class OneShot(TaskInference, Protocol):
+    """A method whose record says `one_shot` (SupSup): its tasks' masks superposed."""
+
+    def superposed_logits(self, ctx: EvalContext, tasks: list[int], alpha: Tensor, x: Tensor) -> Tensor:
+        """Outputs of inputs x under the tasks' masked tensors weighted by alpha."""
 
 
 def _records() -> dict[str, MethodRecord]:

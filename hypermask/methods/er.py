@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 class ER(MethodBase):
     """Experience replay behind the method contract (hypermask.methods.Method)."""
 
+    memory_x: Tensor  # buffers (attach): the stored samples, their labels, the used slots per task
+    memory_y: Tensor
+    filled: Tensor
+
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
         self.m, self.n_tasks = cfg.er.per_class, cfg.data.n_tasks

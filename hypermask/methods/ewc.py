@@ -52,7 +52,9 @@ class EWC(MethodBase):
 
     def penalty(self) -> Tensor:
         """sum_k F_k (theta_k - theta*_k)^2 (without lambda / 2)."""
-        return sum((f * (p - a).pow(2)).sum() for p, f, a in self._pairs())
+        total = sum((f * (p - a).pow(2)).sum() for p, f, a in self._pairs())
+        assert isinstance(total, Tensor)  # the target has parameters: sum's start (0) never comes back
+        return total
 
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
         ce = F.cross_entropy(self.target(x, t), y)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hypermask.methods.shared.base import MethodBase, PlainSGD
+from hypermask.nets import MLP
 
 if TYPE_CHECKING:
     from hypermask.config import ExperimentConfig
@@ -74,7 +75,8 @@ class GPM(MethodBase):
         self.hp = cfg.gpm
         # MLP targets (config.py refuses the others); the per-task heads are not projected (one
         # head: a target built outside the protocol's heads_of, e.g. a test's, projects it too)
-        self.layers = list(target.layers) if target.n_heads == 1 else list(target.layers)[:-1]
+        assert isinstance(target, MLP), "GPM is implemented for MLP targets (its record's targets)"
+        self.layers = target.linears() if target.n_heads == 1 else target.linears()[:-1]
         self.thresholds = [self.hp.threshold_first] + [self.hp.threshold] * (len(self.layers) - 1)
         for i, layer in enumerate(self.layers):
             d = layer.weight.shape[1] + 1
@@ -90,12 +92,14 @@ class GPM(MethodBase):
         """[dW | db] <- [dW | db] (I - M M^T) for every layer with a stored basis."""
         for i, layer in enumerate(self.layers):
             M = self.basis(i)
-            if M.shape[1] == 0 or layer.weight.grad is None:
+            dw, db = layer.weight.grad, layer.bias.grad
+            if M.shape[1] == 0 or dw is None:
                 continue
-            g = torch.cat([layer.weight.grad, layer.bias.grad.unsqueeze(1)], 1)
+            assert db is not None  # a layer's weight and bias are trained together
+            g = torch.cat([dw, db.unsqueeze(1)], 1)
             g = g - (g @ M) @ M.t()
-            layer.weight.grad.copy_(g[:, :-1])
-            layer.bias.grad.copy_(g[:, -1])
+            dw.copy_(g[:, :-1])
+            db.copy_(g[:, -1])
 
     def make_optimizer(self, lr: float):
         """Plain SGD at gpm.lr with the projection (the module's docstring, step 4)."""

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hypermask.methods.shared.base import MethodBase, PlainSGD
+from hypermask.nets import MLP
 
 if TYPE_CHECKING:
     from hypermask.config import ExperimentConfig
@@ -60,10 +61,13 @@ def anneal(iteration: int, per_epoch: int, n_samples: int, batch_size: int, s_ma
 class HAT(MethodBase):
     """HAT behind the method contract (hypermask.methods.Method)."""
 
+    cumulative: Tensor  # buffer: a_<t, all layers side by side
+
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
         self.hp = cfg.hat
-        self.hidden = list(target.layers)[:-1]  # the gated layers (MLP targets)
+        assert isinstance(target, MLP), "HAT is implemented for MLP targets (its record's targets)"
+        self.hidden = target.linears()[:-1]  # the gated layers
         self.units = [layer.weight.shape[0] for layer in self.hidden]
         self.embeddings = nn.Parameter(torch.randn(cfg.data.n_tasks, sum(self.units)))
         self.register_buffer("cumulative", torch.zeros(sum(self.units)))  # a_<t, all layers side by side
@@ -126,9 +130,11 @@ class HAT(MethodBase):
         if not self.cumulative.any():
             return
         for layer, (fw, fb) in zip(self.hidden, self.weight_factors()):
-            if layer.weight.grad is not None:
-                layer.weight.grad.mul_(fw)
-                layer.bias.grad.mul_(fb)
+            dw, db = layer.weight.grad, layer.bias.grad
+            if dw is not None:
+                assert db is not None  # a layer's weight and bias are trained together
+                dw.mul_(fw)
+                db.mul_(fb)
 
     @torch.no_grad()
     def compensate_embeddings(self) -> None:

@@ -146,7 +146,7 @@ class HNETFull(MethodBase):
     def settings(self, cfg: ExperimentConfig):
         return cfg.hnet_full
 
-    def build_hypernetwork(self, cfg: ExperimentConfig) -> nn.Module:
+    def build_hypernetwork(self, cfg: ExperimentConfig) -> HyperNetwork | ChunkedHyperNetwork:
         return HyperNetwork(self.shapes, cfg.data.n_tasks, self.hp.embedding_dim, list(self.hp.hnet_hidden))
 
     def generated(self, h: Tensor) -> dict[str, Tensor]:
@@ -169,6 +169,7 @@ class HNETFull(MethodBase):
 
     def regularizer(self, h_earlier: Tensor) -> Tensor:
         """(1/t) sum_{j<t} ||H(e_j) - H*_j||^2."""
+        assert self.h_star is not None  # start_task's, for t > 0
         return hnet_regularizer(h_earlier, self.h_star)
 
     def graph_key(self, t: int, iteration: int):
@@ -199,10 +200,12 @@ class HNETFull(MethodBase):
 class HNET(HNETFull):
     """HNET with hypercl's chunked hypernetwork behind the method contract."""
 
+    current_row: Tensor  # buffer: 1 at the current task's row (the embeddings' gradient mask)
+
     def settings(self, cfg: ExperimentConfig):
         return cfg.hnet
 
-    def build_hypernetwork(self, cfg: ExperimentConfig) -> nn.Module:
+    def build_hypernetwork(self, cfg: ExperimentConfig) -> HyperNetwork | ChunkedHyperNetwork:
         hp = self.hp
         hnet = ChunkedHyperNetwork(
             sum(self.sizes),
@@ -240,13 +243,14 @@ class HNET(HNETFull):
             return super().loss(x, y, t, iteration)
         ce = F.cross_entropy(self.forward_with(self.generated(self.hnet(slice(t, t + 1))[0]), x, t), y)
         trained = [p for p in self.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(ce, trained, allow_unused=True)
+        grads: tuple[Tensor | None, ...] = torch.autograd.grad(ce, trained, allow_unused=True)  # unused: None
         g = {id(p): gr for p, gr in zip(trained, grads)}
         theta = self.theta()
         delta = adam_candidate(self.opt, list(theta.values()), [g[id(p)] for p in theta.values()])
         moved = {n: p + d for (n, p), d in zip(theta.items(), delta)}
         earlier = functional_call(self.hnet, moved, (slice(0, t),))
         linear = sum((gr * p).sum() for p, gr in zip(trained, grads) if gr is not None)
+        assert isinstance(linear, Tensor)  # the task loss reaches some trained parameter
         task_term = linear - linear.detach() + ce.detach()  # value: the task loss; gradient: its gradient
         return task_term + self.hp.beta * self.regularizer(earlier), ce.detach()
 

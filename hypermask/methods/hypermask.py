@@ -124,6 +124,7 @@ class HyperMask(MethodBase):
         ce = F.cross_entropy(masked_forward(self.target, masks, x, t), y)
         if t == 0:
             return ce, ce
+        assert self.h_star is not None and self.theta_star is not None  # start_task's, for t > 0
         r_hnet = hnet_regularizer(earlier, self.h_star)
         r_target = target_regularizer(self._theta(), self.theta_star, masks if hm.masked_l1 else None)
         beta = hnet_reg_weight(hm.beta, t, hm.hnet_reg_normalisation)

@@ -10,7 +10,7 @@ is the loop's `target`); task t trains and serves network t only, through its ow
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,9 @@ def fresh_copy(net: TargetNet) -> TargetNet:
     """A network of the same architecture with newly drawn weights (every layer's own reset)."""
     other = copy.deepcopy(net)
     for m in other.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if reset is not None:
+            reset()
     return other
 
 
@@ -42,7 +43,9 @@ class Independent(MethodBase):
         self.current = 0
 
     def net(self, t: int) -> TargetNet:
-        return self.target if t == 0 else self.others[t - 1]
+        if t == 0:
+            return self.target
+        return cast("TargetNet", self.others[t - 1])  # nn.ModuleList is not generic: its items are Modules
 
     def start_task(self, t: int, n_iterations: int) -> None:
         self.current = t

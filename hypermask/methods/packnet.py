@@ -71,6 +71,8 @@ def release_mask(w: Tensor, trainable: Tensor, prune: float) -> Tensor:
 class PackNet(TaskTensors, MethodBase):
     """PackNet behind the method contract (hypermask.methods.Method)."""
 
+    learned: Tensor  # buffer: which tasks have been learned (and own their weights)
+
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
         pc = cfg.packnet

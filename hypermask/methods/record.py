@@ -12,6 +12,7 @@ table are derived from the records.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from hypermask.typed import Strict
 
@@ -23,7 +24,9 @@ from hypermask.typed import Strict
 #   (plus per-task heads);
 #   "bound": not a continual learner (joint: all data at once; independent: a network per task).
 FAMILIES = ("hypernetwork", "forget_free", "isolation", "shared_network", "bound")
-TARGET_KINDS = ("mlp", "resnet20", "zenkenet")  # the target networks (hypermask/nets.py), TargetConfig.kind
+# the target networks (hypermask/nets.py), TargetConfig.kind
+TargetKind = Literal["mlp", "resnet20", "zenkenet"]
+TARGET_KINDS: tuple[TargetKind, ...] = get_args(TargetKind)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ class PathIntegral:
 
     def step(self) -> None:
         si = self.si
-        before, grads = [], []
+        before: list[Tensor | None] = []
+        grads: list[Tensor | None] = []
         with torch.no_grad():
             for p, big, anchor in si.triples():
                 if p.grad is None:
@@ -63,8 +64,9 @@ class PathIntegral:
         self.inner.step()
         with torch.no_grad():
             for i, (p, _, _) in enumerate(si.triples()):
-                if grads[i] is not None:
-                    si.omega(i).sub_(grads[i] * (p.detach() - before[i]))
+                g, b = grads[i], before[i]
+                if g is not None and b is not None:  # both or neither
+                    si.omega(i).sub_(g * (p.detach() - b))
 
 
 class SI(MethodBase):
@@ -99,7 +101,9 @@ class SI(MethodBase):
 
     def penalty(self) -> Tensor:
         """sum_k Omega_k (theta_k - theta~_k)^2 (without c)."""
-        return sum((big * (p - anchor).pow(2)).sum() for p, big, anchor in self.triples())
+        total = sum((big * (p - anchor).pow(2)).sum() for p, big, anchor in self.triples())
+        assert isinstance(total, Tensor)  # the target has parameters: sum's start (0) never comes back
+        return total
 
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
         ce = F.cross_entropy(self.target(x, t), y)

@@ -73,7 +73,7 @@ class Plan:
             raise ConfigError(f"{path}: suite: unknown suite {suite!r} (known: {', '.join(params.suites)})")
         return cls(params, suite, str(path), raw, os.path.relpath(path, jobs_dir))
 
-    def _keys(self, *dotted: str) -> list[str]:
+    def _keys(self, *dotted: str) -> list[str] | list[dict[str, list[str]]]:
         """The params keys a DVC stage depends on, those present in the file (DVC requires them)."""
         out = []
         for key in dotted:
@@ -193,7 +193,9 @@ class Plan:
 
     def sweep_settings(self, exp: str) -> str:
         """What a sweep's results depend on: the experiment's settings and its sweep block."""
-        sweep = self.study(exp).model_dump(mode="json")
+        study = self.study(exp)
+        assert study is not None, f"{exp} has no study"  # asked of self.sweeps() only
+        sweep = study.model_dump(mode="json")
         return json.dumps(
             {
                 "experiment": json.loads(self.train_settings(exp)),

@@ -9,7 +9,7 @@ import platform
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from hypermask.records.provenance import cpu_model, environment_lock, uncommitte
 from hypermask.records.runs import SETTING_METRICS
 
 if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
     from hypermask.engine.checkpoint import Progress
 
 
@@ -43,9 +44,9 @@ def matrix_csv(A: np.ndarray) -> str:
     return "\n".join([header, *rows]) + "\n"
 
 
-def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:
+def summarize_settings(rows: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Per setting: each metric after every task, and its value after the last task."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for setting, keys in SETTING_METRICS.items():
         if rows and setting in rows[0]:
             out[setting] = {k: [r[setting][k] for r in rows] for k in keys}
@@ -57,7 +58,15 @@ def summarize_settings(rows: list[dict[str, dict]]) -> dict[str, dict]:
     return out
 
 
-def run_record(cfg, seed, device, progress: Progress, wall: float, commit: str, repo_root: Path) -> dict:
+def run_record(
+    cfg: ExperimentConfig,
+    seed: int,
+    device: torch.device,
+    progress: Progress,
+    wall: float,
+    commit: str,
+    repo_root: Path,
+) -> dict[str, Any]:
     """metrics.json's content."""
     A = np.stack(progress.rows)
     summary = M.summary(A, progress.random_init)

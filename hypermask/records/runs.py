@@ -19,13 +19,16 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hypermask.evaluation import metrics as M
 from hypermask.evaluation.settings import SETTINGS
 from hypermask.records.staging import STAGED
+
+if TYPE_CHECKING:
+    from hypermask.config import ExperimentConfig
 
 RUN_FILES = ("metrics.json", "accuracy_matrix.csv", "accuracy_matrix.png")
 # metrics.json: the results of each task-id-free setting (evaluation.settings) after every task
@@ -137,7 +140,7 @@ class RunMetrics(BaseModel):
 
 def read_metrics(
     paths: RunPaths, experiment: str | None = None, seed: int | None = None
-) -> tuple[dict | None, str]:
+) -> tuple[dict[str, Any] | None, str]:
     """(metrics.json's dict, "") for a valid finished run of this experiment and seed, else
     (None, why): missing, unreadable, unfinished, of the wrong shape or of another run."""
     try:
@@ -193,7 +196,7 @@ class RunLock:
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
         raise RunLockError(f"{self.path}: could not take the run lock")
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.path.unlink(missing_ok=True)
 
 
@@ -208,14 +211,14 @@ def _alive(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------ what a result was derived under
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k, v in d.items():
         out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
 
 
-def stale_keys(run: dict, cfg) -> list[str]:
+def stale_keys(run: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
     """The settings keys whose value differs between a run's recorded config (metrics.json) and
     `cfg` (empty: the run is current; also where the recorded config cannot be read back)."""
     from hypermask.config import ExperimentConfig, training_fingerprint
@@ -231,7 +234,7 @@ def stale_keys(run: dict, cfg) -> list[str]:
     return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def settings_digest(cfg) -> str:
+def settings_digest(cfg: ExperimentConfig) -> str:
     """SHA-256 of the settings a result depends on (config.training_fingerprint): a post-hoc
     evaluation records the digest it was computed under, and is used only under the same."""
     import hashlib
@@ -241,7 +244,7 @@ def settings_digest(cfg) -> str:
     return hashlib.sha256(training_fingerprint(cfg).encode()).hexdigest()
 
 
-def read_evaluation(path: Path, cfg) -> tuple[dict | None, str]:
+def read_evaluation(path: Path, cfg: ExperimentConfig) -> tuple[dict[str, Any] | None, str]:
     """A post-hoc evaluation (eval_SETTING.json) if it was computed under the settings `cfg`
     gives now: (its content, "") or (None, why: "missing", unreadable, other settings)."""
     try:

@@ -73,7 +73,7 @@ class UnreadableFile(StorageError):
 CHECKPOINT_KEYS = ("learner", "completed_tasks", "config")
 
 
-def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """The one reader of a task checkpoint (resume, rebuild, post-hoc evaluation, the benches):
     safe_torch_load, then the keys every checkpoint holds; UnreadableFile naming the file
     otherwise (a truncated write, a file of another kind, a pickle that would run code)."""

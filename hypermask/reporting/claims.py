@@ -25,6 +25,7 @@ it after the compare_digits suite). A claim whose methods are not in a benchmark
 from __future__ import annotations
 
 import json
+from collections.abc import Set
 
 import pandas as pd
 
@@ -48,7 +49,7 @@ def below_beyond_noise(a: pd.Series, b: pd.Series) -> tuple[bool, float]:
     return bool(a["average_accuracy_mean"] < b["average_accuracy_mean"] and p < ALPHA), p
 
 
-def check(df: pd.DataFrame, permuted: set[str] = frozenset()) -> list[tuple[bool | None, str]]:
+def check(df: pd.DataFrame, permuted: Set[str] = frozenset()) -> list[tuple[bool | None, str]]:
     """(holds, what) for every claim that applies to the table's rows; holds None: a note.
     `permuted`: the benchmarks of the permuted scenario."""
     out = []

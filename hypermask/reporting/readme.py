@@ -82,7 +82,8 @@ def update(paths: list[Path], suite: str, results: Path) -> list[Path]:
 def _sections(text: str) -> dict[str, dict[str, dict[str, str]]]:
     """The block's tables: title -> method -> benchmark -> cell."""
     out: dict[str, dict[str, dict[str, str]]] = {}
-    title, lines = None, []
+    title: str | None = None
+    lines: list[str] = []
     for line in [*text.splitlines(), ""]:
         if line.startswith("**") and line.rstrip().endswith("**"):
             title, lines = line.strip().strip("*"), []
@@ -124,7 +125,9 @@ def check(paths: list[Path], suite: str, results: Path, tolerance: float) -> lis
     problems = []
     for page, kind in blocks(paths, suite):
         text = page.read_text()
-        i, j = _find(text, suite, kind)
+        span = _find(text, suite, kind)
+        assert span is not None  # blocks() found it
+        i, j = span
         sections = _sections(text[i:j])
         where = f"{page}: the {kind} block of {suite}"
         for table in (t for t in TABLES if t.column in CHECKED):

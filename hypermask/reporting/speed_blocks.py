@@ -156,11 +156,11 @@ def render() -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in tasks["by_task"]:
-            cells = " | ".join(
+            timings = " | ".join(
                 f"{r[k]['us']:.0f} ({r[k]['gflops']:.0f})" for k in ("forward", "hidden_grad", "weight_grad")
             )
             out.append(
-                f"| `{r['benchmark']}` | {r['task']} | {r['rows']}×{r['hidden']}×{r['n']:,} | {cells} | "
+                f"| `{r['benchmark']}` | {r['task']} | {r['rows']}×{r['hidden']}×{r['n']:,} | {timings} | "
                 f"{r['sum_ms']:.2f} ms | {r['floor_sum_ms']:.2f} ms |"
             )
         out.append("")

@@ -25,6 +25,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,7 +135,7 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
         cfg = experiment_config(params, name)
         found, missing = _runs(results, cfg)
         runs[name] = found
-        row = {
+        row: dict[str, Any] = {
             "experiment": name,
             "benchmark": cfg.benchmark,
             "method": cfg.row,

@@ -31,6 +31,7 @@ class MLflowSink(Subscriber):
     def _state(self) -> dict:
         import json
 
+        assert self.path is not None  # run_started's
         try:
             state = json.loads(self.path.read_text())
             return state if isinstance(state, dict) else {}
@@ -40,6 +41,7 @@ class MLflowSink(Subscriber):
     def _save(self, pending: dict | None) -> None:
         from hypermask.records.storage import atomic_write_json
 
+        assert self.path is not None  # run_started's
         atomic_write_json(self.path, {"run_id": self.tracker.run_id, "pending": pending})
 
     def run_started(self, start: RunStart) -> None:

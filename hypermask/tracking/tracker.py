@@ -93,6 +93,7 @@ class Tracker:
             import logging
 
             logging.getLogger("alembic").setLevel(logging.WARNING)
+            assert uri is not None, "an enabled tracker needs its store's uri"
             self.client = prepare_store(uri)
 
     def start(

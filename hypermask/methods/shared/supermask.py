@@ -5,6 +5,7 @@ bit-packed storage of binary masks (one bit per weight, 8 per byte)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,9 @@ from torch.func import functional_call
 from hypermask.methods.shared.base import MethodBase
 from hypermask.methods.shared.functional import stacked_forward
 from hypermask.methods.shared.percentile import kth_smallest
+
+if TYPE_CHECKING:
+    from hypermask.nets import TargetNet
 
 _BITS = 1 << torch.arange(8, dtype=torch.uint8)
 
@@ -79,6 +83,9 @@ class TaskTensors:
     tensors `self.names` (WSN's and SupSup's masked weights, PackNet's owned weights), and whose
     output layer is either among them (one shared head) or one block per task (WSN, PackNet)."""
 
+    target: TargetNet  # the method's (MethodBase)
+    names: list[str]
+
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return functional_call(self.target, ctx[t], (x,), {"task": t, "features": features})
 
@@ -95,6 +102,8 @@ class TaskTensors:
 class SupermaskMethod(TaskTensors, MethodBase):
     """A method that runs the target with one binary mask per task over (some of) its tensors,
     learned as top-k% of scores and stored bit-packed after the task (WSN, SupSup)."""
+
+    learned: Tensor  # buffer: which tasks have their mask stored
 
     def __init__(self, target, names: list[str], keep: float, n_tasks: int):
         super().__init__(target)
