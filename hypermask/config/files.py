@@ -92,6 +92,8 @@ def load_yaml(path: str | Path) -> Any:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:  # a binary file or another encoding (a ValueError, not an OSError)
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     return parse_yaml(text, path)
 
 

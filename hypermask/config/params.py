@@ -312,6 +312,8 @@ def read_params(path: str | Path) -> ParamsFile:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:  # a binary file or another encoding (a ValueError, not an OSError)
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     key = (str(path), text)
     if key not in _LAST_READ:
         params = parse_params(parse_yaml(text, path), path)
