@@ -63,6 +63,8 @@ def load_prepared(cfg: DataConfig, cache_dir: str | Path | None) -> RawData | No
         return None
     try:
         meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):  # valid JSON, but not the object prepare() writes
+            raise ValueError(meta)
     except (OSError, ValueError):
         raise ConfigError(f"{meta_path}: missing or unreadable checksum file; run `hypermask prepare` again") from None
     if meta.get("root") != cfg.root:
