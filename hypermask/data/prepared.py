@@ -63,14 +63,21 @@ def load_prepared(cfg: DataConfig, cache_dir: str | Path | None) -> RawData | No
         return None
     try:
         meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):  # valid JSON, but not the object prepare() writes
+            raise ValueError(meta)
     except (OSError, ValueError):
-        raise ConfigError(f"{meta_path}: missing or unreadable checksum file; run `hypermask prepare` again") from None
+        raise ConfigError(
+            f"{meta_path}: missing or unreadable checksum file; run `hypermask prepare` again"
+        ) from None
     if meta.get("root") != cfg.root:
         raise ConfigError(
             f"{path}: prepared from data.root {meta.get('root')!r}, but the experiment reads {cfg.root!r}; "
-            "run `hypermask prepare` for it (or use another pipeline.data_cache)")
+            "run `hypermask prepare` for it (or use another pipeline.data_cache)"
+        )
     if _sha256(path) != meta.get("sha256"):
-        raise ConfigError(f"{path}: checksum mismatch (truncated or altered); delete it and run `hypermask prepare` again")
+        raise ConfigError(
+            f"{path}: checksum mismatch (truncated or altered); delete it and run `hypermask prepare` again"
+        )
     with np.load(path, allow_pickle=False) as z:
         raw = RawData(*(z[f] for f in FIELDS))
     check_raw(raw, cfg, path)

@@ -54,7 +54,9 @@ def read_idx(path: Path) -> np.ndarray:
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
     if len(raw) - offset != expected:
-        raise ConfigError(f"{path}: truncated or corrupt IDX file ({len(raw) - offset} bytes, header says {expected})")
+        raise ConfigError(
+            f"{path}: truncated or corrupt IDX file ({len(raw) - offset} bytes, header says {expected})"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims).copy()
 
 
@@ -89,7 +91,10 @@ def load_idx_source(cfg: DataConfig) -> RawData:
         if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):
             raise ConfigError(f"data.root: {root}: {split} images and labels differ in count")
     return RawData(
-        arr["train_x"][:, None], arr["train_y"].astype(np.int64), arr["test_x"][:, None], arr["test_y"].astype(np.int64)
+        arr["train_x"][:, None],
+        arr["train_y"].astype(np.int64),
+        arr["test_x"][:, None],
+        arr["test_y"].astype(np.int64),
     )
 
 
@@ -142,7 +147,9 @@ def load_tinyimagenet_source(cfg: DataConfig) -> RawData:
     root = _given_root(cfg)
     candidates = [root, root / "tiny-imagenet-200"]
     base = next((c for c in candidates if (c / "wnids.txt").is_file()), None)
-    zpath = next((p for p in (root / "tiny-imagenet-200.zip", root) if p.is_file() and p.suffix == ".zip"), None)
+    zpath = next(
+        (p for p in (root / "tiny-imagenet-200.zip", root) if p.is_file() and p.suffix == ".zip"), None
+    )
     if base is None:
         if zpath is None:
             raise ConfigError(f"data.root: {root} holds neither tiny-imagenet-200/ nor tiny-imagenet-200.zip")
@@ -153,7 +160,9 @@ def load_tinyimagenet_source(cfg: DataConfig) -> RawData:
     index = {w: i for i, w in enumerate(wnids)}
 
     def load(paths: list[Path]) -> np.ndarray:
-        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]).transpose(0, 3, 1, 2).copy()
+        return (
+            np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]).transpose(0, 3, 1, 2).copy()
+        )
 
     train_paths, train_y = [], []
     for w in wnids:
@@ -201,17 +210,26 @@ def check_raw(raw: RawData, cfg: DataConfig, where: str | Path | None = None) ->
         x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
         if x.dtype != np.uint8 or x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
             raise ConfigError(
-                f"data.root: {where}: {src} {split} split malformed (images {x.shape} {x.dtype}, labels {y.shape})")
+                f"data.root: {where}: {src} {split} split malformed (images {x.shape} {x.dtype}, labels {y.shape})"
+            )
         if tuple(x.shape[1:]) != shape:
-            raise ConfigError(f"data.root: {where}: {src} {split} images are {tuple(x.shape[1:])}, expected {shape}")
+            raise ConfigError(
+                f"data.root: {where}: {src} {split} images are {tuple(x.shape[1:])}, expected {shape}"
+            )
         if y.min() < 0 or y.max() >= N_CLASSES[src]:
             raise ConfigError(
-                f"data.root: {where}: {src} {split} labels span {y.min()}..{y.max()}, expected 0..{N_CLASSES[src] - 1}")
+                f"data.root: {where}: {src} {split} labels span {y.min()}..{y.max()}, expected 0..{N_CLASSES[src] - 1}"
+            )
         n = len(y)
         if n > n_known[split] or (n < n_known[split] and not cfg.reduced):
             raise ConfigError(
                 f"data.root: {where}: {src} {split} split has {n} images, the source has {n_known[split]}"
-                + ("; set data.reduced: true to use a deliberately reduced copy" if n < n_known[split] else ""))
+                + (
+                    "; set data.reduced: true to use a deliberately reduced copy"
+                    if n < n_known[split]
+                    else ""
+                )
+            )
 
 
 def load_source(cfg: DataConfig) -> RawData:

@@ -98,7 +98,9 @@ def _val_size(cfg: DataConfig, n_classes: int) -> int:
     return cfg.validation_size
 
 
-def build_tasks(cfg: DataConfig, seed: int, device: torch.device | str = "cpu", raw: RawData | None = None) -> list[Task]:
+def build_tasks(
+    cfg: DataConfig, seed: int, device: torch.device | str = "cpu", raw: RawData | None = None
+) -> list[Task]:
     """The task stream of an experiment; the seed fixes permutations and class orders."""
     raw = raw if raw is not None else load_source(cfg)
     device = torch.device(device)

@@ -6,24 +6,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FMNIST, TINY, write_params
 
+from conftest import FMNIST, TINY, write_params
 from hypermask.config import ConfigError, DataConfig
 from hypermask.data.sources import read_idx
 from hypermask.data.tasks import BatchStream, build_tasks, random_crop
 
 
-@pytest.mark.skipif(not FMNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not FMNIST.is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt install dataset-fashion-mnist)",
+)
 def test_fashion_mnist_reader_on_debian_data():
     tr = read_idx(FMNIST / "train-images-idx3-ubyte.gz")
     ty = read_idx(FMNIST / "train-labels-idx1-ubyte.gz")
     te = read_idx(FMNIST / "t10k-images-idx3-ubyte.gz")
     assert tr.shape == (60000, 28, 28) and te.shape == (10000, 28, 28) and tr.dtype == np.uint8
     assert np.bincount(ty).tolist() == [6000] * 10
-    cfg = DataConfig(source="fashion_mnist", root=str(FMNIST), scenario="split", n_tasks=5, classes_per_task=2, validation_size=1000)
+    cfg = DataConfig(
+        source="fashion_mnist",
+        root=str(FMNIST),
+        scenario="split",
+        n_tasks=5,
+        classes_per_task=2,
+        validation_size=1000,
+    )
     tasks = build_tasks(cfg, seed=1)
     assert [t.classes for t in tasks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
-    assert len(tasks[0].train.y) == 12000 - 1000 and len(tasks[0].val.y) == 1000 and len(tasks[0].test.y) == 2000
+    assert (
+        len(tasks[0].train.y) == 12000 - 1000 and len(tasks[0].val.y) == 1000 and len(tasks[0].test.y) == 2000
+    )
     assert set(tasks[3].test.y.tolist()) == {0, 1}  # local labels
 
 
@@ -31,7 +43,9 @@ def test_truncated_idx_file_is_detected(tmp_path):
     import gzip
 
     p = tmp_path / "x.gz"
-    p.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2 + b"\x00" * 7))
+    p.write_bytes(
+        gzip.compress(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2 + b"\x00" * 7)
+    )
     with pytest.raises(ConfigError, match="truncated"):
         read_idx(p)
     p.write_bytes(b"garbage")
@@ -57,11 +71,15 @@ def test_permuted_digits_tasks():
 
 
 def test_split_seeded_and_explicit_class_order():
-    cfg = DataConfig(source="digits", scenario="split", n_tasks=2, classes_per_task=[3, 2], class_order="seeded")
+    cfg = DataConfig(
+        source="digits", scenario="split", n_tasks=2, classes_per_task=[3, 2], class_order="seeded"
+    )
     tasks = build_tasks(cfg, seed=5)
     expected = np.random.default_rng(5).permutation(10).tolist()
     assert tasks[0].classes == expected[:3] and tasks[1].classes == expected[3:5]
-    cfg = DataConfig(source="digits", scenario="split", n_tasks=2, classes_per_task=2, class_order=[9, 3, 4, 1])
+    cfg = DataConfig(
+        source="digits", scenario="split", n_tasks=2, classes_per_task=2, class_order=[9, 3, 4, 1]
+    )
     tasks = build_tasks(cfg, seed=5)
     assert tasks[0].classes == [9, 3]
     assert set(tasks[0].train.y.tolist()) == {0, 1}
@@ -105,11 +123,26 @@ def _idx_source(root: Path, n_train=60000, n_test=10000, side=28, max_label=9) -
 
 
 RAW_CASES = [
-    ("50 training images", dict(n_train=50), {}, "train split has 50 images, the source has 60000; set data.reduced"),
-    ("more test images than the source", dict(n_test=10001), {}, "test split has 10001 images, the source has 10000"),
-    ("10x10 images", dict(side=10), {}, "train images are (1, 10, 10), expected (1, 28, 28)"),
-    ("label out of range", dict(max_label=12), {}, "train labels span 0..12, expected 0..9"),
-    ("reduced copy with wrong images", dict(n_train=50, side=10), {"reduced": True}, "expected (1, 28, 28)"),
+    (
+        "50 training images",
+        {"n_train": 50},
+        {},
+        "train split has 50 images, the source has 60000; set data.reduced",
+    ),
+    (
+        "more test images than the source",
+        {"n_test": 10001},
+        {},
+        "test split has 10001 images, the source has 10000",
+    ),
+    ("10x10 images", {"side": 10}, {}, "train images are (1, 10, 10), expected (1, 28, 28)"),
+    ("label out of range", {"max_label": 12}, {}, "train labels span 0..12, expected 0..9"),
+    (
+        "reduced copy with wrong images",
+        {"n_train": 50, "side": 10},
+        {"reduced": True},
+        "expected (1, 28, 28)",
+    ),
 ]
 
 
@@ -122,7 +155,10 @@ def test_raw_data_of_the_wrong_size_is_refused(tmp_path, capsys, name, shape, ex
     params["benchmarks"]["tiny"]["data"].update(source="fashion_mnist", root=str(root), **extra)
     params["pipeline"] = {"data_cache": str(tmp_path / "cache")}
     p = write_params(tmp_path / "params.yaml", params)
-    for cmd in (["prepare", "tiny"], ["train", "tiny", "--seed", "1", "--no-tracking", "--quiet", "--results", str(tmp_path)]):
+    for cmd in (
+        ["prepare", "tiny"],
+        ["train", "tiny", "--seed", "1", "--no-tracking", "--quiet", "--results", str(tmp_path)],
+    ):
         assert main(["--params", str(p), *cmd]) == 2, cmd
         err = capsys.readouterr().err
         assert f"data.root: {root}" in err and fragment in err, err
