@@ -331,7 +331,7 @@ def read_params(path: str | Path) -> ParamsFile:
 def parse_params(raw: Any, path: str | Path) -> ParamsFile:
     """The content of a params file (see read_params), validated; errors name `path`'s keys."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping with an `experiments` key")
+        raise ConfigError(f"{path}: the top level must be a mapping (with `benchmarks` and `methods` keys)")
     refuse_passwords(raw, str(path))
     try:
         params = ParamsFile.model_validate(raw)
