@@ -355,7 +355,12 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> int:
     from hypermask.pipeline.plan import Plan
 
     out_dir = os.path.dirname(os.path.abspath(args.output)) if args.output else "."
-    text = Plan.from_file(args.params, args.suite, jobs_dir=out_dir).dvc_yaml()
+    if args.studies:  # its jobs run where params.yaml is (the repository), whatever the file's folder
+        root = os.path.dirname(os.path.abspath(args.params))
+        plan = Plan.from_file(args.params, args.suite, jobs_dir=root)
+        text = plan.dvc_yaml(studies=True, wdir=os.path.relpath(root, out_dir))
+    else:
+        text = Plan.from_file(args.params, args.suite, jobs_dir=out_dir).dvc_yaml()
     if args.output:
         from hypermask.records.storage import atomic_write_text
 

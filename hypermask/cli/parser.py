@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     dv = sub.add_parser("dvc-yaml", help="write dvc.yaml for a suite from params.yaml")
     dv.add_argument("--suite", default=None)
     dv.add_argument("--output", "-o", default=None)
+    dv.add_argument(
+        "--studies",
+        action="store_true",
+        help="the suite's Optuna studies instead (workflow/studies/dvc.yaml: `dvc repro` leaves them alone)",
+    )
     dv.set_defaults(func=cmd_dvc_yaml)
 
     sc = sub.add_parser("schema", help="print the JSON schema of params.yaml")

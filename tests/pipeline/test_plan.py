@@ -82,7 +82,7 @@ def test_a_stage_depends_on_the_keys_present_in_the_file(tmp_path):
         "benchmarks.tiny",
         "methods.hypermask.settings",
     ]
-    assert stages["sweep_tiny_hypermask"]["params"][-1] == "sweeps"
+    assert _plan(tmp_path).dvc_stages(studies=True)["sweep_tiny_hypermask"]["params"][-1] == "sweeps"
 
 
 @pytest.mark.parametrize("use_best", [True, False])
@@ -94,8 +94,13 @@ def test_a_study_feeds_the_training_jobs_only_with_use_best(tmp_path, use_best):
     best = "results/sweeps/tiny/hypermask/best_params.yaml"
     assert plan.sweeps() == [HM] and plan.sweep_files(HM)[0] == best  # finetune has no space: no study
     assert plan.uses_best(HM) is use_best and not plan.uses_best(FT)
-    stages = plan.dvc_stages()
-    sweep = stages["sweep_tiny_hypermask"]
+    stages, studies = plan.dvc_stages(), plan.dvc_stages(studies=True)
+    # the study is in the pipeline `dvc repro` runs only where its values train the seeds; else in
+    # the studies' own pipeline (workflow/studies/dvc.yaml), never in both (DVC: one stage per output)
+    assert ("sweep_tiny_hypermask" in stages) is use_best and (
+        "sweep_tiny_hypermask" in studies
+    ) is not use_best
+    sweep = {**stages, **studies}["sweep_tiny_hypermask"]
     assert sweep["cmd"] == "hypermask sweep tiny --method hypermask" and "sweep_tiny_finetune" not in stages
     assert sweep["outs"][0] == {best: {"cache": False}}
     train = stages["train_tiny_hypermask_1"]
