@@ -308,7 +308,7 @@ def write_outputs(study, directory: Path, sc: SweepConfig) -> dict[str, Any]:
     ax.plot(xs, ys, "o", label="trial")
     ax.plot(xs, np.maximum.accumulate(ys), "-", label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel("average accuracy (%)")
+    ax.set_ylabel("validation average accuracy (%)")
     ax.set_title(f"{study.study_name}: optimisation history", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()

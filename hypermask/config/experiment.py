@@ -211,6 +211,15 @@ class _Experiment(_Strict):
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
+    def own_settings(self) -> dict[str, Any]:
+        """as_dict without the other methods' settings blocks: what this run reads (the settings
+        MLflow records, so that the compare view shows no `ewc.lambda` on a HyperMask run)."""
+        d = self.as_dict()
+        for block in METHOD_BLOCKS:
+            if block != self.method:
+                d.pop(block, None)
+        return d
+
 
 # One settings block per method that has settings, named after it, from its record
 # (hypermask/methods/specs/NAME.py): `cfg.hypermask.beta`, `cfg.wsn.capacity`, ...
@@ -234,14 +243,11 @@ def training_fingerprint(cfg: ExperimentConfig) -> str:
     description, the reference figures or the logging interval. Checkpoints carry it (a
     checkpoint of other settings is never resumed) and the Snakemake rules declare it, so an
     edit of these settings, and only of these, makes the experiment's jobs stale."""
-    d = cfg.as_dict()
+    d = cfg.own_settings()  # another method's block changes nothing of this run
     for k in ("seeds", "description", "reference"):
         d.pop(k, None)
     if d.get("variant") is None:  # a plain method's fingerprint is what it was before variants existed
         d.pop("variant", None)
-    for block in METHOD_BLOCKS:  # another method's block changes nothing of this run
-        if block != cfg.method:
-            d.pop(block, None)
     d["train"].pop("log_every", None)
     if "oneshot" not in d["evaluation"]["settings"]:  # a setting this run does not evaluate
         d["evaluation"].pop("oneshot_batch_size", None)

@@ -191,7 +191,7 @@ def _run_locked(
             cfg.name,
             seed,
             paths.root,
-            cfg.as_dict(),
+            cfg.own_settings(),  # MLflow's params: the shared settings and this method's block only
             {
                 **run_identity(cfg.benchmark, cfg.row, seed, suites, cfg.method if cfg.variant else None)[2],
                 "git_commit": commit,

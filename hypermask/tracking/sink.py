@@ -97,7 +97,7 @@ class MLflowSink(Subscriber):
                 if out[k] is not None:  # an undefined metric (one task's BWT) is not logged
                     tr.metric(k, out[k], T - 1)
             if "memory" in out:
-                tr.metric("memory_bytes", out["memory"]["bytes"], T - 1)
+                tr.metric("memory_kib", out["memory"]["bytes"] / 1024, T - 1)  # the tables' unit
                 if "trained_parameters" in out["memory"]:
                     tr.metric("trained_parameters", out["memory"]["trained_parameters"], T - 1)
             for setting, keys in SETTING_METRICS.items():

@@ -218,7 +218,10 @@ def test_mlflow_one_run_per_seed_resumed_run_continues(tiny_params, tmp_path):
     assert len(client.get_metric_history(r.info.run_id, "val_accuracy")) > 0
     m = _metrics(tmp_path, "tiny", 1)
     assert r.data.metrics["average_accuracy"] == pytest.approx(m["average_accuracy"])
-    assert r.data.metrics["memory_bytes"] == m["memory"]["bytes"]
+    assert r.data.metrics["memory_kib"] == m["memory"]["bytes"] / 1024  # the tables' unit
+    # the shared settings and its own method's only: no other method's block in the compare view
+    assert not any(k.split(".")[0] in ("ewc", "hat", "wsn", "hnet", "gpm") for k in r.data.params)
+    assert "hypermask.beta" in r.data.params and "train.lr" in r.data.params
     assert r.data.metrics["trained_parameters"] == m["memory"]["trained_parameters"]
     arts = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"metrics.json", "accuracy_matrix.png"} <= arts
