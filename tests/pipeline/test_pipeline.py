@@ -44,7 +44,9 @@ def project(tmp: Path, params: dict) -> Path:
     """A project folder: the workflow, the code (a DVC dependency) and a params.yaml."""
     d = tmp / "proj"
     d.mkdir()
-    shutil.copytree(ROOT / "workflow", d / "workflow")
+    # the rules, without the committed suite's studies pipeline (generated per suite; a test that
+    # needs it writes its own with `hypermask dvc-yaml --studies`)
+    shutil.copytree(ROOT / "workflow", d / "workflow", ignore=shutil.ignore_patterns("studies"))
     shutil.copytree(ROOT / "profiles", d / "profiles")
     shutil.copy(ROOT / "Snakefile", d / "Snakefile")
     shutil.copytree(ROOT / "hypermask", d / "hypermask", ignore=shutil.ignore_patterns("__pycache__"))
@@ -534,8 +536,8 @@ def _stage_name(cmd: str) -> str:
     return f"{words[1]}_{words[2]}"
 
 
-def _stale_stages_dvc(d: Path) -> set[str]:
-    out = sh([str(BIN / "dvc"), "status", "--json"], d).stdout
+def _stale_stages_dvc(d: Path, *targets: str) -> set[str]:
+    out = sh([str(BIN / "dvc"), "status", "--json", *(targets or ("dvc.yaml",))], d).stdout
     return set(json.loads(out))
 
 
@@ -549,8 +551,12 @@ def test_an_edit_reruns_the_same_jobs_under_snakemake_and_dvc(snake_run, tmp_pat
     sh(["git", "init", "-q"], d)
     sh([str(BIN / "dvc"), "init", "-q"], d)
     assert main(["--params", str(d / "params.yaml"), "dvc-yaml", "-o", str(d / "dvc.yaml")]) == 0
+    studies = ["--params", str(d / "params.yaml"), "dvc-yaml", "--studies", "-o", str(d / STUDIES_DVC_YAML)]
+    assert main(studies) == 0
     sh([str(BIN / "dvc"), "commit", "-f", "-q"], d)  # DVC records the finished state as it is
+    sh([str(BIN / "dvc"), "commit", "-f", "-q", STUDIES_DVC_YAML], d)
     assert _stale_stages_dvc(d) == set() and not _snakemake_jobs(d, "--rerun-incomplete")
+    assert _stale_stages_dvc(d, STUDIES_DVC_YAML) == set()
 
     p = tiny_suite()
     p["methods"]["finetune"]["benchmarks"]["tiny"]["train"]["lr"] = 2e-3
@@ -563,7 +569,7 @@ def test_an_edit_reruns_the_same_jobs_under_snakemake_and_dvc(snake_run, tmp_pat
     p = tiny_suite()
     p["benchmarks"]["tiny"]["description"] = "edited"
     p["benchmarks"]["tiny"]["seeds"] = [1, 2]
-    p["methods"]["hypermask"]["settings"]["ewc"] = {"lambda": 7.0}  # another method's block
+    p["defaults"]["train"]["log_every"] = 7  # MLflow's logging interval: not a training setting
     write_params(d / "params.yaml", p)
     assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == set()
 
@@ -571,7 +577,9 @@ def test_an_edit_reruns_the_same_jobs_under_snakemake_and_dvc(snake_run, tmp_pat
     p["sweeps"]["spaces"]["hypermask"]["hypermask.beta"]["high"] = 0.5
     write_params(d / "params.yaml", p)
     assert {_stage_name(c) for c in _snakemake_jobs(d, "--rerun-incomplete")} == {"sweep_tiny_hypermask"}
-    assert _stale_stages_dvc(d) == {"sweep_tiny_hypermask"}
+    # DVC: the study is stale in the studies' pipeline; `dvc repro` (dvc.yaml) has nothing to do
+    assert _stale_stages_dvc(d, STUDIES_DVC_YAML) == {f"{STUDIES_DVC_YAML}:sweep_tiny_hypermask"}
+    assert _stale_stages_dvc(d) == set()
 
 
 def test_snakemake_job_stopped_before_its_end_is_rebuilt_not_retrained(snake_run):
