@@ -96,7 +96,7 @@ def why_not(name: str, method: str) -> str:
     needs = SETTINGS[name].needs
     assert needs is not None, f"{name} needs no capability"
     return {
-        "task_inference": f"{method} cannot evaluate without the task id (entropy and fecam need one model "
-        "per task)",
+        "task_inference": f"{method} has one model for every task on this benchmark (no head, mask or "
+        "weights of a task's own), so entropy and FeCAM cannot tell the tasks apart",
         "one_shot": f"oneshot is SupSup's task inference, not {method}'s",
     }[needs]

@@ -44,9 +44,9 @@ class MethodRecord:
     # protocol): True on every benchmark, permuted ones too; "split": on split benchmarks only
     # (a method whose official code shares one head on permuted benchmarks; none does now).
     per_task_head: bool | str = False
-    task_inference: bool = (
-        False  # every task's model is at hand: evaluation without the task id (entropy, FeCAM)
-    )
+    # Task-specific parts besides output heads (masks, generated weights, a network per task): a
+    # model per task even where the head is shared, so the task can be inferred (`task_inference`).
+    model_per_task: bool = False
     one_shot: bool = (
         False  # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
     )
@@ -68,6 +68,13 @@ class MethodRecord:
             raise ValueError(f"{self.name}: max_tasks must be positive and say why (max_tasks_why)")
         if ":" not in self.implementation:
             raise ValueError(f"{self.name}: implementation must be 'module:Class'")
+
+    @property
+    def task_inference(self) -> bool:
+        """Every task's model is at hand (its own parts, or the shared network with its own head on
+        every benchmark), so the entropy and FeCAM settings can evaluate it without the task id:
+        derived here, the one place that says which methods can."""
+        return self.model_per_task or self.per_task_head is True
 
     @property
     def block(self) -> str | None:

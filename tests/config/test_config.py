@@ -248,7 +248,7 @@ def test_repository_params_are_valid():
         ft.train.batch_size,
         ft.target.hidden,
         ft.evaluation.settings,
-    ) == ("finetune", 500, 128, [100, 100], ["til"])
+    ) == ("finetune", 500, 128, [100, 100], ["til", "entropy", "fecam"])  # every method infers the task
     assert configs["digits_split/hypermask"].hypermask.sparsity == 30
 
 

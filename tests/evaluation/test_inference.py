@@ -269,3 +269,94 @@ def test_fecam_class_incremental_on_split_fashion_mnist(tmp_path):
     m = json.loads((tmp_path / "runs/fm/hypermask/seed_1/metrics.json").read_text())
     assert m["fecam"]["accuracy"][0] > 90  # one task of 2 classes
     assert m["fecam"]["final_accuracy"] > 40, m["fecam"]  # 10 classes in competition; chance is 10%
+
+
+# ------------------------------------------------------------------ task inference for every method
+def _method_on_three_tasks(method: str, scenario: str):
+    """`method` as its record builds it (its heads) on a 3-task MLP, with the tasks attached."""
+    from hypermask.config import ExperimentConfig
+    from hypermask.data.tasks import Split, Task
+    from hypermask.methods import build_method, heads_of
+    from hypermask.nets import build_target
+
+    data = {"source": "digits", "scenario": scenario, "n_tasks": 3}
+    if scenario == "split":
+        data["classes_per_task"] = 2
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": f"x/{method}",
+            "seeds": [1],
+            "method": method,
+            "data": data,
+            "target": {"kind": "mlp", "hidden": [16]},
+            "train": {"iterations": 1, "batch_size": 16},
+        }
+    )
+    torch.manual_seed(0)
+    n_out = 2 if scenario == "split" else 5
+    m = build_method(cfg, build_target(cfg.target, (64,), n_out, 3, heads_of(cfg)))
+    g = torch.Generator().manual_seed(1)
+    tasks = []
+    for t in range(3):
+        split = Split(torch.rand(30, 1, 8, 8, generator=g), torch.randint(0, n_out, (30,), generator=g))
+        tasks.append(Task(t, list(range(n_out)), split, split, split))
+    m.attach(tasks)
+    for t, task in enumerate(tasks):  # each task learned for a few steps, as the loop runs them
+        m.start_task(t, 3)
+        opt = m.make_optimizer(1e-2)
+        for i in range(3):
+            x, y = m.batch(task, torch.arange(16), torch.Generator().manual_seed(i))
+            loss, _ = m.loss(x, y, t, i)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        m.end_task(t, task)
+    return m.eval(), tasks
+
+
+@pytest.mark.parametrize("scenario", ["permuted", "split"])
+def test_every_method_is_evaluated_without_the_task_id(scenario):
+    """Every method has a model per task (its own parts, or a head of its own over the shared
+    trunk), so the entropy and FeCAM settings apply to all of them: `all_task_outputs` is, task
+    by task, the method's own output for that task, and entropy inference picks per sample the
+    task a naive loop over the tasks' softmax entropies picks."""
+    from hypermask.evaluation.accuracy import entropy_inference
+    from hypermask.evaluation.settings import supported
+    from hypermask.methods import METHODS
+
+    for name, record in METHODS.items():
+        assert supported("entropy", record) and supported("fecam", record), name
+        m, tasks = _method_on_three_tasks(name, scenario)
+        ctx = m.eval_context([0, 1, 2])
+        x = tasks[1].inputs(tasks[1].test.x)
+        for features in (False, True):
+            loop = torch.stack([m.logits(ctx, x, t, features=features) for t in range(3)])
+            assert torch.allclose(m.all_task_outputs(ctx, [0, 1, 2], x, features), loop, atol=1e-5), name
+        got = entropy_inference(m, tasks, 3, batch_size=7)
+        hits = total = 0
+        for j, task in enumerate(tasks):  # the naive loop: per sample, per task, softmax entropy
+            for i in range(len(task.test.y)):
+                xi = task.inputs(task.test.x[i : i + 1])
+                ent = []
+                for t in range(3):
+                    with torch.no_grad():
+                        p = torch.softmax(m.logits(m.eval_context([t]), xi, t), dim=-1)
+                    ent.append(float(-(p * p.clamp_min(1e-30).log()).sum()))
+                hits += int(int(np.argmin(ent)) == j)
+                total += 1
+        assert got["task_accuracy"] == pytest.approx(100.0 * hits / total, abs=1e-9), name
+
+
+def test_a_shared_heads_features_are_the_trunks_for_every_task():
+    """A shared-network method's features under 'task k' are its trunk's, the same for every k
+    (FeCAM then fits each task's class prototypes in one feature space), and its outputs under
+    task k are the trunk through head block k, by hand."""
+    m, tasks = _method_on_three_tasks("finetune", "permuted")
+    x = tasks[0].inputs(tasks[0].test.x)
+    feats = m.all_task_outputs({}, [0, 1, 2], x, features=True)
+    assert torch.equal(feats[0], feats[1]) and torch.equal(feats[1], feats[2])
+    head = m.target.head()
+    out = m.all_task_outputs({}, [0, 1, 2], x)
+    for k in range(3):
+        hand = feats[0] @ head.weight.view(3, 5, -1)[k].t() + head.bias.view(3, 5)[k]
+        assert torch.allclose(out[k], hand, atol=1e-6)

@@ -56,6 +56,12 @@ class MethodBase(nn.Module):
     def logits(self, ctx: dict, x: Tensor, t: int, features: bool = False) -> Tensor:
         return self.target(x, t, features=features)
 
+    def all_task_outputs(self, ctx: dict, tasks: list[int], x: Tensor, features: bool = False) -> Tensor:
+        """(K, N, C) outputs (or features) of x under each of the K tasks' models, one `logits` call
+        per task: for a shared network with a head per task, the trunk and head k (features: the
+        trunk's, the same for every k). Methods with a faster batched form override it."""
+        return torch.stack([self.logits(ctx, x, t, features=features) for t in tasks])
+
     def trained_parameters(self) -> int:
         """How many values the method's optimisers update over the T tasks (the trainable
         parameters; methods that freeze some after a task or train a fresh set per task say so)."""

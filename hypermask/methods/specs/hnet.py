@@ -32,5 +32,5 @@ RECORD = MethodRecord(
     paper='J. von Oswald, C. Henning, B. F. Grewe, J. Sacramento, "Continual learning with hypernetworks", ICLR 2020',
     code="github.com/chrhenning/hypercl",
     settings=HNETConfig,
-    task_inference=True,
+    model_per_task=True,
 )

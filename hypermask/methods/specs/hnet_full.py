@@ -26,5 +26,5 @@ RECORD = MethodRecord(
     head="every weight generated per task by HyperMask's unchunked hypernetwork",
     paper="HNET's loss (von Oswald et al., ICLR 2020) on HyperMask's unchunked hypernetwork: the ablation masks vs. generated weights",
     settings=HNETFullConfig,
-    task_inference=True,
+    model_per_task=True,
 )

@@ -31,5 +31,5 @@ RECORD = MethodRecord(
     paper='K. Książek and P. Spurek, "HyperMask: Adaptive Hypernetwork-based Masks for Continual Learning", arXiv 2310.00113',
     code="github.com/gmum/HyperMask",
     settings=HyperMaskConfig,
-    task_inference=True,
+    model_per_task=True,
 )

@@ -10,4 +10,5 @@ RECORD = MethodRecord(
     family="bound",
     head="a separate network (and head) per task",
     paper="one network per task: the isolation bound of the HAT and PackNet papers",
+    model_per_task=True,
 )

@@ -29,7 +29,7 @@ RECORD = MethodRecord(
     code="github.com/arunmallya/packnet (src/prune.py, src/networks.py)",
     settings=PackNetConfig,
     per_task_head=True,
-    task_inference=True,
+    model_per_task=True,
     # packnet.OWNER_DTYPE: 0 is a free weight, 1..255 the task that trained it
     max_tasks=255,
     max_tasks_why="each weight's owner is stored in 8 bits (0: free, 1 to 255: the task that trained it)",

@@ -24,6 +24,6 @@ RECORD = MethodRecord(
     paper='M. Wortsman et al., "Supermasks in Superposition", NeurIPS 2020',
     code="github.com/RAIVNLab/supsup",
     settings=SupSupConfig,
-    task_inference=True,
+    model_per_task=True,
     one_shot=True,
 )

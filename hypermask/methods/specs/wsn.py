@@ -25,5 +25,5 @@ RECORD = MethodRecord(
     code="github.com/ihaeyong/WSN (networks/mlp.py: per-task heads, curr_head_keys)",
     settings=WSNConfig,
     per_task_head=True,
-    task_inference=True,
+    model_per_task=True,
 )
