@@ -155,7 +155,8 @@ class FeCAMConfig(_Strict):
 class EvaluationConfig(_Strict):
     # Settings computed after every task: "til" (task id given; always), "entropy" (task inferred
     # per sample by the lowest softmax entropy), "fecam" (class-incremental, FeCAM on features),
-    # "oneshot" (SupSup's one-shot task inference, one task per batch of oneshot_batch_size).
+    # "classil" (a class-incremental method's own head over all classes seen), "oneshot" (SupSup's
+    # one-shot task inference, one task per batch of oneshot_batch_size).
     settings: list[SettingName] = ["til"]  # hypermask/evaluation/settings.py
     fecam: FeCAMConfig = FeCAMConfig()
     batch_size: Positive = 1000  # samples per batch when evaluating all masks at once

@@ -12,7 +12,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from hypermask.config import EvaluationConfig
     from hypermask.data.tasks import Split, Task
-    from hypermask.methods import EvalContext, Method, OneShot, TaskInference
+    from hypermask.methods import ClassIncrementalMethod, EvalContext, Method, OneShot, TaskInference
 
 EVAL_CHUNK = 1024  # rows per evaluation batch where outputs do not depend on the batch
 
@@ -109,6 +109,22 @@ def entropy_inference(
     )
 
 
+# --------------------------------------------------------------------------- class-incremental head
+def class_incremental_inference(
+    learner: ClassIncrementalMethod, tasks: list[Task], seen: int, batch_size: int
+) -> dict[str, Any]:
+    """A class-incremental method's own prediction without the task id: per sample, the argmax
+    over every class of tasks 0..seen-1 of its one head (global class k * C + y), read back as
+    (task k, class y). Tasks of equal width C (the output layer's blocks)."""
+    width = tasks[0].n_classes
+
+    def select(ctx: EvalContext, ids: list[int], x: Tensor) -> tuple[Tensor, Tensor]:
+        g = learner.seen_class_logits(ctx, x, len(ids)).argmax(1)
+        return g // width, g % width
+
+    return infer_tasks(learner, tasks, seen, batch_size, select)
+
+
 # --------------------------------------------------------------------------- SupSup one-shot
 def one_shot_gradient(learner: OneShot, ctx: EvalContext, tasks: list[int], x: Tensor) -> Tensor:
     """dH/d(alpha_i) at alpha_i = 1/k for each of the k tasks (Wortsman et al. 2020, section
@@ -141,6 +157,12 @@ def entropy_setting(
     learner: TaskInference, tasks: list[Task], seen: int, ev: EvaluationConfig
 ) -> dict[str, Any]:
     return entropy_inference(learner, tasks, seen, ev.batch_size)
+
+
+def class_incremental_setting(
+    learner: ClassIncrementalMethod, tasks: list[Task], seen: int, ev: EvaluationConfig
+) -> dict[str, Any]:
+    return class_incremental_inference(learner, tasks, seen, ev.batch_size)
 
 
 def oneshot_setting(learner: OneShot, tasks: list[Task], seen: int, ev: EvaluationConfig) -> dict[str, Any]:

@@ -6,6 +6,7 @@ SETTINGS.
 - til: the task id is given (the tables' protocol; every method, always computed);
 - entropy: the task inferred per sample by the lowest softmax entropy over the tasks' models;
 - fecam: class-incremental, FeCAM's class prototypes on the network's features;
+- classil: a class-incremental method's own head, argmax over every class seen (no task id);
 - oneshot: SupSup's one-shot task inference, one task per batch.
 """
 
@@ -27,7 +28,7 @@ class Setting:
     name: str
     needs: (
         str | None
-    )  # the method capability it needs (a methods.Entry field): None, "task_inference", "one_shot"
+    )  # the capability it needs (a MethodRecord field): None, "task_inference", "class_incremental", "one_shot"
     metrics: tuple[str, ...]  # its per-task results in metrics.json, eval_SETTING.json and MLflow
     columns: tuple[tuple[str, str, str], ...]  # (final result key, table column, table title)
     compute: str | None  # "module:function" (learner, tasks, seen, evaluation config) -> results after a task
@@ -61,6 +62,19 @@ SETTINGS: dict[str, Setting] = {
             ("accuracy",),
             (("final_accuracy", "fecam", "Class-incremental, FeCAM (%)"),),
             "evaluation.fecam:fecam_setting",
+        ),
+        Setting(
+            "classil",
+            "class_incremental",
+            ("task_accuracy", "class_accuracy"),
+            (
+                (
+                    "final_class_accuracy",
+                    "classil",
+                    "Class-incremental, the method's own head over all classes seen (%)",
+                ),
+            ),
+            "evaluation.accuracy:class_incremental_setting",
         ),
         Setting(
             "oneshot",
@@ -99,4 +113,6 @@ def why_not(name: str, method: str) -> str:
         "task_inference": f"{method} has one model for every task on this benchmark (no head, mask or "
         "weights of a task's own), so entropy and FeCAM cannot tell the tasks apart",
         "one_shot": f"oneshot is SupSup's task inference, not {method}'s",
+        "class_incremental": f"classil reads a class-incremental method's one head over all classes; {method} "
+        "has a head, mask or model per task (its class-incremental figure is entropy's class accuracy)",
     }[needs]

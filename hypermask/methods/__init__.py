@@ -87,6 +87,13 @@ class TaskInference(Method, Protocol):
         """(K, N, C) outputs (or features) of inputs x under each of the K tasks' models."""
 
 
+class ClassIncrementalMethod(TaskInference, Protocol):
+    """A method whose record says `class_incremental`: one head over all classes seen so far."""
+
+    def seen_class_logits(self, ctx: EvalContext, x: Tensor, seen: int) -> Tensor:
+        """(N, seen * C) logits of inputs x over every class of the first `seen` tasks."""
+
+
 class OneShot(TaskInference, Protocol):
     """A method whose record says `one_shot` (SupSup): its tasks' masks superposed."""
 

@@ -49,7 +49,8 @@ class ER(MethodBase):
 
     def __init__(self, cfg: ExperimentConfig, target: TargetNet):
         super().__init__(target)
-        self.m, self.n_tasks = cfg.er.per_class, cfg.data.n_tasks
+        # its settings block: `er`, or the block of a method built on it (er_ci, the class-incremental form)
+        self.m, self.n_tasks = getattr(cfg, cfg.method).per_class, cfg.data.n_tasks
         self.tasks: list = []
         self.row_task: Tensor | None = None  # the task of each row of the current batch
         self.pushed: list[Tensor] = []  # the current task's batch indices, in order (the ring's pushes)

@@ -47,6 +47,10 @@ class MethodRecord:
     # Task-specific parts besides output heads (masks, generated weights, a network per task): a
     # model per task even where the head is shared, so the task can be inferred (`task_inference`).
     model_per_task: bool = False
+    # One head over all classes seen so far (hypermask/methods/shared/class_incremental.py): trained
+    # on a softmax over every seen class, it predicts without the task id by itself (the `classil`
+    # evaluation setting). Its output layer keeps a block of classes per task (per_task_head True).
+    class_incremental: bool = False
     one_shot: bool = (
         False  # SupSup's one-shot task inference (evaluation setting "oneshot"): superposed masks
     )
@@ -64,6 +68,10 @@ class MethodRecord:
             raise ValueError(f"{self.name}: per_task_head must be True, False or 'split'")
         if not set(self.targets) <= set(TARGET_KINDS) or not self.targets:
             raise ValueError(f"{self.name}: targets must be some of {TARGET_KINDS}")
+        if self.class_incremental and self.per_task_head is not True:
+            raise ValueError(
+                f"{self.name}: a class-incremental head keeps a block per task (per_task_head=True)"
+            )
         if self.max_tasks is not None and (self.max_tasks < 1 or not self.max_tasks_why):
             raise ValueError(f"{self.name}: max_tasks must be positive and say why (max_tasks_why)")
         if ":" not in self.implementation:

@@ -62,10 +62,15 @@ def write_method_curves(path: Path, curves: dict[str, np.ndarray], title: str, s
 
 
 def write_memory_figure(
-    path: Path, points: dict[str, tuple[float, float, float, float]], title: str, sink=None
+    path: Path,
+    points: dict[str, tuple[float, float, float, float]],
+    title: str,
+    sink=None,
+    ylabel: str = "average accuracy after the last task (%)",
 ) -> None:
-    """One point per method: x the bytes it stores for all tasks (log scale), y its average
-    accuracy with its 95% confidence interval (points: method -> (bytes, mean, low, high))."""
+    """One point per method: x the bytes it stores for all tasks (log scale), y its accuracy (the
+    average after the last task unless `ylabel` says another) with its 95% confidence interval
+    (points: method -> (bytes, mean, low, high))."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for method, (nbytes, mean, low, high) in points.items():
@@ -74,7 +79,7 @@ def write_memory_figure(
         ax.annotate(method, (nbytes, mean), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("bytes stored for all tasks (log scale)")
-    ax.set_ylabel("average accuracy after the last task (%)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     _save(fig, path, sink)

@@ -174,7 +174,14 @@ def render_methods(params) -> str:
         )
         if name in params.methods and params.methods[name].variant_of:
             desc = f"variant of `{params.methods[name].variant_of}`: {desc}"
-        free = ", ".join(["entropy, FeCAM"] * e.task_inference + ["one-shot"] * e.one_shot) or "n/a"
+        free = (
+            ", ".join(
+                ["entropy, FeCAM"] * e.task_inference
+                + ["own head over all classes"] * e.class_incremental
+                + ["one-shot"] * e.one_shot
+            )
+            or "n/a"
+        )
         targets = "all" if set(e.targets) == set(TARGET_KINDS) else ", ".join(e.targets)
         rows.append(f"| `{name}` | {desc} | {e.family.replace('_', ' ')} | {e.head} | {free} | {targets} |")
     return "\n".join(rows) + "\n"

@@ -42,7 +42,7 @@ BAD = [
     ("negative beta", [(f"{H}.beta", -0.1)], "hypermask.beta"),
     ("negative lr", [(f"{E}.train.lr", -1e-3)], "train.lr"),
     ("unknown target", [(f"{E}.target.kind", "vgg")], "target.kind"),
-    ("unknown method", [("methods.lwf", {})], "methods.lwf: unknown method"),
+    ("unknown method", [("methods.icarl", {})], "methods.icarl: unknown method"),
     ("undeclared method in a suite", [("suites.demo.methods", ["ewc"])], "unknown method 'ewc'"),
     (
         "ewc on a conv target",

@@ -12,8 +12,11 @@ from hypermask.engine.loop import build_run
 from hypermask.evaluation.accuracy import evaluate_tasks
 from hypermask.methods import METHODS, heads_of
 
-# joint trains every task's head in every phase, ER the earlier tasks' heads on replayed samples
-PER_TASK_HEAD = [m for m, e in METHODS.items() if e.per_task_head and m not in ("joint", "er")]
+# joint trains every task's head in every phase, ER the earlier tasks' heads on replayed samples,
+# a class-incremental method every seen task's classes (its one head over all classes)
+PER_TASK_HEAD = [
+    m for m, e in METHODS.items() if e.per_task_head and not e.class_incremental and m not in ("joint", "er")
+]
 
 
 def _cfg(method: str, scenario: str) -> ExperimentConfig:
