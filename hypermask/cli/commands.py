@@ -263,8 +263,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
     for suite in suites:
         if suite not in params.suites:
             raise ConfigError(f"{args.params}: suites: unknown suite {suite!r}")
-        df = write_suite(params, suite, _results(args, params))
-        print(f"{suite}: {len(df)} experiments -> {_results(args, params) / 'tables' / suite}.{{csv,md,tex}}")
+        df = write_suite(params, suite, _results(args, params), _tracking_uri(args, params))
+        print(
+            f"{suite}: {len(df)} experiments -> {_results(args, params) / 'tables' / suite}.{{csv,md,tex,html}}"
+        )
     return 0
 
 

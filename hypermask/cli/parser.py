@@ -125,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     tb = sub.add_parser("tables", help="aggregate a suite's runs into tables and figures")
     tb.add_argument("suite", nargs="*", help="default: the params file's `suite`")
     tb.add_argument("--results", default=None)
+    tb.add_argument(
+        "--no-tracking",
+        action="store_true",
+        help="write no parent runs to MLflow (the tables and figures only)",
+    )
+    tb.add_argument(
+        "--tracking-uri", default=None, help="MLflow URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
     tb.set_defaults(func=cmd_tables)
 
     cl = sub.add_parser("claims", help="check a comparison suite's table against what the methods guarantee")

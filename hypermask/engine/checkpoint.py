@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from hypermask.engine.loop import TrainingError
+from hypermask.evaluation.fecam import stats_state
 from hypermask.records.storage import UnreadableFile, read_checkpoint
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Progress:
             "wall_seconds": wall,
             "config": config_json,
             "rng_torch": torch.get_rng_state(),
+            "fecam_stats": stats_state(learner),  # each task's FeCAM statistics, fitted after it
         }
 
     @classmethod

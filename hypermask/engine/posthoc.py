@@ -16,6 +16,7 @@ import torch
 from hypermask.config import ConfigError, ExperimentConfig
 from hypermask.engine.loop import build_run, evaluate_settings
 from hypermask.evaluation.accuracy import evaluate_tasks
+from hypermask.evaluation.fecam import load_stats
 from hypermask.evaluation.settings import supported, why_not
 from hypermask.methods import METHODS
 from hypermask.records.run_record import summarize_settings
@@ -68,6 +69,8 @@ def evaluate_run(
                 f"--seed {seed} --force) to evaluate it"
             ) from None
         learner.load_state_dict(state["learner"])
+        if state.get("fecam_stats"):  # the statistics fitted during training (older checkpoints: none)
+            load_stats(learner, state["fecam_stats"], torch.device(device))
         t = int(state["completed_tasks"]) - 1
         after.append(t)
         if setting == "til":

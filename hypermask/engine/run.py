@@ -25,6 +25,7 @@ from hypermask.engine.loop import (
     train_task,
 )
 from hypermask.evaluation.accuracy import evaluate_tasks
+from hypermask.evaluation.fecam import load_stats
 from hypermask.evaluation.metrics import shown
 from hypermask.events import Console, Events, RunStart, TaskCallback
 from hypermask.records.provenance import git_commit
@@ -176,6 +177,7 @@ def _run_locked(
         progress = Progress(evaluate_tasks(learner, tasks, eval_bs, score_split))
     else:
         learner.load_state_dict(state["learner"])
+        load_stats(learner, state.get("fecam_stats"), device)
         progress = Progress.from_checkpoint(state)
         torch.set_rng_state(state["rng_torch"])
         print(

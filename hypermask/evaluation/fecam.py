@@ -4,7 +4,12 @@ Learning", NeurIPS 2023), as the HyperMask paper applies it.
 
 For every learned task k: penultimate features of task k's training samples under mask
 m_k give, per class of task k, a prototype (mean) and a covariance, shrunk (twice, as the
-reference) and normalised to a correlation matrix. A test sample is passed through every
+reference) and normalised to a correlation matrix. They are fitted once, right after task k is
+learned, and kept (`STATS_ATTR` on the learner, carried in the run's checkpoints): FeCAM is
+exemplar-free, a task's data is never seen again. (Refitting every task's statistics with the
+final network on its stored training data would let a shared network use the old tasks' data:
+fine-tuning reached 88.7% class-incremental accuracy on `digits_permuted` that way. For a
+forget-free method, whose features under mask k do not change, both give the same.) A test sample is passed through every
 task's mask; under mask k its L2-normalised features are compared with the normalised
 prototypes of task k's classes by Mahalanobis distance; the class with the smallest distance
 over all classes of all tasks wins. No task id is used.
@@ -83,6 +88,33 @@ def task_features(learner: Method, ctx: EvalContext, task: Task, x_raw: Tensor, 
     return torch.cat(out)
 
 
+STATS_ATTR = "fecam_stats"  # on the learner: task -> ClassStats, fitted right after the task
+
+
+def kept_stats(learner: Method) -> dict[int, ClassStats]:
+    """The learner's FeCAM statistics by task (created empty)."""
+    if not hasattr(learner, STATS_ATTR):
+        object.__setattr__(learner, STATS_ATTR, {})
+    stats: dict[int, ClassStats] = getattr(learner, STATS_ATTR)
+    return stats
+
+
+def stats_state(learner: Method) -> dict[str, dict[str, Tensor]]:
+    """The kept statistics as a checkpoint entry (tensors on the CPU, task ids as strings)."""
+    return {
+        str(k): {"means": v.means.cpu(), "precisions": v.precisions.cpu()}
+        for k, v in kept_stats(learner).items()
+    }
+
+
+def load_stats(learner: Method, state: dict[str, dict[str, Tensor]] | None, device: torch.device) -> None:
+    """The statistics a checkpoint kept (none in older checkpoints: refitted when next evaluated)."""
+    kept = kept_stats(learner)
+    kept.clear()
+    for k, v in (state or {}).items():
+        kept[int(k)] = ClassStats(v["means"].to(device), v["precisions"].to(device))
+
+
 @torch.no_grad()
 def fecam_inference(
     learner: TaskInference, tasks: list[Task], seen: int, cfg: FeCAMConfig, batch_size: int
@@ -93,15 +125,16 @@ def fecam_inference(
     learner.eval()
     ids = list(range(seen))
     ctx = learner.eval_context(ids)
-    stats = [
-        fit_task(
-            task_features(learner, ctx, tasks[k], tasks[k].train.x, batch_size),
-            tasks[k].train.y,
-            tasks[k].n_classes,
-            cfg,
-        )
-        for k in ids
-    ]
+    kept = kept_stats(learner)
+    for k in ids:  # a task not seen by an earlier evaluation: the one just learned
+        if k not in kept:
+            kept[k] = fit_task(
+                task_features(learner, ctx, tasks[k], tasks[k].train.x, batch_size),
+                tasks[k].train.y,
+                tasks[k].n_classes,
+                cfg,
+            )
+    stats = [kept[k] for k in ids]
     hits, n_total, per_task = 0, 0, []
     for j in ids:
         task, split = tasks[j], tasks[j].test

@@ -37,7 +37,7 @@ SWEEP_FILES = ("best_params.yaml", "trials.csv", "optimisation_history.png")
 # The studies' DVC pipeline (Plan.dvc_stages(studies=True)), beside the repository's dvc.yaml:
 # `dvc repro` leaves it alone; `dvc repro workflow/studies/dvc.yaml` runs it.
 STUDIES_DVC_YAML = "workflow/studies/dvc.yaml"
-TABLE_FILES = ("csv", "md", "tex")
+TABLE_FILES = ("csv", "md", "tex", "html")
 KEEP_FREED_MEMORY = "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647"  # glibc, read at process start
 
 
@@ -179,6 +179,18 @@ class Plan:
 
     def table_files(self, suite: str | None = None) -> list[str]:
         return [f"{self.results}/tables/{suite or self.suite}.{x}" for x in TABLE_FILES]
+
+    def figure_patterns(self) -> list[str]:
+        """The Snakemake report's patterns of the suite's figures (hypermask/reporting/plots.py):
+        `benchmark` and `kind` (methods, per_task, memory, memory_class_il, METHOD_accuracy_matrix)
+        name its subcategory and its label; the benchmark alternatives keep the split unambiguous
+        where names hold underscores."""
+        import re
+
+        benchmarks = "|".join(
+            re.escape(b) for b in dict.fromkeys(split_name(e)[0] for e in self.experiments())
+        )
+        return [f"{{benchmark,{benchmarks}}}_{{kind,[A-Za-z0-9_]+}}.png"]
 
     def figures_dir(self, suite: str | None = None) -> str:
         return f"{self.results}/figures/{suite or self.suite}"

@@ -49,11 +49,48 @@ def headline(table: str) -> str:
     from hypermask.reporting.tables import TABLES
 
     keep = {t.title for t in TABLES if t.column in CHECKED}
-    parts = re.split(r"(?m)^(?=\*\*[^\n]*\*\*\s*$)", table.strip())
+    parts = re.split(r"(?m)^(?=### |\*\*[^\n]*\*\*\s*$)", table.strip())
     first = parts[0].strip().split("\n\n")[0]  # "Produced by ..." (the caption stays on the results page)
-    return "\n\n".join(
-        [first] + [p.strip() for p in parts[1:] if p.strip().split("\n")[0].strip("* ") in keep]
-    )
+    return "\n\n".join([first] + [p.strip() for p in parts[1:] if _title(p.strip().split("\n")[0]) in keep])
+
+
+def _title(line: str) -> str | None:
+    """A table's title from its heading line (`### Title`, or the older `**Title**`), else None."""
+    line = line.strip()
+    if line.startswith("### "):
+        return line[4:].strip()
+    if line.startswith("**") and line.endswith("**") and len(line) > 4:
+        return line.strip("*").strip()
+    return None
+
+
+# The suite figures a results page shows, per benchmark, in this order (hypermask/reporting/plots.py)
+FIGURE_KINDS = (
+    ("methods", "mean accuracy on the tasks seen, after each task"),
+    ("per_task", "each task's accuracy as later tasks arrive"),
+    ("memory", "average accuracy against the bytes stored"),
+    ("memory_class_il", "class-incremental accuracy (no task id) against the bytes stored"),
+)
+
+
+def figures_section(page: Path, suite: str, results: Path, benchmarks: list[str]) -> str:
+    """The figures of a suite's results block on a docs page: each benchmark's suite figures,
+    copied from RESULTS/figures/SUITE/ to figures/SUITE/ beside the page (the site serves them;
+    the PDFs stay in results/), embedded under a heading per benchmark."""
+    import shutil
+
+    source, target = results / "figures" / suite, page.parent / "figures" / suite
+    out = ["### Figures\n"]
+    for b in benchmarks:
+        shown = [(k, what) for k, what in FIGURE_KINDS if (source / f"{b}_{k}.png").is_file()]
+        if not shown:
+            continue
+        out.append(f"#### {b}\n")
+        target.mkdir(parents=True, exist_ok=True)
+        for k, what in shown:
+            shutil.copyfile(source / f"{b}_{k}.png", target / f"{b}_{k}.png")
+            out.append(f"![{b}: {what}](figures/{suite}/{b}_{k}.png)\n")
+    return "\n".join(out) if len(out) > 1 else ""
 
 
 def update(paths: list[Path], suite: str, results: Path) -> list[Path]:
@@ -74,9 +111,35 @@ def update(paths: list[Path], suite: str, results: Path) -> list[Path]:
             span = _find(text, suite, kind)
             if span:
                 body = table.strip() if kind == "results" else headline(table)
+                if kind == "results" and page.parent.name == "docs":
+                    figures = figures_section(page, suite, results, _benchmarks(results, suite))
+                    body += "\n\n" + figures.strip() if figures else ""
                 text = text[: span[0]] + "\n" + body + "\n" + text[span[1] :]
         atomic_write_text(page, text)
     return list(dict.fromkeys(p for p, _ in found))
+
+
+def _benchmarks(results: Path, suite: str) -> list[str]:
+    from hypermask.reporting.tables import read_suite_csv
+
+    return list(dict.fromkeys(read_suite_csv(results, suite)["benchmark"].astype(str)))
+
+
+def figure_problems(page: Path, block: str, where: str, benchmarks: list[str]) -> list[str]:
+    """A results block's figures: every embedded image present beside the page, and every
+    benchmark of the suite shown."""
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", block)
+    problems = [
+        f"{where}: figure {link} is not in {page.parent}"
+        for link in links
+        if not (page.parent / link).is_file()
+    ]
+    for b in benchmarks:
+        if not any(Path(link).name.startswith(f"{b}_") for link in links):
+            problems.append(
+                f"{where}: no figure of {b} (run `hypermask docs --suite SUITE` after the tables)"
+            )
+    return problems
 
 
 def _sections(text: str) -> dict[str, dict[str, dict[str, str]]]:
@@ -85,8 +148,8 @@ def _sections(text: str) -> dict[str, dict[str, dict[str, str]]]:
     title: str | None = None
     lines: list[str] = []
     for line in [*text.splitlines(), ""]:
-        if line.startswith("**") and line.rstrip().endswith("**"):
-            title, lines = line.strip().strip("*"), []
+        if _title(line) is not None:
+            title, lines = _title(line), []
         elif line.startswith("|") and title is not None:
             lines.append(line)
         elif lines and title is not None:
@@ -130,6 +193,10 @@ def check(paths: list[Path], suite: str, results: Path, tolerance: float) -> lis
         i, j = span
         sections = _sections(text[i:j])
         where = f"{page}: the {kind} block of {suite}"
+        if kind == "results" and page.parent.name == "docs":
+            problems += figure_problems(
+                page, text[i:j], where, list(dict.fromkeys(df["benchmark"].astype(str)))
+            )
         for table in (t for t in TABLES if t.column in CHECKED):
             said = sections.get(table.title)
             if said is None:

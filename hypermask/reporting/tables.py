@@ -36,9 +36,11 @@ from hypermask.methods import METHODS, of_family
 from hypermask.records.runs import read_evaluation, read_metrics, run_dir, stale_keys
 from hypermask.records.storage import FileSet, complete_pending
 from hypermask.reporting.plots import (
+    method_styles,
     write_heatmap,
     write_memory_figure,
     write_method_curves,
+    write_per_task,
 )
 from hypermask.reporting.stats import ALPHA, describe, holm, paired_p
 
@@ -148,6 +150,8 @@ def suite_table(params: ParamsFile, suite: str, results: Path) -> tuple[pd.DataF
             "seeds": f"{len(found)}/{len(cfg.seeds)}",
             "missing": " ".join(str(s) for s in missing),
             "heads": METHODS[cfg.method].head,
+            "class_incremental": METHODS[cfg.method].class_incremental,
+            "family": METHODS[cfg.method].family,
         }
         for key, _ in METRICS:
             # an undefined metric (null: BWT of one task) is left out: "n/a", never bold or averaged
@@ -336,7 +340,7 @@ def caption(df: pd.DataFrame, params: ParamsFile | None = None) -> str:
         text += (
             " Class-incremental table: no task id at test time, the class predicted among every class of "
             "every task seen; the class-incremental methods (one head over all classes seen: "
-            f"{', '.join(m for m in dict.fromkeys(df['method']) if METHODS[m].class_incremental) or 'none'}) "
+            f"{', '.join(dict.fromkeys(df.loc[df['class_incremental'].astype(bool), 'method'])) or 'none'}) "
             "predict with that head, every other method by the task its models' lowest softmax entropy infers, "
             "then that task's class."
         )
@@ -386,9 +390,12 @@ def provenance(runs: dict[str, list[dict]]) -> str:
     )
 
 
-def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
-    """The suite's tables and figures; ConfigError (nothing written) where no run of it is
-    finished: tables whose every cell is missing are not a result."""
+def write_suite(
+    params: ParamsFile, suite: str, results: Path, tracking_uri: str | None = None
+) -> pd.DataFrame:
+    """The suite's tables and figures, and with `tracking_uri` its parent runs in MLflow (one per
+    row, its seeds nested: hypermask/tracking/summary.py); ConfigError (nothing written) where no
+    run of it is finished: tables whose every cell is missing are not a result."""
     df, runs = suite_table(params, suite, results)
     if not any(runs.values()):
         raise ConfigError(
@@ -407,28 +414,45 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
     ]
     tex = [f"% Suite {suite}: produced by `hypermask tables {suite}`. {caption(df, params)}"]
     for t in _present(df):
-        md += [f"**{t.title}**\n", pivot(df, t).to_markdown() + "\n"]
+        md += [f"### {t.title}\n", pivot(df, t).to_markdown() + "\n"]
         p = pivot(df, t, tex=True)
         p.columns = [c.replace("_", r"\_") for c in p.columns]
         tex += [f"% {t.title}", p.to_latex(escape=False, column_format="l" + "r" * len(p.columns))]
     files.add(tables / f"{suite}.md", "\n".join(md))
+    files.add(tables / f"{suite}.html", html_tables(df, suite, provenance(runs), caption(df, params)))
     files.add(tables / f"{suite}.tex", "\n".join(tex))
     figures = results / "figures" / suite
+    styles = method_styles(dict(zip(df["method"], df["family"])))
     for benchmark in dict.fromkeys(df["benchmark"]):
-        curves = {}
+        matrices = {}  # method -> (seeds, T, T)
         for name, found in runs.items():
             if found and split_name(name)[0] == benchmark:
-                A = np.mean([np.array(m["accuracy_matrix"]) for m in found], axis=0)
-                curves[split_name(name)[1]] = np.array([A[t, : t + 1].mean() for t in range(len(A))])
+                method = split_name(name)[1]
+                matrices[method] = np.array([m["accuracy_matrix"] for m in found], dtype=float)
                 write_heatmap(
-                    figures / f"{benchmark}_{split_name(name)[1]}_accuracy_matrix.png",
-                    A,
+                    figures / f"{benchmark}_{method}_accuracy_matrix.png",
+                    matrices[method].mean(0),
                     f"{name}: mean over {len(found)} seeds",
                     files.add,
                 )
-        if curves:
+        if matrices:
+            seen_mean = {
+                m: np.array([[A[t, : t + 1].mean() for t in range(A.shape[0])] for A in mats])
+                for m, mats in matrices.items()
+            }
             write_method_curves(
-                figures / f"{benchmark}_methods.png", curves, f"{benchmark}: mean over seeds", files.add
+                figures / f"{benchmark}_methods.png",
+                seen_mean,
+                styles,
+                f"{benchmark}: mean accuracy on the tasks seen (mean over seeds, 95% CI)",
+                files.add,
+            )
+            write_per_task(
+                figures / f"{benchmark}_per_task.png",
+                matrices,
+                styles,
+                f"{benchmark}: each task's test accuracy as later tasks arrive (mean over seeds, 95% CI)",
+                files.add,
             )
         for col, stem, what in (
             ("average_accuracy", "memory", "average accuracy"),
@@ -449,12 +473,44 @@ def write_suite(params: ParamsFile, suite: str, results: Path) -> pd.DataFrame:
                         )
                         for _, r in sub.iterrows()
                     },
-                    f"{benchmark}: {what} (mean, 95% CI) against memory",
+                    styles,
+                    f"{benchmark}: {what} (mean, 95% CI) against memory; dotted: the continual learners' "
+                    "Pareto front",
                     files.add,
                     ylabel=f"{what} (%)",
                 )
     files.commit()
+    if tracking_uri is not None:
+        from hypermask.tracking.summary import write_summaries
+
+        n = write_summaries(tracking_uri, df.to_dict("records"), [t.column for t in TABLES], runs)
+        print(
+            f"{suite}: {n} parent runs (one per row, its seeds nested) in MLflow {tracking_uri}",
+            file=sys.stderr,
+        )
     return public
+
+
+def html_tables(df: pd.DataFrame, suite: str, source: str, text: str) -> str:
+    """The suite's tables as one HTML page (the Snakemake report shows it): a heading and a table
+    per metric, the marks as in the markdown (bold, †), the caption and where the numbers came
+    from."""
+    import html
+    import re
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>Suite {html.escape(suite)}</title><style>body{{font-family:sans-serif;max-width:60em;"
+        "margin:1em auto}table{border-collapse:collapse;margin-bottom:1.5em}td,th{padding:2px 10px;"
+        "border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "</style></head><body>",
+        f"<h1>Suite {html.escape(suite)}: mean ± sample std over seeds</h1>",
+        f"<p>{html.escape(source)}</p><p>{html.escape(text)}</p>",
+    ]
+    for t in _present(df):
+        table = pivot(df, t).map(lambda c: re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(str(c))))
+        parts += [f"<h2>{html.escape(t.title)}</h2>", table.to_html(escape=False, border=0)]
+    return "\n".join(parts + ["</body></html>\n"])
 
 
 def set_journal(results: Path, suite: str) -> Path:

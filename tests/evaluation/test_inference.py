@@ -272,8 +272,9 @@ def test_fecam_class_incremental_on_split_fashion_mnist(tmp_path):
 
 
 # ------------------------------------------------------------------ task inference for every method
-def _method_on_three_tasks(method: str, scenario: str):
-    """`method` as its record builds it (its heads) on a 3-task MLP, with the tasks attached."""
+def _method_on_three_tasks(method: str, scenario: str, learn_tasks: int = 3):
+    """`method` as its record builds it (its heads) on a 3-task MLP, with the tasks attached and
+    the first `learn_tasks` of them learned."""
     from hypermask.config import ExperimentConfig
     from hypermask.data.tasks import Split, Task
     from hypermask.methods import build_method, heads_of
@@ -301,7 +302,7 @@ def _method_on_three_tasks(method: str, scenario: str):
         split = Split(torch.rand(30, 1, 8, 8, generator=g), torch.randint(0, n_out, (30,), generator=g))
         tasks.append(Task(t, list(range(n_out)), split, split, split))
     m.attach(tasks)
-    for t, task in enumerate(tasks):  # each task learned for a few steps, as the loop runs them
+    for t, task in enumerate(tasks[:learn_tasks]):  # each learned for a few steps, as the loop runs them
         m.start_task(t, 3)
         opt = m.make_optimizer(1e-2)
         for i in range(3):
@@ -360,3 +361,34 @@ def test_a_shared_heads_features_are_the_trunks_for_every_task():
     for k in range(3):
         hand = feats[0] @ head.weight.view(3, 5, -1)[k].t() + head.bias.view(3, 5)[k]
         assert torch.allclose(out[k], hand, atol=1e-6)
+
+
+def test_fecam_fits_each_tasks_statistics_once_right_after_it_is_learned():
+    """FeCAM is exemplar-free: task 0's prototypes and covariances are the ones fitted after task 0,
+    not refitted with a later network on task 0's data; a checkpoint carries them to a resume."""
+    from hypermask.config import FeCAMConfig
+    from hypermask.engine.checkpoint import Progress
+    from hypermask.evaluation.fecam import fecam_inference, fit_task, kept_stats, load_stats, task_features
+
+    m, tasks = _method_on_three_tasks("finetune", "permuted")  # every task learned: the final network
+    m2, _ = _method_on_three_tasks("finetune", "permuted")
+    cfg = FeCAMConfig()
+    # task 0's statistics as fitted after task 0 (a network that has learned task 0 only)
+    first, _ = _method_on_three_tasks("finetune", "permuted", learn_tasks=1)
+    fecam_inference(first, tasks, 1, cfg, 64)
+    after_task0 = kept_stats(first)[0]
+    load_stats(
+        m, {"0": {"means": after_task0.means, "precisions": after_task0.precisions}}, torch.device("cpu")
+    )
+    fecam_inference(m, tasks, 3, cfg, 64)
+    assert torch.equal(kept_stats(m)[0].means, after_task0.means)  # kept, not refitted
+    refit = fit_task(task_features(m, {}, tasks[0], tasks[0].train.x, 64), tasks[0].train.y, 5, cfg)
+    assert not torch.allclose(refit.means, after_task0.means)  # the final network's features differ
+    assert torch.allclose(
+        kept_stats(m)[1].means,
+        fit_task(task_features(m, {}, tasks[1], tasks[1].train.x, 64), tasks[1].train.y, 5, cfg).means,
+    )
+    state = Progress(np.zeros(3), [np.zeros(3)]).checkpoint(m, 0.0, "{}")["fecam_stats"]
+    load_stats(m2, state, torch.device("cpu"))
+    assert set(kept_stats(m2)) == {0, 1, 2}
+    assert all(torch.equal(kept_stats(m2)[k].precisions, kept_stats(m)[k].precisions) for k in range(3))

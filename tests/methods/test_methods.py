@@ -539,3 +539,41 @@ def test_claims_hold_and_fail_where_they_should():
         json.dumps({"1": 87.0, "2": 83.0, "3": 86.2}),
     ]
     assert not any(ok is False and "finetune" in w and "joint" in w for ok, w in check(bad, {"b"}))
+
+
+def test_class_incremental_claims():
+    """joint_ci is checked against every continual learner's class-incremental accuracy; HyperMask
+    against each class-incremental method is a note, with the direction the paired test gives."""
+    import json
+
+    import pandas as pd
+
+    from hypermask.reporting.claims import class_incremental
+
+    def row(m, accs, ci=False):
+        return pd.Series(
+            {
+                "method": m,
+                "class_il_mean": sum(accs) / len(accs),
+                "class_il_by_seed": json.dumps({str(i + 1): a for i, a in enumerate(accs)}),
+                "class_incremental": ci,
+            }
+        )
+
+    by = {
+        "hypermask": row("hypermask", [40, 42, 41]),
+        "er_ci": row("er_ci", [60, 63, 61], ci=True),
+        "lwf": row("lwf", [20, 21, 19.5], ci=True),
+        "derpp": row("derpp", [41, 40, 42.5], ci=True),
+        "joint_ci": row("joint_ci", [90, 91, 89], ci=True),
+        "joint": row("joint", [10, 11, 9]),  # a bound: not a learner joint_ci is checked against
+    }
+    out = class_incremental("b", by)
+    checked = [(ok, w) for ok, w in out if ok is not None]
+    assert len(checked) == 4 and all(ok for ok, _ in checked)  # hypermask, er_ci, lwf, derpp
+    notes = {w.split(" is ")[1].split(" (")[0].split()[-1]: w for ok, w in out if ok is None}
+    assert "below er_ci (61.33)" in notes["er_ci"] and "above lwf" in notes["lwf"]
+    assert "not different from derpp" in notes["derpp"]
+    by["joint_ci"] = row("joint_ci", [30, 31, 29], ci=True)
+    failed = [w for ok, w in class_incremental("b", by) if ok is False]
+    assert len(failed) == 3 and not any("lwf" in w for w in failed)  # hypermask, er_ci and derpp beat it

@@ -72,10 +72,14 @@ def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
     assert "tiny/hypermask,tiny,hypermask,2/2" in table and "tiny/finetune,tiny,finetune,2/2" in table
     md = (d / "results/tables/demo.md").read_text()
     assert md.count("±") >= 8 and "Task inferred by entropy: task accuracy" in md
-    assert "| finetune  | n/a" in md  # fine-tuning cannot infer the task: n/a, not a blank
+    entropy = md.split("### Task inferred by entropy: task accuracy")[1].split("###")[0]
+    assert "| finetune  | n/a" not in entropy  # a head per task: fine-tuning infers the task too
     assert "\\begin{tabular}" in (d / "results/tables/demo.tex").read_text()
-    for f in ("tiny_methods.png", "tiny_hypermask_accuracy_matrix.png", "tiny_finetune_accuracy_matrix.png"):
-        assert (d / "results/figures/demo" / f).stat().st_size > 1000
+    html = (d / "results/tables/demo.html").read_text()
+    assert html.count("<h2>") == md.count("### ") and "<table" in html and "±" in html
+    for f in ("tiny_methods", "tiny_per_task", "tiny_memory", "tiny_hypermask_accuracy_matrix"):
+        assert (d / "results/figures/demo" / f"{f}.png").stat().st_size > 1000
+        assert (d / "results/figures/demo" / f"{f}.pdf").exists() or "matrix" in f  # vector beside it
     best = yaml.safe_load((d / "results/sweeps/tiny/hypermask/best_params.yaml").read_text())
     assert set(best) == {"hypermask.beta"}
     trials = (d / "results/sweeps/tiny/hypermask/trials.csv").read_text()
@@ -88,12 +92,28 @@ def test_snakemake_builds_tables_figures_sweep_and_one_mlflow_store(snake_run):
     client = MlflowClient(f"sqlite:///{d / 'mlflow.db'}")
     runs = {e.name: client.search_runs([e.experiment_id]) for e in client.search_experiments()}
     # one MLflow experiment per benchmark, its runs (method, seed) tagged for the UI's grouping
-    by_method = {
-        m: [r for r in runs["tiny"] if r.data.tags["method"] == m] for m in ("hypermask", "finetune")
-    }
-    assert len(runs["tiny"]) == 4 and all(len(v) == 2 for v in by_method.values())
+    from hypermask.tracking.summary import SUMMARY_TAG
+
+    parents = {r.data.tags["method"]: r for r in runs["tiny"] if SUMMARY_TAG in r.data.tags}
+    seeds = [r for r in runs["tiny"] if SUMMARY_TAG not in r.data.tags]
+    by_method = {m: [r for r in seeds if r.data.tags["method"] == m] for m in ("hypermask", "finetune")}
+    assert len(seeds) == 4 and all(len(v) == 2 for v in by_method.values())
     assert all(r.data.tags["protocol"] == "task-incremental" for r in runs["tiny"])
-    assert all(r.data.tags["suites"] == "demo" for r in runs["tiny"])  # the suites that list the pair
+    assert all(r.data.tags["suites"] == "demo" for r in seeds)  # the suites that list the pair
+    # one parent run per method, the table's figures on it, its seeds nested under it
+    csv = pd.read_csv(d / "results/tables/demo.csv").set_index("method")
+    assert set(parents) == {"hypermask", "finetune"}
+    for m, parent in parents.items():
+        assert parent.info.run_name == m and parent.info.status == "FINISHED"
+        assert {r.data.tags["mlflow.parentRunId"] for r in by_method[m]} == {parent.info.run_id}
+        for key in (
+            "average_accuracy_mean",
+            "average_accuracy_std",
+            "average_accuracy_ci_low",
+            "memory_kib_mean",
+        ):
+            assert parent.data.metrics[key] == pytest.approx(csv.loc[m, key], abs=1e-3), key
+    assert "average_accuracy_p_holm_vs_hypermask" in parents["finetune"].data.metrics
     sweep_runs = runs["sweep_tiny/hypermask"]
     parents = [r for r in sweep_runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in sweep_runs if "mlflow.parentRunId" in r.data.tags]
@@ -424,6 +444,22 @@ def test_dvc_repro_same_tables_push_pull_and_one_stage_again(snake_run, tmp_path
     assert (d / "results/runs/tiny/hypermask/seed_1/checkpoints/task_002.pt").exists()
 
 
+def test_the_snakemake_report_groups_the_suite(snake_run):
+    """`snakemake --report`: the suite's category holds its HTML tables and, per benchmark, its
+    figures labelled by kind."""
+    import zipfile
+
+    d = snake_run
+    out = snakemake(d, "all_tables", "--report", "report.zip")
+    assert out.returncode == 0, out.stderr[-2000:]
+    with zipfile.ZipFile(d / "report.zip") as z:
+        names = z.namelist()
+        text = "".join(z.read(n).decode("utf-8", "replace") for n in names if n.endswith((".js", ".html")))
+    assert any(n.endswith("demo.html") for n in names) and any(n.endswith("tiny_memory.png") for n in names)
+    for needle in ("Suite demo", "Tables", "per_task", "memory"):
+        assert needle in text, needle
+
+
 def test_tables_report_a_missing_seed(snake_run, tmp_path):
     d = tmp_path / "t"
     shutil.copytree(snake_run / "results", d / "results")
@@ -640,7 +676,7 @@ def test_readme_block_is_copied_from_the_tables_and_checked_against_them(snake_r
     assert "typed by hand" not in text and text.endswith("\ntail\n") and "| finetune " in text
     assert "Produced by `hypermask tables demo` from 4 runs on " in text and " threads), torch " in text
     head = text[text.index("<!-- headline: demo -->") : text.index("<!-- end headline: demo -->")]
-    assert "**Average accuracy after the last task (%)**" in head and "**Backward transfer, BWT (%)**" in head
+    assert "### Average accuracy after the last task (%)" in head and "### Backward transfer, BWT (%)" in head
     assert "Forgetting" not in head and "Task-incremental protocol" not in head and "Produced by" in head
     assert sh([*base, "--check"], snake_run).returncode == 0
     df = pd.read_csv(snake_run / "results/tables/demo.csv")
@@ -651,3 +687,32 @@ def test_readme_block_is_copied_from_the_tables_and_checked_against_them(snake_r
     out = sh([*base, "--check"], snake_run, check=False)
     assert out.returncode == 1 and "tiny/hypermask: average_accuracy" in out.stderr, out.stderr
     assert sh([*base, "--check", "--tolerance", "2"], snake_run).returncode == 0
+
+
+def test_a_docs_results_block_embeds_the_suites_figures(snake_run, tmp_path):
+    """On a docs page, a suite's results block gets a heading per table and, per benchmark, the
+    suite's figures, copied beside the page; --check fails where one is gone."""
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("# Results\n\n<!-- results: demo -->\n<!-- end results: demo -->\n")
+    base = [
+        str(BIN / "hypermask"),
+        "--params",
+        str(snake_run / "params.yaml"),
+        "readme",
+        "demo",
+        "--readme",
+        str(page),
+        "--results",
+        str(snake_run / "results"),
+    ]
+    sh(base, snake_run)
+    text = page.read_text()
+    assert "### Average accuracy after the last task (%)" in text and "#### tiny" in text
+    for kind in ("methods", "per_task", "memory"):
+        assert "![tiny: " in text and f"(figures/demo/tiny_{kind}.png)" in text
+        assert (page.parent / "figures/demo" / f"tiny_{kind}.png").stat().st_size > 1000
+    assert sh([*base, "--check"], snake_run).returncode == 0
+    (page.parent / "figures/demo/tiny_memory.png").unlink()
+    out = sh([*base, "--check"], snake_run, check=False)
+    assert out.returncode == 1 and "tiny_memory.png is not in" in out.stderr, out.stderr

@@ -180,6 +180,7 @@ def test_tables_write_their_set_through_a_journal(trained):
         "demo.csv",
         "demo.md",
         "demo.tex",
+        "demo.html",
     }  # no journal, no staged file
     assert list((tmp_path / "r/figures/demo").glob("*.png"))
     assert not list((tmp_path / "r/figures/demo").glob(".*"))
