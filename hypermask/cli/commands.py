@@ -282,8 +282,10 @@ def cmd_claims(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{csv}: no table; run `hypermask tables {args.suite}` (or the pipeline) first"
         ) from None
-    permuted = {
-        b for b, raw in params.benchmarks.items() if (raw.get("data") or {}).get("scenario") == "permuted"
+    permuted = {  # the axes' derived benchmarks included
+        b
+        for b in params.benchmark_names()
+        if (params.benchmark_settings(b).get("data") or {}).get("scenario") == "permuted"
     }
     results = check(df, permuted)
     for ok, what in results:
@@ -405,7 +407,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 continue
             check_source_available(cfg.data)
     print(
-        f"{args.params}: {len(params.benchmarks)} benchmarks, {len(params.methods)} methods, "
+        f"{args.params}: {len(params.benchmarks)} benchmarks"
+        + (f" (and {len(params.axis_points)} points of suite axes)" if params.axis_points else "")
+        + f", {len(params.methods)} methods, "
         f"{len(configs)} experiments of {len(params.suites)} suites valid"
     )
     if args.connect:

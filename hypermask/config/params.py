@@ -14,10 +14,13 @@ an unknown benchmark or method stops with one message that names the key, before
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from hypermask.config.credentials import embedded_password_problem
 from hypermask.config.experiment import ExperimentConfig
@@ -143,12 +146,63 @@ class MethodEntry(_Strict):
     variant_of: Name | None = None
 
 
+SHARED_BLOCKS = ("data", "target", "train")  # a benchmark's settings an axis may vary
+
+
+class AxisConfig(_Strict):
+    """One shared setting of the suite's benchmarks varied over values, e.g.
+        width: {key: target.hidden, values: [[100, 100], [200, 200], [400, 400]]}
+    Each value is a derived benchmark, BENCHMARK_AXISLABEL (fmnist_permuted_width200x200), with
+    runs, fingerprints and table columns of its own; the value the benchmark already has is the
+    benchmark itself. A method's setting (HyperMask's embedding size) is a variant, not an axis."""
+
+    key: str
+    values: list[Any] = Field(min_length=2)
+
+    @field_validator("key")
+    @classmethod
+    def _shared(cls, key: str) -> str:
+        if key.split(".")[0] not in SHARED_BLOCKS or "." not in key:
+            raise ValueError(
+                f"{key!r}: an axis varies a benchmark's shared setting, a dotted key under "
+                f"{', '.join(SHARED_BLOCKS)} (target.hidden, data.n_tasks, train.iterations); a method's "
+                "own setting is a variant (methods.NAME.variant_of)"
+            )
+        return key
+
+
 class SuiteConfig(_Strict):
     benchmarks: list[Name] = Field(min_length=1)
     methods: list[Name] = Field(min_length=1)
     # BENCHMARK/METHOD pairs left out. A method is also left out, unlisted, of a benchmark whose
     # target network its record does not support (hypermask/methods/specs/NAME.py, `targets`).
     exclude: list[str] = []
+    axes: dict[Name, AxisConfig] = {}  # each point of each axis a derived benchmark (AxisConfig)
+
+
+@dataclass(frozen=True)
+class AxisPoint:
+    """A derived benchmark: `base` with `key` set to `value`, declared by suite `suite`'s axis `axis`."""
+
+    suite: str
+    axis: str
+    base: str
+    key: str
+    value: Any
+    name: str
+
+
+def point_label(value: Any) -> str:
+    """A value as a benchmark-name part: [200, 200] -> 200x200, 0.5 -> 0p5."""
+    text = "x".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return re.sub(r"[^A-Za-z0-9]", "_", text.replace(".", "p").replace("-", "m"))
+
+
+def _get(raw: dict[str, Any], dotted: str) -> Any:
+    node: Any = raw
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 class ParamsFile(_Strict):
@@ -164,11 +218,61 @@ class ParamsFile(_Strict):
         """Every (benchmark, method) pair of some suite, as BENCHMARK/METHOD (all validated)."""
         return list(dict.fromkeys(e for s in self.suites for e in self.suite_experiments(s)))
 
+    @cached_property
+    def axis_points(self) -> dict[str, AxisPoint]:
+        """Every derived benchmark of the suites' axes, by name (a point whose value the base
+        benchmark already has is the base itself, not in this map)."""
+        out: dict[str, AxisPoint] = {}
+        for suite, s in self.suites.items():
+            for axis, a in s.axes.items():
+                for base in s.benchmarks:
+                    own = _get(_deep_merge(self.defaults, self.benchmarks.get(base) or {}), a.key)
+                    for value in a.values:
+                        if value != own:
+                            name = f"{base}_{axis}{point_label(value)}"
+                            out[name] = AxisPoint(suite, axis, base, a.key, value, name)
+        return out
+
+    def benchmark_names(self) -> list[str]:
+        """The declared benchmarks and the suites' derived ones."""
+        return [*self.benchmarks, *(n for n in self.axis_points if n not in self.benchmarks)]
+
+    def base_benchmark(self, benchmark: str) -> str:
+        """The declared benchmark a derived one varies (a declared one: itself)."""
+        point = self.axis_points.get(benchmark)
+        return point.base if point is not None else benchmark
+
+    def benchmark_settings(self, benchmark: str) -> dict[str, Any]:
+        """A benchmark's own settings block (a derived one: its base's, the axis's key set)."""
+        point = self.axis_points.get(benchmark)
+        if point is None:
+            return self.benchmarks[benchmark] or {}
+        return apply_overrides(self.benchmarks[point.base] or {}, {point.key: point.value})
+
+    def axis_series(self, suite: str) -> dict[str, dict[str, list[tuple[Any, str]]]]:
+        """axis -> base benchmark -> [(value, benchmark of that point)], in the axis' order."""
+        s = self.suites[suite]
+        out: dict[str, dict[str, list[tuple[Any, str]]]] = {}
+        for axis, a in s.axes.items():
+            for base in s.benchmarks:
+                own = _get(_deep_merge(self.defaults, self.benchmarks.get(base) or {}), a.key)
+                out.setdefault(axis, {})[base] = [
+                    (v, base if v == own else f"{base}_{axis}{point_label(v)}") for v in a.values
+                ]
+        return out
+
+    def suite_benchmarks(self, suite: str) -> list[str]:
+        """The suite's benchmarks, then each axis' points (derived benchmarks) in order."""
+        derived = [
+            b for series in self.axis_series(suite).values() for pts in series.values() for _, b in pts
+        ]
+        return list(dict.fromkeys([*self.suites[suite].benchmarks, *derived]))
+
     def suite_experiments(self, suite: str) -> list[str]:
         s = self.suites[suite]
         return [
             e
-            for b in s.benchmarks
+            for b in self.suite_benchmarks(suite)
             for m in s.methods
             if (e := experiment_name(b, m)) not in s.exclude and self.runs_on(m, b)
         ]
@@ -186,7 +290,8 @@ class ParamsFile(_Strict):
     def runs_on(self, method: str, benchmark: str) -> bool:
         """Whether the method's record supports the benchmark's target network (its kind as declared)."""
         record = METHODS.get(self.implementation(method))
-        target = _deep_merge(self.defaults, self.benchmarks.get(benchmark) or {}).get("target")
+        known = benchmark in self.benchmarks or benchmark in self.axis_points
+        target = _deep_merge(self.defaults, self.benchmark_settings(benchmark) if known else {}).get("target")
         kind = target.get("kind") if isinstance(target, dict) else None
         return record is None or kind not in TARGET_KINDS or record.supports_target(kind)
 
@@ -388,6 +493,12 @@ def parse_params(raw: Any, path: str | Path) -> ParamsFile:
                 raise ConfigError(
                     f"{path}.suites.{suite}.exclude: {pair!r} is not a BENCHMARK/METHOD pair of the suite"
                 )
+    for name, point in params.axis_points.items():
+        if name in params.benchmarks:
+            raise ConfigError(
+                f"{path}.suites.{point.suite}.axes.{point.axis}: its point {point.value!r} of {point.base} is named "
+                f"{name}, a benchmark declared under benchmarks; rename the axis"
+            )
     for suite in params.suites:
         if not params.suite_experiments(suite):
             why = "exclude" if params.suites[suite].exclude else "methods"
@@ -497,7 +608,8 @@ def _refuse_other_blocks(
     for name in dict.fromkeys([params.implementation(method), method]):
         e = params.methods[name]
         sources += [(f"{path}: methods.{name}.settings", e.settings)]
-        sources += [(f"{path}: methods.{name}.benchmarks.{benchmark}", e.benchmarks.get(benchmark, {}))]
+        own = params.base_benchmark(benchmark)
+        sources += [(f"{path}: methods.{name}.benchmarks.{own}", e.benchmarks.get(own, {}))]
     if overrides:
         sources.append((where or "overrides", {k.split(".", 1)[0]: v for k, v in overrides.items()}))
     for place, block in sources:
@@ -526,8 +638,10 @@ def experiment_config(
     without the task id that the method cannot evaluate (entropy, FeCAM, one-shot) are left
     out; the tables show "n/a" there."""
     benchmark, method = split_name(name)
-    if benchmark not in params.benchmarks:
-        raise ConfigError(f"{path}: unknown benchmark {benchmark!r} (known: {', '.join(params.benchmarks)})")
+    if benchmark not in params.benchmarks and benchmark not in params.axis_points:
+        raise ConfigError(
+            f"{path}: unknown benchmark {benchmark!r} (known: {', '.join(params.benchmark_names())})"
+        )
     if method not in params.methods:
         raise ConfigError(
             f"{path}: unknown method {method!r} (declared under methods: {', '.join(params.methods)})"
@@ -535,12 +649,13 @@ def experiment_config(
     entry = params.methods[method]
     implementation = params.implementation(method)
     _refuse_other_blocks(params, method, benchmark, implementation, path, overrides, where)
-    merged = _deep_merge(params.defaults, params.benchmarks[benchmark] or {})
+    merged = _deep_merge(params.defaults, params.benchmark_settings(benchmark))
+    own = params.base_benchmark(benchmark)  # a derived benchmark takes its base's method overrides
     for e in ([params.methods[implementation]] if entry.variant_of else []) + [
         entry
     ]:  # a variant: its base's first
         merged = _deep_merge(merged, e.settings)
-        merged = _deep_merge(merged, e.benchmarks.get(benchmark, {}))
+        merged = _deep_merge(merged, e.benchmarks.get(own, {}))
     if overrides:
         merged = apply_overrides(merged, overrides)
     merged["name"], merged["benchmark"], merged["method"] = (

@@ -148,7 +148,8 @@ class Plan:
     def seeds_in_one_job(self, exp: str) -> bool:
         """Whether one job trains the experiment's seeds in one process (pipeline.seeds_in_one_job,
         records/staging.py), each seed's own job then adopting its staged outputs."""
-        return split_name(exp)[0] in self.params.pipeline.seeds_in_one_job and len(self.config(exp).seeds) > 1
+        benchmark = self.params.base_benchmark(split_name(exp)[0])  # a derived benchmark: its base's
+        return benchmark in self.params.pipeline.seeds_in_one_job and len(self.config(exp).seeds) > 1
 
     def seeds_marker(self, exp: str) -> str:
         """The output of the job that trains an experiment's seeds in one process."""
@@ -190,7 +191,10 @@ class Plan:
         benchmarks = "|".join(
             re.escape(b) for b in dict.fromkeys(split_name(e)[0] for e in self.experiments())
         )
-        return [f"{{benchmark,{benchmarks}}}_{{kind,[A-Za-z0-9_]+}}.png"]
+        patterns = [f"{{benchmark,{benchmarks}}}_{{kind,[A-Za-z0-9_]+}}.png"]
+        if self.params.suites[self.suite].axes:  # the axes' figures: axis_AXIS_BENCHMARK.png
+            patterns.append("{benchmark,axis}_{kind,[A-Za-z0-9_]+}.png")
+        return patterns
 
     def figures_dir(self, suite: str | None = None) -> str:
         return f"{self.results}/figures/{suite or self.suite}"
@@ -235,7 +239,8 @@ class Plan:
     def _env(self, exp: str) -> str:
         """Environment of a training process (pipeline.keep_freed_memory): glibc serves large
         blocks from a heap it never trims, instead of mmap and munmap on every step."""
-        return KEEP_FREED_MEMORY + " " if split_name(exp)[0] in self.params.pipeline.keep_freed_memory else ""
+        benchmark = self.params.base_benchmark(split_name(exp)[0])
+        return KEEP_FREED_MEMORY + " " if benchmark in self.params.pipeline.keep_freed_memory else ""
 
     @staticmethod
     def _which(exp: str) -> str:
@@ -282,13 +287,16 @@ class Plan:
         a variant's base method's first."""
         benchmark, method = split_name(exp)
         base = self.params.implementation(method)
+        point = self.params.axis_points.get(benchmark)  # a derived benchmark: its base's, and its axis
+        own = self.params.base_benchmark(benchmark)
         return [
             "defaults",
-            f"benchmarks.{benchmark}",
+            f"benchmarks.{own}",
+            *([f"suites.{point.suite}.axes.{point.axis}"] if point is not None else []),
             *(
                 f"methods.{m}.{k}"
                 for m in dict.fromkeys([base, method])
-                for k in ("settings", f"benchmarks.{benchmark}")
+                for k in ("settings", f"benchmarks.{own}")
             ),
         ]
 
@@ -311,7 +319,9 @@ class Plan:
             stages[f"prepare_{source}"] = {
                 "cmd": self.prepare_cmd(source),
                 "deps": [f"{CODE}/data"],  # the sources, their checks and the prepared cache
-                "params": self._keys(f"benchmarks.{split_name(self.sources()[source])[0]}.data"),
+                "params": self._keys(
+                    f"benchmarks.{self.params.base_benchmark(split_name(self.sources()[source])[0])}.data"
+                ),
                 "outs": [npz, {meta: {"cache": False}}],
             }
         for exp in self.sweeps():

@@ -278,3 +278,31 @@ def write_memory_figure(
     _title(ax, title, WIDTH * 0.62)
     _legend(fig, ax, {m: styles[m] for m in points}, hollow=dominated)
     _save(fig, path, sink)
+
+
+def write_axis_figure(
+    path: Path,
+    labels: list[str],
+    series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    styles: dict[str, Style],
+    title: str,
+    xlabel: str,
+    sink: Sink | None = None,
+    ylabel: str = "average accuracy after the last task (%)",
+) -> None:
+    """A suite axis (params.yaml suites.S.axes): one line per method over the axis' values
+    (series: method -> (mean, ci_low, ci_high) per value, NaN where a point has no run), the
+    mean over seeds with its 95% confidence band; the values evenly spaced, labelled as declared."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.62, 3.6))
+    x = np.arange(len(labels))
+    for m, (mean, low, high) in series.items():
+        s = styles[m]
+        ax.plot(x, mean, color=s.colour, marker=s.marker, linestyle=s.linestyle, markersize=5, lw=1.2)
+        ax.fill_between(x, low, high, color=s.colour, alpha=0.18, lw=0)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _title(ax, title, WIDTH * 0.62)
+    _legend(fig, ax, {m: styles[m] for m in series})
+    _save(fig, path, sink)

@@ -90,6 +90,13 @@ def figures_section(page: Path, suite: str, results: Path, benchmarks: list[str]
         for k, what in shown:
             shutil.copyfile(source / f"{b}_{k}.png", target / f"{b}_{k}.png")
             out.append(f"![{b}: {what}](figures/{suite}/{b}_{k}.png)\n")
+    axes = sorted(source.glob("axis_*.png"))  # a suite with axes: one figure per axis and benchmark
+    if axes:
+        out.append("#### Axes\n")
+        target.mkdir(parents=True, exist_ok=True)
+        for f in axes:
+            shutil.copyfile(f, target / f.name)
+            out.append(f"![{f.stem}: average accuracy along the axis](figures/{suite}/{f.name})\n")
     return "\n".join(out) if len(out) > 1 else ""
 
 

@@ -37,6 +37,7 @@ from hypermask.records.runs import read_evaluation, read_metrics, run_dir, stale
 from hypermask.records.storage import FileSet, complete_pending
 from hypermask.reporting.plots import (
     method_styles,
+    write_axis_figure,
     write_heatmap,
     write_memory_figure,
     write_method_curves,
@@ -320,8 +321,10 @@ def tuning_sentence(params: ParamsFile) -> str:
         f"validation split's average accuracy after the last task, trained on tuning seed {sw.seed} (not an "
         "evaluation seed); the others have nothing to tune. The values these runs used are params.yaml's; the "
         "comment beside each names its study: under this rule for the methods whose code the verification "
-        "round changed (GPM, SI, ER and HNET, on the digits benchmarks), else under the earlier rule (8 trials "
-        "per searched dimension, at least 16, on training seed 1)."
+        "round changed (GPM, SI, ER and HNET, on the digits benchmarks) and for the class-incremental methods "
+        "(ER class-incremental, DER++, LwF) on the digits benchmarks, else under the earlier rule (8 trials "
+        "per searched dimension, at least 16, on training seed 1); the class-incremental methods use their "
+        "papers' values where no study of theirs ran (the Fashion-MNIST benchmarks)."
     )
 
 
@@ -418,11 +421,14 @@ def write_suite(
         p = pivot(df, t, tex=True)
         p.columns = [c.replace("_", r"\_") for c in p.columns]
         tex += [f"% {t.title}", p.to_latex(escape=False, column_format="l" + "r" * len(p.columns))]
+    styles = method_styles(dict(zip(df["method"], df["family"])))
+    axes = axis_tables(params, suite, df, results / "figures" / suite, styles, files.add)
+    md += axes
+    tex += [f"% {line}" for line in axes if line.startswith("###")]  # the axes' tables: in the md and csv
     files.add(tables / f"{suite}.md", "\n".join(md))
     files.add(tables / f"{suite}.html", html_tables(df, suite, provenance(runs), caption(df, params)))
     files.add(tables / f"{suite}.tex", "\n".join(tex))
     figures = results / "figures" / suite
-    styles = method_styles(dict(zip(df["method"], df["family"])))
     for benchmark in dict.fromkeys(df["benchmark"]):
         matrices = {}  # method -> (seeds, T, T)
         for name, found in runs.items():
@@ -489,6 +495,64 @@ def write_suite(
             file=sys.stderr,
         )
     return public
+
+
+def axis_tables(params: ParamsFile, suite: str, df: pd.DataFrame, figures: Path, styles, sink) -> list[str]:
+    """Per axis of the suite (params.yaml suites.S.axes) and base benchmark: a markdown table of
+    every method's average accuracy (mean ± sample std) at each point, and its figure (mean, 95%
+    CI) as figures/SUITE/axis_AXIS_BENCHMARK.png."""
+    from hypermask.config.params import point_label
+
+    out: list[str] = []
+    for axis, series in params.axis_series(suite).items():
+        key = params.suites[suite].axes[axis].key
+        for base, points in series.items():
+            labels = [point_label(v) for v, _ in points]
+            cells = pd.DataFrame(
+                index=list(dict.fromkeys(df["method"])), columns=labels, dtype=object
+            ).fillna("")
+            lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+            for m in cells.index:
+                stats = []
+                for label, (_, b) in zip(labels, points):
+                    r = df[(df["benchmark"] == b) & (df["method"] == m)]
+                    if len(r):
+                        r0 = r.iloc[0]
+                        cells.loc[m, label] = _cell(
+                            r0["average_accuracy_mean"],
+                            r0["average_accuracy_std"],
+                            2,
+                            r0["seeds"],
+                            False,
+                            False,
+                            True,
+                        )
+                        stats.append(
+                            (
+                                r0["average_accuracy_mean"],
+                                r0["average_accuracy_ci_low"],
+                                r0["average_accuracy_ci_high"],
+                            )
+                        )
+                    else:
+                        stats.append((np.nan, np.nan, np.nan))
+                if any(not np.isnan(v[0]) for v in stats):
+                    a = np.array(stats, dtype=float)  # (points, 3): mean, ci_low, ci_high
+                    lines[str(m)] = (a[:, 0], a[:, 1], a[:, 2])
+            cells.index.name = "method"
+            title = f"Axis `{axis}` ({key}) on {base}: average accuracy after the last task (%)"
+            out += [f"### {title}\n", cells.to_markdown() + "\n"]
+            if lines:
+                write_axis_figure(
+                    figures / f"axis_{axis}_{base}.png",
+                    labels,
+                    lines,
+                    styles,
+                    f"{base}: average accuracy (mean over seeds, 95% CI) along {key}",
+                    key,
+                    sink,
+                )
+    return out
 
 
 def html_tables(df: pd.DataFrame, suite: str, source: str, text: str) -> str:
