@@ -18,6 +18,11 @@ whose `groupBy` becomes {"aggregateFunction": "average", "groupByKeys": [{"mode"
 (the default) sets the grouping with the UI's own controls (Group by -> Tags: method; the gear
 -> Average where another aggregate is on); --via storage writes that JSON and reloads.
 
+Then the parent runs (`hypermask tables` writes one per (benchmark, method), its seeds nested
+under it, carrying the table's figures as METRIC_mean, _std, _ci_low, _ci_high): the plain runs
+list with those columns, a third screenshot (OUT/parents.png), and each method's parent row
+against the table's means, every method of the table present.
+
 Nothing of hypermask is imported, and neither Playwright nor Chromium is a dependency of the
 project (no test or CI job needs this script). Setup and use, from the repository root:
 
@@ -341,6 +346,52 @@ def compare(
     return out, ok
 
 
+SUMMARY_TAG = "hypermask.summary_of"  # hypermask/tracking/summary.py's tag on a parent run
+
+
+def compare_parents(
+    page_rows: dict, runs: list[dict], table: dict[str, dict], decimals: int
+) -> tuple[dict, bool]:
+    """Each table method's parent run: its row on the page (run name = the method) and its
+    METRIC_mean cells against the table's means; its nested runs in the store against the seeds."""
+    shown: dict[str, dict] = {}
+    for r in page_rows["rows"]:
+        name = (r["cells"].get("attributes.`Run Name`") or "").strip().split("\n")[0].strip()
+        shown.setdefault(name, r)
+    parent_ids = {
+        r["tags"][SUMMARY_TAG].split("/")[-1]: r["run_id"] for r in runs if SUMMARY_TAG in r["tags"]
+    }
+    out, ok = {}, True
+    for method, t in table.items():
+        row = shown.get(method)
+        entry: dict = {"on_page": row is not None, "problems": [], "metrics": {}}
+        if row is None:
+            entry["problems"].append("no parent row on the page")
+        pid = parent_ids.get(method)
+        children = [r for r in runs if r["tags"].get("mlflow.parentRunId") == pid] if pid else []
+        entry["nested_runs"] = len(children)
+        if t["seeds"] and len(children) != int(t["seeds"].split("/")[0]):
+            entry["problems"].append(f"{len(children)} runs nested, the table has {t['seeds']} seeds")
+        for metric in METRICS:
+            value, _, cell = parse_value(row["cells"].get(column_id(f"{metric}_mean")) if row else None)
+            want = t["means"][metric]
+            agree = (value is None and want is None) or (
+                value is not None
+                and want is not None
+                and (
+                    fmt(value, decimals) == fmt(want, decimals)
+                    or abs(value - want) <= 0.5 * 10**-CSV_DECIMALS + 1e-9
+                )
+            )
+            entry["metrics"][metric] = {"ui_cell": cell, "table": fmt(want, decimals), "agree": agree}
+            if not agree:
+                entry["problems"].append(f"{metric}_mean: UI {cell} != table {fmt(want, decimals)}")
+        entry["agree"] = not entry["problems"]
+        ok &= entry["agree"]
+        out[method] = entry
+    return out, ok
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -427,6 +478,16 @@ def main(argv: list[str] | None = None) -> int:
             page.screenshot(path=str(args.out / "grouped.png"), full_page=True)
             grouped = read_rows(page)
             final_state = get_state(page, key, timeout_ms)
+            # the parent runs: the runs list as it opens (children folded under their parents),
+            # the parents' own columns, nothing grouped
+            state = get_state(page, key, timeout_ms)
+            state["selectedColumns"] = [column_id(f"{m}_mean") for m in METRICS]
+            state["groupBy"] = None
+            set_state(page, key, state)
+            page.reload(wait_until="load", timeout=timeout_ms)
+            wait_for_table(page, timeout_ms)
+            parents_page = page.evaluate(READ_ROWS)
+            page.screenshot(path=str(args.out / "parents.png"), full_page=True)
             chromium = browser.version
             browser.close()
     finally:
@@ -434,10 +495,14 @@ def main(argv: list[str] | None = None) -> int:
 
     ui = {g["group"]: g for g in grouped["groups"]}
     methods, ok = compare(ui, by_tag, table, args.decimals)
+    parents, parents_ok = compare_parents(parents_page, runs, table, args.decimals)
+    ok &= parents_ok
     problems = []
-    if len(ungrouped["runs"]) != len(runs):
+    top = [r for r in runs if "mlflow.parentRunId" not in r["tags"]]  # nested runs fold under their parent
+    if len(ungrouped["runs"]) not in (len(runs), len(top)):
         problems.append(
-            f"the ungrouped list shows {len(ungrouped['runs'])} rows, the store has {len(runs)} active runs"
+            f"the ungrouped list shows {len(ungrouped['runs'])} rows, the store has {len(runs)} active runs "
+            f"({len(top)} at the top level)"
         )
     missing_cols = [m for m in METRICS if column_id(m) not in grouped["headers"]]
     if missing_cols:
@@ -462,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             "grouped": str(args.out / "grouped.png"),
         },
         "methods": methods,
+        "parents": parents,
         "problems": problems,
         "agree": ok and not problems,
         "grouped_rows": grouped["groups"],
@@ -501,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for m, e in methods.items()
     }
+    summary["parents"] = parents
     summary["report"] = str(args.out / "report.json")
     print(json.dumps(summary, indent=2))
     return 0 if report["agree"] else 1

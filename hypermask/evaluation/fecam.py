@@ -55,16 +55,26 @@ class ClassStats:
 
 
 def fit_task(features: Tensor, labels: Tensor, n_classes: int, cfg: FeCAMConfig) -> ClassStats:
+    """Per class of one task: the prototype and the precision of its (shrunk, normalised)
+    covariance. A class whose statistics are not finite (a diverged network's features, or
+    features that are all zero, whose correlation is 0/0) gets a prototype that matches nothing
+    (NaN: every distance to it is NaN, never the nearest), not a failed run."""
     f = features.double()
+    d = f.shape[1]
     means, precs = [], []
     for c in range(n_classes):
         fc = f[labels == c]
-        means.append(fc.mean(0))
-        cov = torch.cov(fc.T) if len(fc) > 1 else torch.zeros(f.shape[1], f.shape[1], dtype=f.dtype)
+        cov = torch.cov(fc.T) if len(fc) > 1 else torch.zeros(d, d, dtype=f.dtype, device=f.device)
         cov = shrink_cov(cov, cfg.shrink_times)
         if cfg.normalize_covariance:
             cov = normalize_cov(cov)
-        precs.append(torch.linalg.pinv(cov + 1e-8))  # + 1e-8: the reference's guard for the SVD
+        mean = fc.mean(0)
+        if bool(torch.isfinite(cov).all()) and bool(torch.isfinite(mean).all()):
+            means.append(mean)
+            precs.append(torch.linalg.pinv(cov + 1e-8))  # + 1e-8: the reference's guard for the SVD
+        else:
+            means.append(torch.full((d,), float("nan"), dtype=f.dtype, device=f.device))
+            precs.append(torch.eye(d, dtype=f.dtype, device=f.device))
     return ClassStats(torch.stack(means), torch.stack(precs))
 
 
@@ -153,7 +163,10 @@ def fecam_inference(
 def nearest_class(feats: Tensor, stats: list[ClassStats], normalize: bool) -> tuple[Tensor, Tensor]:
     """feats (K, N, D): features under each task's mask. Returns (task, class within task) of
     the nearest prototype over all classes of all K tasks."""
-    dists = [mahalanobis(feats[k], stats[k], normalize) for k in range(len(stats))]  # K x (N, C_k)
+    # K x (N, C_k); NaN (a diverged network's features or prototypes) is never the nearest
+    dists = [
+        mahalanobis(feats[k], stats[k], normalize).nan_to_num(nan=float("inf")) for k in range(len(stats))
+    ]
     width = max(d.shape[1] for d in dists)
     padded = torch.stack([F.pad(d, (0, width - d.shape[1]), value=float("inf")) for d in dists])  # (K, N, W)
     flat = padded.permute(1, 0, 2).reshape(padded.shape[1], -1).argmin(1)  # over (task, class)

@@ -392,3 +392,20 @@ def test_fecam_fits_each_tasks_statistics_once_right_after_it_is_learned():
     load_stats(m2, state, torch.device("cpu"))
     assert set(kept_stats(m2)) == {0, 1, 2}
     assert all(torch.equal(kept_stats(m2)[k].precisions, kept_stats(m)[k].precisions) for k in range(3))
+
+
+def test_fecam_of_a_diverged_network_counts_its_samples_wrong_instead_of_failing():
+    """Non-finite features (a network that diverged, HNET at a width its beta was not tuned for)
+    give prototypes that match nothing: FeCAM's accuracy counts those samples wrong, the run goes on."""
+    from hypermask.config import FeCAMConfig
+    from hypermask.evaluation.fecam import fit_task, nearest_class
+
+    g = torch.Generator().manual_seed(0)
+    good = fit_task(torch.randn(40, 6, generator=g), torch.arange(40) % 2, 2, FeCAMConfig())
+    bad = fit_task(torch.full((40, 6), float("nan")), torch.arange(40) % 2, 2, FeCAMConfig())
+    assert torch.isnan(bad.means).all()
+    dead = fit_task(torch.zeros(40, 6), torch.arange(40) % 2, 2, FeCAMConfig())  # 0/0 correlations
+    assert torch.isnan(dead.means).all() and torch.isfinite(dead.precisions).all()
+    feats = torch.stack([torch.randn(5, 6, generator=g), torch.full((5, 6), float("nan"))])
+    task, _ = nearest_class(feats, [good, bad], True)
+    assert (task == 0).all()  # the diverged task's model is never the nearest
