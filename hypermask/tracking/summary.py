@@ -7,7 +7,8 @@ per method, with nothing to group or pick; a seed's own run opens under its meth
 
 `hypermask tables` writes them after the tables (the runs it averaged are the ones metrics.json
 names, `mlflow_run_id`); rerunning it updates the same parent runs (found by their
-`hypermask.summary_of` tag) and moves a rerun seed's new run under its parent.
+`hypermask.summary_of` tag), moves a rerun seed's new run under its parent and its earlier run
+out (it stays in the experiment, at the top level, no longer averaged).
 """
 
 from __future__ import annotations
@@ -83,13 +84,22 @@ def write_summaries(
         for i in range(0, len(metrics), 200):
             _retry(client.log_batch, parent, metrics=metrics[i : i + 200])
         _retry(client.log_batch, parent, tags=[RunTag(k, v) for k, v in tags.items()])
-        for m in runs.get(row["experiment"], []):
-            child = m.get("mlflow_run_id")
-            if child and child != parent:
-                try:
-                    _retry(client.set_tag, child, "mlflow.parentRunId", parent)
-                except Exception:  # the seed's run is in another store: it stays where it is
-                    pass
+        current = {m.get("mlflow_run_id") for m in runs.get(row["experiment"], [])} - {None, parent}
+        for child in current:
+            try:
+                _retry(client.set_tag, child, "mlflow.parentRunId", parent)
+            except Exception:  # the seed's run is in another store: it stays where it is
+                pass
+        # a seed's earlier run (before a rerun) is not in the table: it leaves the parent
+        nested = _retry(
+            client.search_runs,
+            [exp.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+            max_results=1000,
+        )
+        for r in nested:
+            if r.info.run_id not in current:
+                _retry(client.delete_tag, r.info.run_id, "mlflow.parentRunId")
         _retry(client.set_terminated, parent, "FINISHED")
         written += 1
     return written
