@@ -483,7 +483,13 @@ def main(argv: list[str] | None = None) -> int:
             state = get_state(page, key, timeout_ms)
             state["selectedColumns"] = [column_id(f"{m}_mean") for m in METRICS]
             state["groupBy"] = None
+            parents_filter = (
+                f"tags.`{SUMMARY_TAG}` LIKE '%'"  # the parents only, whatever else the store holds
+            )
+            state["searchFilter"] = parents_filter
             set_state(page, key, state)
+            q_filter = urllib.parse.quote(parents_filter)
+            page.goto(f"{url}/#/experiments/{exp_id}/runs?searchFilter={q_filter}", wait_until="load")
             page.reload(wait_until="load", timeout=timeout_ms)
             wait_for_table(page, timeout_ms)
             parents_page = page.evaluate(READ_ROWS)
@@ -528,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "methods": methods,
         "parents": parents,
+        "parents_page_rows": parents_page["rows"],
         "problems": problems,
         "agree": ok and not problems,
         "grouped_rows": grouped["groups"],
