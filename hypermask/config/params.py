@@ -224,13 +224,11 @@ class ParamsFile(_Strict):
         benchmark already has is the base itself, not in this map)."""
         out: dict[str, AxisPoint] = {}
         for suite, s in self.suites.items():
-            for axis, a in s.axes.items():
-                for base in s.benchmarks:
-                    own = _get(_deep_merge(self.defaults, self.benchmarks.get(base) or {}), a.key)
-                    for value in a.values:
-                        if value != own:
-                            name = f"{base}_{axis}{point_label(value)}"
-                            out[name] = AxisPoint(suite, axis, base, a.key, value, name)
+            for axis, series in self.axis_series(suite).items():
+                for base, points in series.items():
+                    for value, name in points:
+                        if name != base:
+                            out[name] = AxisPoint(suite, axis, base, s.axes[axis].key, value, name)
         return out
 
     def benchmark_names(self) -> list[str]:
