@@ -1,7 +1,13 @@
 """Optuna sweeps: one persistent study per (benchmark, method) under RESULTS/sweeps/BENCHMARK/METHOD/.
 
-The objective is the average accuracy on the tasks' *validation* splits (never the test
-data): each trial trains on the training split and is scored from its validation rows.
+The objective is the accuracy the method's table reports, on the tasks' *validation* splits
+(never the test data): each trial trains on the training split and is scored from its
+validation rows. For a task-incremental method that is the average accuracy with the task id
+(`objective_of`: "average_accuracy"); for a class-incremental one (its record's
+`class_incremental`: ER and LwF in their class-incremental form, DER++) its class accuracy over
+every validation sample of every task, its own head over all classes seen, no task id
+("classil", the `classil` setting scored on the validation splits). A study records its
+objective; one stored under another is refused, never mixed with new trials.
 
 - storage: SQLite (default), a journal file (`storage: journal`, safe on shared
   filesystems) or any database URL; several worker processes may share one study;
@@ -55,6 +61,14 @@ TPE_DEFAULTS = {
     "constant_liar": True,  # workers sharing a study do not all propose the same point
 }
 PRUNER_DEFAULTS = {"n_startup_trials": 2, "n_warmup_steps": 1, "interval_steps": 1, "n_min_trials": 1}
+
+
+def objective_of(method: str) -> str:
+    """What a study of `method` maximises: "classil" for a class-incremental method (the figure its
+    row is read for), else "average_accuracy" (the task-incremental table's)."""
+    from hypermask.methods import METHODS
+
+    return "classil" if METHODS[method].class_incremental else "average_accuracy"
 
 
 def sweep_dir(results: Path, experiment: str) -> Path:
@@ -162,6 +176,15 @@ def run_sweep(
             pruner=pruner,
             load_if_exists=True,
         )
+        goal = objective_of(experiment_config(params, name).method)
+        stored = study.user_attrs.get("objective", "average_accuracy" if study.trials else None)
+        if stored is not None and stored != goal:
+            raise ConfigError(
+                f"{directory}: the study of {name} was scored on {stored!r}; its objective is now {goal!r}. "
+                f"Its trials cannot be mixed with new ones: move {directory} aside to run the study again"
+            )
+        if stored is None:
+            study.set_user_attr("objective", goal)
         if sc.enqueue_reference and not study.trials:
             study.enqueue_trial(_reference_values(params, name, sc.space), skip_if_exists=True)
         tracker = Tracker(tracking_uri is not None, tracking_uri)
@@ -181,12 +204,13 @@ def run_sweep(
         lock.release()  # the trial exists (RUNNING): other workers may count it and go on
         trial.set_user_attr("worker", worker_id())
         values = _suggest(trial, sc.space)
-        # Scored on the validation splits; the task-id-free settings (test data) are not computed.
-        # A trial keeps only its last checkpoint: what a retry of it resumes from.
+        # Scored on the validation splits, the task-id-free settings too (only the objective's is
+        # computed). A trial keeps only its last checkpoint: what a retry of it resumes from.
+        settings = ["til", "classil"] if goal == "classil" else ["til"]
         cfg = experiment_config(
             params,
             name,
-            overrides={**values, "evaluation.settings": ["til"], "train.keep_checkpoints": "last"},
+            overrides={**values, "evaluation.settings": settings, "train.keep_checkpoints": "last"},
         )
         child = Tracker(tracking_uri is not None, tracking_uri)
         child.parent_run_id = parent
@@ -205,7 +229,9 @@ def run_sweep(
             device,
             child,
             quiet=quiet,
-            on_task_end=report,
+            on_task_end=report
+            if goal == "average_accuracy"
+            else None,  # the pruner sees the objective's scale only
             data_cache=data_cache,
             restart_on_change=True,
             mlflow_experiment=f"sweep_{name}",
@@ -213,6 +239,8 @@ def run_sweep(
             score_split="val",
         )
         assert out is not None  # stopped early only when asked to (stop_after_task)
+        if goal == "classil":
+            return float(out["classil"]["final_class_accuracy"])
         return float(out["average_accuracy"])
 
     # Claim one trial at a time under the lock: fail the trials of dead workers (their retries

@@ -143,3 +143,33 @@ def test_a_killed_workers_trial_is_retried_from_its_last_checkpoint(tmp_path):
     subprocess.run([*cmd[:-1], str(ref)], check=True, capture_output=True, timeout=600)
     assert retry.value == _study(ref).get_trials()[0].value
     assert (sweep_dir(res, "tiny/hypermask") / "best_params.yaml").exists()
+
+
+def test_a_class_incremental_study_maximises_the_validation_class_accuracy(tmp_path):
+    """LwF (one head over all classes): each trial's value is its class-incremental accuracy on the
+    validation samples (the figure its table row reports), never the task-id average; a study
+    stored under another objective is refused, not mixed with new trials."""
+    import json
+
+    from hypermask.config import ConfigError
+
+    suite = tiny_suite()
+    suite["methods"]["lwf"] = {}
+    suite["sweeps"]["spaces"] = {"lwf": {"lwf.lambda": {"low": 1e-2, "high": 1e2, "log": True}}}
+    params = read_params(write_params(tmp_path / "params.yaml", suite))
+    res = tmp_path / "results"
+    run_sweep(params, "tiny/lwf", res, "cpu", None, n_trials=2)
+    study = _study(res, "tiny/lwf")
+    assert study.user_attrs["objective"] == "classil"
+    for trial in study.get_trials():
+        m = json.loads(
+            (
+                sweep_dir(res, "tiny/lwf")
+                / f"trials/trial_{trial.number:04d}/runs/tiny/lwf/seed_0/metrics.json"
+            ).read_text()
+        )
+        assert m["scored_on"] == "val" and trial.value == m["classil"]["final_class_accuracy"]
+        assert trial.value != m["average_accuracy"]  # three permuted tasks: far apart without the task id
+    study.set_user_attr("objective", "average_accuracy")
+    with pytest.raises(ConfigError, match="scored on 'average_accuracy'; its objective is now 'classil'"):
+        run_sweep(params, "tiny/lwf", res, "cpu", None, n_trials=3)

@@ -5,6 +5,7 @@ and the evaluation settings computed after a task.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -180,8 +181,13 @@ def build_run(
     return tasks, learner
 
 
-def evaluate_settings(learner, tasks: list[Task], t: int, cfg: ExperimentConfig) -> dict[str, dict]:
+def evaluate_settings(
+    learner, tasks: list[Task], t: int, cfg: ExperimentConfig, split: str = "test"
+) -> dict[str, dict]:
     """The task-id-free settings listed in evaluation.settings, after learning task t, over
-    tasks 0..t."""
+    tasks 0..t, scored on each task's `split` (sweeps: "val", so that a study that tunes on a
+    setting never looks at test data)."""
     ev = cfg.evaluation
+    if split != "test":
+        tasks = [dataclasses.replace(task, test=getattr(task, split)) for task in tasks]
     return {s: SETTINGS[s].run(learner, tasks, t + 1, ev) for s in WITHOUT_TASK_ID if s in ev.settings}

@@ -212,7 +212,7 @@ def _run_locked(
             step0 += info["iterations"]
             e0 = time.perf_counter()
             row = evaluate_tasks(learner, tasks, eval_bs, score_split)
-            settings = evaluate_settings(learner, tasks, t, cfg)
+            settings = evaluate_settings(learner, tasks, t, cfg, score_split)
             info["eval_seconds"] = time.perf_counter() - e0
             bad = [
                 k

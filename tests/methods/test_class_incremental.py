@@ -194,3 +194,46 @@ def test_class_incremental_prediction_is_the_argmax_over_seen_classes(method):
                 total += 1
     assert got["class_accuracy"] == pytest.approx(100 * hits / total)
     assert got["task_accuracy"] == pytest.approx(100 * task_hits / total)
+
+
+def test_a_sweeps_class_incremental_score_reads_the_validation_samples_only():
+    """evaluate_settings(split="val") (a study's objective): the classil setting over the tasks'
+    validation samples, against a naive loop over them; the test samples (other data) give another
+    figure, and the tasks themselves are left as they were."""
+    from hypermask.engine.loop import evaluate_settings
+
+    m, tasks = _build("er_ci")
+    g = torch.Generator().manual_seed(11)
+    for t, task in enumerate(tasks):  # validation samples of their own, 25 a task
+        tasks[t] = Task(
+            t,
+            task.classes,
+            task.train,
+            Split(torch.rand(25, 1, 8, 8, generator=g), torch.randint(0, C, (25,), generator=g)),
+            task.test,
+        )
+    for t in range(2):
+        learn(m, tasks[t], 5)
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "x/er_ci",
+            "seeds": [1],
+            "method": "er_ci",
+            "data": {"source": "digits", "scenario": "split", "n_tasks": 3, "classes_per_task": C},
+            "target": {"kind": "mlp", "hidden": [16]},
+            "train": {"iterations": 1, "batch_size": 16},
+            "evaluation": {"settings": ["til", "classil"], "batch_size": 9},
+        }
+    )
+    m.eval()
+    got = evaluate_settings(m, tasks, 1, cfg, split="val")["classil"]
+    hits = total = 0
+    with torch.no_grad():
+        for j in range(2):
+            out = _hand_logits(m, tasks[j].inputs(tasks[j].val.x))[:, : 2 * C]
+            hits += int((out.argmax(1) == j * C + tasks[j].val.y).sum())
+            total += len(tasks[j].val.y)
+    assert total == 50 and got["class_accuracy"] == pytest.approx(100 * hits / total)
+    on_test = evaluate_settings(m, tasks, 1, cfg)["classil"]
+    assert on_test == class_incremental_inference(m, tasks, 2, batch_size=9)
+    assert len(tasks[0].test.y) == 40  # the tasks were not changed
