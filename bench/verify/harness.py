@@ -141,6 +141,8 @@ def run_ours(
     {"hnet.beta": 0.05, "train.iterations": 200}) in an --override file, in a temporary results
     folder without tracking; the run's final figures."""
     hypermask = Path(sys.executable).parent / "hypermask"
+    if not hypermask.exists():  # another interpreter (an environment layered on the project's)
+        hypermask = Path(shutil.which("hypermask") or ROOT / ".venv" / "bin" / "hypermask")
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             str(hypermask),
@@ -176,6 +178,7 @@ def run_ours(
         "average_accuracy": m["average_accuracy"],
         "bwt": m["bwt"],
         "accuracy_matrix": m["accuracy_matrix"],
+        "classil": m.get("classil"),
         "wall_seconds": round(wall, 1),
     }
 

@@ -1,6 +1,7 @@
 """DER++: P. Buzzega, M. Boschini, A. Porrello, D. Abati, S. Calderara, "Dark Experience for
 General Continual Learning: a Strong, Simple Baseline", NeurIPS 2020 (Algorithm 1, DER++), in the
-class-incremental setting, one head over all classes seen so far.
+class-incremental setting, one head over all classes (trained over the whole head, predicting
+over the classes seen so far).
 
 1. Memory: a reservoir buffer (Vitter 1985) of M = `per_class` x (classes of all tasks) samples
    over the whole stream, the same number of stored samples as ER's at the end of the stream.
@@ -11,12 +12,18 @@ class-incremental setting, one head over all classes seen so far.
    transform) and the logits over all T x C classes the network gave it when it was inserted.
 2. Training step: B samples of the current task, plus, once the buffer holds samples, two
    independent draws of min(B, filled) samples without replacement from it, (x', z') and
-   (x'', y''). L = CE(current) + alpha * MSE(h(x'), z') + beta * CE(h(x''), y''): the
-   cross-entropies over the classes seen so far (hypermask/methods/shared/class_incremental.py),
-   the MSE over all T x C logits and their mean over the batch and the logits (the paper's
-   ||.||^2 up to the constant its authors' Mammoth code also drops, F.mse_loss). Then the
-   current batch enters the reservoir with its logits of this step. As in the paper, the
-   draws come before the insertion.
+   (x'', y''). L = CE(current) + alpha * MSE(h(x'), z') + beta * CE(h(x''), y''): both
+   cross-entropies and the MSE over the whole head, all T x C outputs, the classes of tasks not
+   yet seen included, as the authors' code computes them (Mammoth, models/derpp.py: its loss
+   on the network's full output, in the class-incremental setting too; the paper's Algorithm 1
+   restricts no output). This is where DER++ departs from ER and LwF here, whose softmax runs
+   over the classes seen so far (van de Ven et al. 2022's protocol): the logits DER++ stores
+   and replays span the whole head, and pushing the unseen classes' logits down is part of the
+   method as its authors ran it (bench/verify/verify_classil.py runs it beside Avalanche's DER,
+   whose cross-entropy also spans the whole head). The MSE is the mean over
+   the batch and the logits (the paper's ||.||^2 up to the constant Mammoth also drops,
+   F.mse_loss). Then the current batch enters the reservoir with its logits of this step. As
+   in the paper, the draws come before the insertion.
 3. The reservoir's and the draws' random numbers come from a host generator seeded from the
    run's generator at each task's first batch (one read per task), so a step needs no host-device
    synchronisation; checkpoints (task boundaries) carry the buffer and the count n.
@@ -132,17 +139,17 @@ class DERPP(ClassIncremental, MethodBase):
         return x, global_labels(y, t, width)
 
     def loss(self, x: Tensor, y: Tensor, t: int, iteration: int) -> tuple[Tensor, Tensor]:
-        """y: global classes of the current rows, then of the second draw's."""
-        seen = (t + 1) * block_width(self.target)
+        """y: global classes of the current rows, then of the second draw's; every loss over the
+        whole head (all T x C outputs)."""
         out = all_class_logits(self.target, x)
         assert self.pending is not None  # set by batch()
         n = len(self.pending[0])
-        ce = F.cross_entropy(out[:n, :seen], y[:n])
+        ce = F.cross_entropy(out[:n], y[:n])
         total = ce
         if self.replay is not None:
             n1, z1, _ = self.replay
             total = total + self.alpha * F.mse_loss(out[n : n + n1], z1)
-            total = total + self.beta * F.cross_entropy(out[n + n1 :, :seen], y[n:])
+            total = total + self.beta * F.cross_entropy(out[n + n1 :], y[n:])
         self._insert(out[:n].detach())
         return total, ce
 

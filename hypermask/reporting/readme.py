@@ -271,6 +271,10 @@ def static_blocks(params) -> dict[tuple[str, str], Any]:
         ("<!-- verification -->", "<!-- end verification -->"): lambda: verification.render(
             order=list(params.methods)
         ),
+        (
+            "<!-- maintained implementation -->",
+            "<!-- end maintained implementation -->",
+        ): verification.render_maintained,
     }
 
 

@@ -316,9 +316,18 @@ def tuning_sentence(params: ParamsFile) -> str:
         if sw.n_trials
         else f"{sw.trials_per_dimension} trials per searched dimension, at least {sw.min_trials}"
     )
+    from hypermask.sweep import objective_of
+
+    classil = [m for m in tuned if objective_of(m) == "classil"]
+    by_class = (
+        f" ({', '.join(classil)}, class-incremental: on their class accuracy over the validation samples of "
+        "every task seen, without the task id, the figure their rows report)"
+        if classil
+        else ""
+    )
     return (
         f" Tuning: one Optuna study per (benchmark, method) for {', '.join(tuned)}; {budget}, scored on the "
-        f"validation split's average accuracy after the last task, trained on tuning seed {sw.seed} (not an "
+        f"validation split's average accuracy after the last task{by_class}, trained on tuning seed {sw.seed} (not an "
         "evaluation seed); the others have nothing to tune. The values these runs used are params.yaml's; the "
         "comment beside each names its study: under this rule for the methods whose code the verification "
         "round changed (GPM, SI, ER and HNET, on the digits benchmarks) and for the class-incremental methods "

@@ -404,3 +404,67 @@ def render(results: Path | None = None, order: list[str] | None = None) -> str:
             "",
         ]
     return "\n".join(out)
+
+
+MAINTAINED = "reference_classil.json"  # bench/verify/verify_classil.py: the class-IL methods beside Avalanche
+
+
+def render_maintained(results: Path | None = None) -> str:
+    """The class-incremental methods beside a maintained implementation (Avalanche), from
+    bench/results/reference_classil.json: per method, both sides' class-incremental accuracy over
+    their seeds, the difference and Welch's p (computed here from the seeds; a stored p that
+    disagrees is an error), and the algorithmic differences the JSON lists."""
+    path = (RESULTS if results is None else Path(results)) / MAINTAINED
+    if not path.is_file():
+        return (
+            "Not run yet (`bench/verify/verify_classil.py` writes `bench/results/reference_classil.json`).\n"
+        )
+    try:
+        rec = json.loads(path.read_text())
+        ref, rows = rec["reference"], rec["rows"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"{path}: not a class-incremental reference JSON ({e})") from None
+    lib = f"{ref.get('package', ref.get('repo', '?'))} {ref.get('version', '')}".strip()
+    out = [
+        f"Each row: our method and the strategy of [{ref.get('repo')}](https://github.com/{ref.get('repo')}) "
+        f"({lib}) named beside it, run by `bench/verify/verify_classil.py` on the same tasks, network, "
+        "initialisation, iterations, learning rate, memory and hyperparameters (its docstring lists what is "
+        f"shared). Cells: {_flat(rec.get('measure', 'class-incremental accuracy (%)'))}, mean ± sample std "
+        "(ddof 1) over each side's seeds; *difference* = ours − Avalanche in points, and p of "
+        f"{TEST}; *agree* when p ≥ {ALPHA}. Avalanche is not the authors' code of any of them: the "
+        "differences are each library's own algorithm, listed below the table. Rendered by `hypermask "
+        f"docs` from `bench/results/{MAINTAINED}`.",
+        "",
+        "| method | Avalanche | benchmark / configuration | Avalanche: mean ± std | ours: mean ± std | "
+        "difference (p) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    details = []
+    for r in rows:
+        theirs, ours = r["avalanche"]["class_accuracy"], r["ours"]["class_accuracy"]
+        row = Row(
+            r["method"],
+            path.name,
+            {},
+            r.get("benchmark", ""),
+            r.get("configuration", ""),
+            theirs,
+            ours,
+            [],
+            [],
+            stored_p=(r.get("verdict") or {}).get("p"),
+        )
+        conf = f"`{row.benchmark}`" + (f": {row.configuration}" if row.configuration else "")
+        cells = [
+            f"`{row.method}`",
+            f"`{r['strategy']}`",
+            conf,
+            _side(theirs),
+            _side(ours),
+            row.difference,
+            row.verdict,
+        ]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        details.append(f"* `{row.method}` against `{r['strategy']}`:")
+        details += [f"    * {_flat(d)}" for d in r.get("differences", [])]
+    return "\n".join([*out, "", *details, ""])

@@ -113,8 +113,8 @@ def test_reservoir_keeps_each_sample_with_probability_size_over_seen():
 
 
 def test_derpp_loss_is_the_papers():
-    """L = CE(current) + alpha MSE(h(x'), z') + beta CE(h(x''), y''), by hand from the batch it built;
-    the reservoir then holds the current batch's samples with the logits of that step."""
+    """L = CE(current) + alpha MSE(h(x'), z') + beta CE(h(x''), y''), by hand from the batch it built,
+    each over the whole head; the reservoir then holds the current batch's samples with the logits of that step."""
     m, tasks = _build("derpp", per_class=4, alpha=0.3, beta=0.7)
     learn(m, tasks[0], 3)
     assert m.seen == 3 * 16 and int(m.offered) == 48
@@ -127,12 +127,19 @@ def test_derpp_loss_is_the_papers():
     before = m.buffer_logits.clone()
     loss, ce = m.loss(x, y, 1, 0)
     out = _hand_logits(m, x)
-    hand_ce = F.cross_entropy(out[:8, : 2 * C], tasks[1].train.y[:8] + C)
+    # every term over the whole head, all 3 tasks' classes (the authors' Mammoth): a softmax
+    # over the 6 outputs by hand, the third task's unseen classes included
+    def hand_cross_entropy(logits, labels):
+        return -(logits - logits.exp().sum(1, keepdim=True).log())[torch.arange(len(labels)), labels].mean()
+
+    assert out.shape[1] == 3 * C
+    hand_ce = hand_cross_entropy(out[:8], tasks[1].train.y[:8] + C)
     hand = (
         hand_ce
         + 0.3 * ((out[8 : 8 + n1] - z1) ** 2).mean()
-        + 0.7 * F.cross_entropy(out[8 + n1 :, : 2 * C], y[8:])
+        + 0.7 * hand_cross_entropy(out[8 + n1 :], y[8:])
     )
+    assert float(hand_ce) != pytest.approx(float(F.cross_entropy(out[:8, : 2 * C], tasks[1].train.y[:8] + C)))
     assert float(ce.detach()) == pytest.approx(float(hand_ce), rel=1e-6)
     assert float(loss.detach()) == pytest.approx(float(hand), rel=1e-6)
     changed = (m.buffer_logits != before).any(1).nonzero().flatten()

@@ -236,3 +236,42 @@ def test_docs_check_fails_on_a_stale_page(results, tmp_path, monkeypatch, capsys
         page.replace("82.00 ± 2.00 (3 seeds)", "83.00 ± 2.00 (3 seeds)")
     )
     assert main(["--params", params, "docs", "--check"]) == 1
+
+
+def classil_reference(p: float) -> dict:
+    """A hand-made bench/results/reference_classil.json (3 seeds a side, the same spreads as above)."""
+    return {
+        "measure": "class-incremental accuracy (%)",
+        "reference": {"repo": "ContinualAI/avalanche", "package": "avalanche-lib", "version": "0.6.0"},
+        "rows": [
+            {
+                "method": "derpp",
+                "strategy": "avalanche.training.DER",
+                "benchmark": "digits_split",
+                "configuration": "MLP 100-100",
+                "differences": ["replay: one draw in theirs"],
+                "avalanche": {"seeds": [1, 2, 3], "class_accuracy": OFFICIAL},
+                "ours": {"seeds": [1, 2, 3], "class_accuracy": OURS},
+                "verdict": {"test": TEST, "p": p},
+            }
+        ],
+    }
+
+
+def test_the_maintained_implementation_block_has_the_hand_computed_cells(tmp_path):
+    p = welch_p_equal_spread(OFFICIAL, OURS)
+    (tmp_path / "reference_classil.json").write_text(json.dumps(classil_reference(p)))
+    block = verification.render_maintained(tmp_path)
+    cells = [
+        c.strip()
+        for c in next(ln for ln in block.splitlines() if ln.startswith("| `")).strip("|").split(" | ")
+    ]
+    assert cells[:3] == ["`derpp`", "`avalanche.training.DER`", "`digits_split`: MLP 100-100"]
+    assert cells[3] == "82.00 ± 2.00 (3 seeds)" and cells[4] == "85.00 ± 2.00 (3 seeds)"
+    assert cells[5] == "+3.00 (p = 0.14)" and cells[6] == "agree"
+    assert "avalanche-lib 0.6.0" in block and "    * replay: one draw in theirs" in block
+    # a stored p that its seeds do not give is an error; no JSON: the block says so
+    (tmp_path / "reference_classil.json").write_text(json.dumps(classil_reference(0.5)))
+    with pytest.raises(ConfigError, match="p = 0.5"):
+        verification.render_maintained(tmp_path)
+    assert "Not run yet" in verification.render_maintained(tmp_path / "absent")
