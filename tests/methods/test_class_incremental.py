@@ -127,6 +127,7 @@ def test_derpp_loss_is_the_papers():
     before = m.buffer_logits.clone()
     loss, ce = m.loss(x, y, 1, 0)
     out = _hand_logits(m, x)
+
     # every term over the whole head, all 3 tasks' classes (the authors' Mammoth): a softmax
     # over the 6 outputs by hand, the third task's unseen classes included
     def hand_cross_entropy(logits, labels):
@@ -135,9 +136,7 @@ def test_derpp_loss_is_the_papers():
     assert out.shape[1] == 3 * C
     hand_ce = hand_cross_entropy(out[:8], tasks[1].train.y[:8] + C)
     hand = (
-        hand_ce
-        + 0.3 * ((out[8 : 8 + n1] - z1) ** 2).mean()
-        + 0.7 * hand_cross_entropy(out[8 + n1 :], y[8:])
+        hand_ce + 0.3 * ((out[8 : 8 + n1] - z1) ** 2).mean() + 0.7 * hand_cross_entropy(out[8 + n1 :], y[8:])
     )
     assert float(hand_ce) != pytest.approx(float(F.cross_entropy(out[:8, : 2 * C], tasks[1].train.y[:8] + C)))
     assert float(ce.detach()) == pytest.approx(float(hand_ce), rel=1e-6)
