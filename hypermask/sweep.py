@@ -63,6 +63,12 @@ TPE_DEFAULTS = {
 PRUNER_DEFAULTS = {"n_startup_trials": 2, "n_warmup_steps": 1, "interval_steps": 1, "n_min_trials": 1}
 
 
+OBJECTIVE_LABELS = {  # a study's objective (objective_of) as its outputs name it
+    "average_accuracy": "validation average accuracy",
+    "classil": "validation class-incremental accuracy",
+}
+
+
 def objective_of(method: str) -> str:
     """What a study of `method` maximises: "classil" for a class-incremental method (the figure its
     row is read for), else "average_accuracy" (the task-incremental table's)."""
@@ -320,9 +326,10 @@ def write_outputs(study, directory: Path, sc: SweepConfig) -> dict[str, Any]:
     if not complete:
         raise ConfigError(f"{directory}: the study has no complete trial")
     best = study.best_trial
+    what = OBJECTIVE_LABELS[study.user_attrs.get("objective", "average_accuracy")]
     atomic_write_text(
         directory / "best_params.yaml",
-        f"# best of {len(complete)} complete trials (trial {best.number}): average accuracy {best.value:.4f}\n"
+        f"# best of {len(complete)} complete trials (trial {best.number}): {what} {best.value:.4f}\n"
         + yaml.safe_dump(dict(best.params), sort_keys=True),
     )
     import matplotlib
@@ -336,7 +343,7 @@ def write_outputs(study, directory: Path, sc: SweepConfig) -> dict[str, Any]:
     ax.plot(xs, ys, "o", label="trial")
     ax.plot(xs, np.maximum.accumulate(ys), "-", label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel("validation average accuracy (%)")
+    ax.set_ylabel(f"{what} (%)")
     ax.set_title(f"{study.study_name}: optimisation history", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -170,6 +170,8 @@ def test_a_class_incremental_study_maximises_the_validation_class_accuracy(tmp_p
         )
         assert m["scored_on"] == "val" and trial.value == m["classil"]["final_class_accuracy"]
         assert trial.value != m["average_accuracy"]  # three permuted tasks: far apart without the task id
+    best = (sweep_dir(res, "tiny/lwf") / "best_params.yaml").read_text().splitlines()[0]
+    assert best.endswith(f"validation class-incremental accuracy {study.best_value:.4f}")
     study.set_user_attr("objective", "average_accuracy")
     with pytest.raises(ConfigError, match="scored on 'average_accuracy'; its objective is now 'classil'"):
         run_sweep(params, "tiny/lwf", res, "cpu", None, n_trials=3)
