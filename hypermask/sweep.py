@@ -70,11 +70,10 @@ OBJECTIVE_LABELS = {  # a study's objective (objective_of) as its outputs name i
 
 
 def objective_of(method: str) -> str:
-    """What a study of `method` maximises: "classil" for a class-incremental method (the figure its
-    row is read for), else "average_accuracy" (the task-incremental table's)."""
+    """What a study of `method` maximises (its record's study_objective)."""
     from hypermask.methods import METHODS
 
-    return "classil" if METHODS[method].class_incremental else "average_accuracy"
+    return METHODS[method].study_objective
 
 
 def sweep_dir(results: Path, experiment: str) -> Path:

@@ -78,6 +78,13 @@ class MethodRecord:
             raise ValueError(f"{self.name}: implementation must be 'module:Class'")
 
     @property
+    def study_objective(self) -> str:
+        """What its Optuna study maximises on the validation splits (hypermask/sweep.py): the figure
+        its table row is read for, "classil" (class-incremental accuracy, no task id) for a
+        class-incremental method, else "average_accuracy" (task id given)."""
+        return "classil" if self.class_incremental else "average_accuracy"
+
+    @property
     def task_inference(self) -> bool:
         """Every task's model is at hand (its own parts, or the shared network with its own head on
         every benchmark), so the entropy and FeCAM settings can evaluate it without the task id:

@@ -316,9 +316,9 @@ def tuning_sentence(params: ParamsFile) -> str:
         if sw.n_trials
         else f"{sw.trials_per_dimension} trials per searched dimension, at least {sw.min_trials}"
     )
-    from hypermask.sweep import objective_of
+    from hypermask.methods import METHODS
 
-    classil = [m for m in tuned if objective_of(m) == "classil"]
+    classil = [m for m in tuned if m in METHODS and METHODS[m].study_objective == "classil"]
     by_class = (
         f" ({', '.join(classil)}, class-incremental: on their class accuracy over the validation samples of "
         "every task seen, without the task id, the figure their rows report)"
