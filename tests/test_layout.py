@@ -1,6 +1,7 @@
 """The code's shape where it matters to users: building tables or the pipeline plan does not
 load the training stack, and params.yaml is read once per command."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,11 @@ def test_docs_site_builds_strict(tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / "site" / "methods" / "index.html").is_file()
+    # offline: no page loads a script, style or font from another site; code highlighted at build
+    pages = sorted((tmp_path / "site").rglob("*.html"))
+    loads = re.compile(r"""<(?:script|link)[^>]+(?:src|href)=["'](?:https?:)?//""")
+    assert pages and not [p for p in pages if loads.search(p.read_text())]
+    assert 'class="highlight"' in (tmp_path / "site" / "running" / "index.html").read_text()
 
 
 def test_every_method_settings_block_is_registered_and_only_its_own_enters_the_fingerprint():
