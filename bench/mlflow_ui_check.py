@@ -356,7 +356,9 @@ def compare_parents(
     METRIC_mean cells against the table's means; its nested runs in the store against the seeds."""
     shown: dict[str, dict] = {}
     for r in page_rows["rows"]:
-        name = (r["cells"].get("attributes.`Run Name`") or "").strip().split("\n")[0].strip()
+        # the cell's text: the run's colour swatch ("#f792a6") on its own line, then its name
+        lines = [x.strip() for x in (r["cells"].get("attributes.`Run Name`") or "").split("\n")]
+        name = next((x for x in lines if x and not re.fullmatch(r"#[0-9a-fA-F]{6}", x)), "")
         shown.setdefault(name, r)
     parent_ids = {
         r["tags"][SUMMARY_TAG].split("/")[-1]: r["run_id"] for r in runs if SUMMARY_TAG in r["tags"]
@@ -478,20 +480,25 @@ def main(argv: list[str] | None = None) -> int:
             page.screenshot(path=str(args.out / "grouped.png"), full_page=True)
             grouped = read_rows(page)
             final_state = get_state(page, key, timeout_ms)
-            # the parent runs: the runs list as it opens (children folded under their parents),
-            # the parents' own columns, nothing grouped
+            # the parent runs: a fresh page (its own local storage: the grouping above does not
+            # carry over), the runs list as it opens (children folded under their parents), the
+            # parents' own columns, filtered to the parents whatever else the store holds
+            page.close()
+            n_parents = sum(1 for r in runs if SUMMARY_TAG in r["tags"])
+            page = browser.new_page(viewport={"width": args.width, "height": max(900, 450 + 42 * (n_parents + 2))})
+            parents_filter = f"tags.`{SUMMARY_TAG}` LIKE '%'"
+            q_filter = urllib.parse.quote(parents_filter)
+            page.goto(f"{url}/#/experiments/{exp_id}/runs?searchFilter={q_filter}", wait_until="load")
+            wait_for_table(page, timeout_ms)
             state = get_state(page, key, timeout_ms)
             state["selectedColumns"] = [column_id(f"{m}_mean") for m in METRICS]
             state["groupBy"] = None
-            parents_filter = (
-                f"tags.`{SUMMARY_TAG}` LIKE '%'"  # the parents only, whatever else the store holds
-            )
             state["searchFilter"] = parents_filter
             set_state(page, key, state)
-            q_filter = urllib.parse.quote(parents_filter)
-            page.goto(f"{url}/#/experiments/{exp_id}/runs?searchFilter={q_filter}", wait_until="load")
             page.reload(wait_until="load", timeout=timeout_ms)
             wait_for_table(page, timeout_ms)
+            page.wait_for_timeout(1000)
+            autosize(page)
             parents_page = page.evaluate(READ_ROWS)
             page.screenshot(path=str(args.out / "parents.png"), full_page=True)
             chromium = browser.version
