@@ -485,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
             # parents' own columns, filtered to the parents whatever else the store holds
             page.close()
             n_parents = sum(1 for r in runs if SUMMARY_TAG in r["tags"])
-            page = browser.new_page(viewport={"width": args.width, "height": max(900, 450 + 42 * (n_parents + 2))})
+            page = browser.new_page(
+                viewport={"width": args.width, "height": max(900, 450 + 42 * (n_parents + 2))}
+            )
             parents_filter = f"tags.`{SUMMARY_TAG}` LIKE '%'"
             q_filter = urllib.parse.quote(parents_filter)
             page.goto(f"{url}/#/experiments/{exp_id}/runs?searchFilter={q_filter}", wait_until="load")

@@ -15,6 +15,12 @@ classes seen, no task id) within the seeds' spread.
     /tmp/avvenv/bin/pip install avalanche-lib==0.6.0
     /tmp/avvenv/bin/python bench/verify/verify_classil.py --out bench/results/reference_classil.json
     /tmp/avvenv/bin/python bench/verify/verify_classil.py --seeds 1 --methods lwf   # a quick check
+    /tmp/avvenv/bin/python bench/verify/verify_classil.py --methods derpp --keep-rows \
+        --out bench/results/reference_classil.json       # one method again, the others' rows kept
+
+For DER++ the script also runs ours with one of Avalanche's departures from the paper put in
+(ISOLATION: the stored logits refreshed by the finished model at each task's end), so the record
+says how much of a difference that departure explains.
 
 Avalanche lives in its own environment layered on the project's (it pulls in wandb, tensorboard
 and others that the project does not need); our side runs as `hypermask train` (harness.run_ours,
@@ -70,8 +76,8 @@ DIFFERENCES = {
         "experience with the logits of the finished model (ClassBalancedBufferWithLogits)",
         "replay: ours draws two independent batches, one for the logit MSE and one for the label CE "
         "(the paper's x' and x''); Avalanche uses one draw for both",
-        "cross-entropy: ours over the classes seen so far; Avalanche's DER over all 10 outputs "
-        "(F.cross_entropy in DER.training_epoch; a criterion cannot change it)",
+        "cross-entropy: the same, over all 10 outputs, the classes not yet seen included (ours as the "
+        "authors' Mammoth computes it; Avalanche's F.cross_entropy in DER.training_epoch)",
         "replayed batch: ours min(64, samples stored); Avalanche needs batch_size_mem <= its buffer, "
         "set to 50 (the whole memory; with 64 it would never replay)",
     ],
@@ -82,6 +88,13 @@ DIFFERENCES = {
         "loss over classes: the same, the cross-entropy over the classes seen (MaskedCrossEntropy("
         "mask='seen')) and the distillation over the earlier tasks' classes",
     ],
+}
+
+
+HYPER = {  # the method's own settings, as the configuration cell names them
+    "er_ci": lambda cfg: "nothing else to set",
+    "derpp": lambda cfg: f"alpha {cfg.derpp.alpha:g}, beta {cfg.derpp.beta:g}",
+    "lwf": lambda cfg: f"lambda {cfg.lwf.lambda_:g}, temperature {cfg.lwf.temperature:g}",
 }
 
 
@@ -199,6 +212,57 @@ def our_side(method: str, seed: int, log: Path | None) -> dict:
     }
 
 
+ISOLATION = {
+    "derpp": "ours with one of Avalanche's departures from the paper: at the end of each task, the "
+    "logits stored with that task's samples are replaced by the finished model's (evaluation mode), as "
+    "Avalanche's buffer stores them, instead of the logits of the step that inserted each sample"
+}
+
+
+def isolation_side(method: str, seed: int) -> dict:
+    """Our method in this process with ISOLATION[method]'s change (DER++: the logits refreshed at each
+    task's end), to tell how much of a difference that departure explains."""
+    import tempfile
+
+    import torch
+
+    from hypermask.engine.run import run
+    from hypermask.methods.derpp import DERPP
+    from hypermask.methods.shared.class_incremental import all_class_logits
+    from hypermask.tracking.tracker import Tracker
+
+    assert method == "derpp", method
+    plain = DERPP.end_task
+
+    @torch.no_grad()
+    def end_task(self, t, task):
+        was = self.training
+        self.eval()
+        rows = (self.buffer_task == t).nonzero().flatten()
+        if len(rows):
+            x = task.inputs(self.buffer_x.index_select(0, rows), train=False)
+            self.buffer_logits.index_copy_(0, rows, all_class_logits(self.target, x))
+        self.train(was)
+        return plain(self, t, task)
+
+    DERPP.end_task = end_task
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = run(
+                config_of(method),
+                seed,
+                Path(tmp),
+                "cpu",
+                Tracker(False, None),
+                quiet=True,
+                data_cache=ROOT / "data" / "prepared",
+            )
+    finally:
+        DERPP.end_task = plain
+    assert out is not None
+    return {"seed": seed, "class_accuracy": out["classil"]["final_class_accuracy"]}
+
+
 def side(runs: list[dict]) -> dict:
     acc = [r["class_accuracy"] for r in runs]
     m, s = mean_std(acc)
@@ -211,6 +275,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--log", default="/tmp/verify-classil.log", help="our side's training output")
     ap.add_argument("--out", help="the JSON (printed without it)")
+    ap.add_argument(
+        "--keep-rows",
+        action="store_true",
+        help="keep --out's rows of the methods not run now (its `commands` lists every invocation)",
+    )
     args = ap.parse_args(argv)
     try:
         import avalanche
@@ -228,6 +297,14 @@ def main(argv: list[str] | None = None) -> None:
         theirs = [avalanche_side(method, s) for s in args.seeds]
         ours = [our_side(method, s, Path(args.log)) for s in args.seeds]
         a, o = side(theirs), side(ours)
+        extra = {}
+        if method in ISOLATION:
+            iso = side([isolation_side(method, s) for s in args.seeds])
+            extra["isolation"] = {
+                "what": ISOLATION[method],
+                **iso,
+                "verdict_against_avalanche": verdict(a["class_accuracy"], iso["class_accuracy"]),
+            }
         rows.append(
             {
                 "method": method,
@@ -235,12 +312,19 @@ def main(argv: list[str] | None = None) -> None:
                 "benchmark": BENCHMARK,
                 "configuration": (
                     f"{cfg.description}; {cfg.train.iterations} iterations of {cfg.train.batch_size} per "
-                    f"task, Adam lr {cfg.train.lr:g}; memory {cfg.er_ci.per_class} samples per class"
+                    f"task, Adam lr {cfg.train.lr:g}; "
+                    + (
+                        f"memory {getattr(cfg, method).per_class} samples per class"
+                        if method in ("er_ci", "derpp")
+                        else "no memory"
+                    )
+                    + f"; {HYPER[method](cfg)}"
                 ),
                 "differences": DIFFERENCES[method],
                 "avalanche": a,
                 "ours": o,
                 "verdict": verdict(a["class_accuracy"], o["class_accuracy"]),
+                **extra,
             }
         )
         print(
@@ -248,6 +332,16 @@ def main(argv: list[str] | None = None) -> None:
             f"p {rows[-1]['verdict']['p']:.3g}",
             file=sys.stderr,
         )
+    command = " ".join(["python", "bench/verify/verify_classil.py", *(argv or sys.argv[1:])])
+    commands = [command]
+    if args.keep_rows and args.out and Path(args.out).is_file():
+        import json
+
+        before = json.loads(Path(args.out).read_text())
+        run_now = {r["method"] for r in rows}
+        kept = [r for r in before.get("rows", []) if r["method"] not in run_now]
+        rows = sorted(kept + rows, key=lambda r: list(STRATEGIES).index(r["method"]))
+        commands = [*before.get("commands", [before.get("command", "")]), command]
     record = {
         "measure": "class-incremental accuracy (%) over every test sample of the 5 tasks after the last, "
         "argmax over all 10 classes, no task id",
@@ -255,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
         "machine": machine(),
         "torch": torch.__version__,
-        "command": " ".join(["python", "bench/verify/verify_classil.py", *(argv or sys.argv[1:])]),
+        "commands": commands,
     }
     emit(record, args.out)
 

@@ -467,4 +467,22 @@ def render_maintained(results: Path | None = None) -> str:
         out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         details.append(f"* `{row.method}` against `{r['strategy']}`:")
         details += [f"    * {_flat(d)}" for d in r.get("differences", [])]
+        iso = r.get("isolation")
+        if iso:
+            probe = Row(
+                row.method,
+                path.name,
+                {},
+                row.benchmark,
+                "",
+                theirs,
+                iso["class_accuracy"],
+                [],
+                [],
+                stored_p=(iso.get("verdict_against_avalanche") or {}).get("p"),
+            )
+            details.append(
+                f"    * isolated: {_flat(iso['what'])}: {_side(iso['class_accuracy'])}, "
+                f"{probe.difference.replace('(', '(against Avalanche, ', 1)}, {probe.verdict}"
+            )
     return "\n".join([*out, "", *details, ""])

@@ -270,6 +270,18 @@ def test_the_maintained_implementation_block_has_the_hand_computed_cells(tmp_pat
     assert cells[3] == "82.00 ± 2.00 (3 seeds)" and cells[4] == "85.00 ± 2.00 (3 seeds)"
     assert cells[5] == "+3.00 (p = 0.14)" and cells[6] == "agree"
     assert "avalanche-lib 0.6.0" in block and "    * replay: one draw in theirs" in block
+    # an isolation run (ours with one of their departures put in): its cells against Avalanche's
+    rec = classil_reference(p)
+    rec["rows"][0]["isolation"] = {
+        "what": "logits refreshed",
+        "class_accuracy": OFFICIAL,
+        "verdict_against_avalanche": {"p": 1.0},
+    }
+    (tmp_path / "reference_classil.json").write_text(json.dumps(rec))
+    assert (
+        "    * isolated: logits refreshed: 82.00 ± 2.00 (3 seeds), +0.00 (against Avalanche, p = 1.00), agree"
+        in verification.render_maintained(tmp_path)
+    )
     # a stored p that its seeds do not give is an error; no JSON: the block says so
     (tmp_path / "reference_classil.json").write_text(json.dumps(classil_reference(0.5)))
     with pytest.raises(ConfigError, match="p = 0.5"):
