@@ -101,9 +101,16 @@ def _metadata(fmt: str) -> dict:
     return {"CreationDate": None} if fmt == "pdf" else {}
 
 
-def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+ACCURACY_RANGE = (0.0, 100.0)  # an accuracy's range (%): a band drawn for one stays inside it
+
+
+def band(
+    values: np.ndarray, within: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Over axis 0 (seeds): the mean and the 95% confidence interval of the mean (Student t,
-    n - 1 degrees of freedom, as the tables); the interval collapses to the mean for one seed."""
+    n - 1 degrees of freedom, as the tables); the interval collapses to the mean for one seed.
+    `within` (a figure of a bounded quantity, ACCURACY_RANGE): the interval drawn is cut to that
+    range (the t interval of seeds near 100% would reach past it; the tables' CSV keeps the raw one)."""
     from scipy import stats
 
     v = np.asarray(values, dtype=float)
@@ -112,7 +119,10 @@ def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if n < 2:
         return mean, mean, mean
     half = stats.t.ppf(0.5 + LEVEL / 2, n - 1) * v.std(0, ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if within is not None:
+        low, high = np.clip(low, *within), np.clip(high, *within)
+    return mean, low, high
 
 
 def _legend(fig, ax, styles: dict[str, Style], hollow: frozenset[str] | set[str] = frozenset()) -> None:
@@ -175,7 +185,7 @@ def write_method_curves(
     T = 1
     for m, values in curves.items():
         s = styles[m]
-        mean, low, high = band(values)
+        mean, low, high = band(values, ACCURACY_RANGE)
         x = np.arange(1, len(mean) + 1)
         T = max(T, len(mean))
         ax.plot(x, mean, color=s.colour, marker=s.marker, linestyle=s.linestyle, markersize=4, lw=1.2)
@@ -207,7 +217,7 @@ def write_per_task(
         ax = axes[j // cols][j % cols]
         for m, A in matrices.items():
             s = styles[m]
-            mean, low, high = band(A[:, j:, j])
+            mean, low, high = band(A[:, j:, j], ACCURACY_RANGE)
             x = np.arange(j + 1, T + 1)
             ax.plot(x, mean, color=s.colour, marker=s.marker, linestyle=s.linestyle, markersize=3, lw=1)
             ax.fill_between(x, low, high, color=s.colour, alpha=0.15, lw=0)
@@ -256,6 +266,7 @@ def write_memory_figure(
     dominated = pareto_dominated(learners)
     for m, (nbytes, mean, low, high) in points.items():
         s = styles[m]
+        low, high = np.clip([low, high], *ACCURACY_RANGE)  # an accuracy's bar stays in [0, 100]
         err = None if np.isnan(low) else [[mean - low], [high - mean]]
         ax.errorbar(
             [nbytes],
@@ -299,7 +310,7 @@ def write_axis_figure(
     for m, (mean, low, high) in series.items():
         s = styles[m]
         ax.plot(x, mean, color=s.colour, marker=s.marker, linestyle=s.linestyle, markersize=5, lw=1.2)
-        ax.fill_between(x, low, high, color=s.colour, alpha=0.18, lw=0)
+        ax.fill_between(x, *np.clip([low, high], *ACCURACY_RANGE), color=s.colour, alpha=0.18, lw=0)
     ax.set_xticks(x, labels)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

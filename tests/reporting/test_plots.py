@@ -8,6 +8,7 @@ from matplotlib.image import imread
 
 from hypermask.methods import METHODS
 from hypermask.reporting.plots import (
+    ACCURACY_RANGE,
     band,
     method_styles,
     pareto_dominated,
@@ -40,6 +41,17 @@ def test_band_is_the_tables_confidence_interval():
     for k in range(2):
         d = describe(list(v[:, k]))
         assert (mean[k], low[k], high[k]) == pytest.approx((d["mean"], d["ci_low"], d["ci_high"]))
+
+
+def test_an_accuracy_band_is_drawn_inside_0_to_100():
+    """Seeds at 100, 100, 96 (t interval 98.67 ± 5.74): the band drawn stops at 100, its mean and
+    lower edge are the tables' (the CSV keeps the raw interval)."""
+    v = np.array([[100.0, 2.0], [100.0, 0.0], [96.0, 1.0]])
+    d = describe(list(v[:, 0]))
+    assert d["ci_high"] > 100 and describe(list(v[:, 1]))["ci_low"] < 0
+    mean, low, high = band(v, ACCURACY_RANGE)
+    assert (mean[0], low[0], high[0]) == pytest.approx((d["mean"], d["ci_low"], 100.0))
+    assert low[1] == 0.0 and high[1] == pytest.approx(describe(list(v[:, 1]))["ci_high"])
 
 
 def test_pareto_front_by_hand():
