@@ -3,7 +3,7 @@
 The objective is the accuracy the method's table reports, on the tasks' *validation* splits
 (never the test data): each trial trains on the training split and is scored from its
 validation rows. For a task-incremental method that is the average accuracy with the task id
-(`objective_of`: "average_accuracy"); for a class-incremental one (its record's
+(its record's `study_objective`: "average_accuracy"); for a class-incremental one (its record's
 `class_incremental`: ER and LwF in their class-incremental form, DER++) its class accuracy over
 every validation sample of every task, its own head over all classes seen, no task id
 ("classil", the `classil` setting scored on the validation splits). A study records its
@@ -63,17 +63,10 @@ TPE_DEFAULTS = {
 PRUNER_DEFAULTS = {"n_startup_trials": 2, "n_warmup_steps": 1, "interval_steps": 1, "n_min_trials": 1}
 
 
-OBJECTIVE_LABELS = {  # a study's objective (objective_of) as its outputs name it
+OBJECTIVE_LABELS = {  # a study's objective (MethodRecord.study_objective) as its outputs name it
     "average_accuracy": "validation average accuracy",
     "classil": "validation class-incremental accuracy",
 }
-
-
-def objective_of(method: str) -> str:
-    """What a study of `method` maximises (its record's study_objective)."""
-    from hypermask.methods import METHODS
-
-    return METHODS[method].study_objective
 
 
 def sweep_dir(results: Path, experiment: str) -> Path:
@@ -181,7 +174,9 @@ def run_sweep(
             pruner=pruner,
             load_if_exists=True,
         )
-        goal = objective_of(experiment_config(params, name).method)
+        from hypermask.methods import METHODS
+
+        goal = METHODS[experiment_config(params, name).method].study_objective
         stored = study.user_attrs.get("objective", "average_accuracy" if study.trials else None)
         if stored is not None and stored != goal:
             raise ConfigError(
